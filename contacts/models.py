@@ -1,0 +1,139 @@
+"""Contacts, segments, Do Not Contact and the timeline.
+
+Other apps read these models and write through ``contacts.services`` (timeline entries, Do Not Contact,
+contacts matched by number); this app imports no other app of the project.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from phonenumber_field.modelfields import PhoneNumberField
+
+
+class Contact(models.Model):
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    email = models.EmailField(blank=True, db_index=True)
+    # E.164. At most one contact per number: inbound replies are matched by it.
+    mobile = PhoneNumberField(null=True, blank=True, unique=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2, e.g. GB")
+    timezone = models.CharField(max_length=64, blank=True, help_text="IANA name, e.g. Europe/London")
+    preferred_language = models.CharField(max_length=16, blank=True)
+    custom_fields = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.name or str(self.mobile or self.email or f"Contact #{self.pk}")
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class Channel(models.TextChoices):
+    SMS = "sms", "SMS"
+    EMAIL = "email", "Email"
+
+
+class DoNotContact(models.Model):
+    """One opt-out of one contact on one channel. Lifting it stamps ``lifted_at``; rows are never deleted."""
+
+    class Reason(models.TextChoices):
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        BOUNCED = "bounced", "Bounced"
+        MANUAL = "manual", "Manual"
+
+    class Source(models.TextChoices):
+        KEYWORD = "keyword", "Keyword reply"
+        PROVIDER = "provider", "Provider error"
+        MARKETER = "marketer", "Marketer"
+        IMPORT = "import", "Import"
+        API = "api", "API"
+        CAMPAIGN = "campaign", "Campaign"
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="dnc_entries")
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.CharField(max_length=16, choices=Source.choices, blank=True)
+    lifted_comment = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "channel"], condition=Q(lifted_at__isnull=True), name="one_active_dnc_per_channel"
+            )
+        ]
+        indexes = [models.Index(fields=["channel", "contact"], condition=Q(lifted_at__isnull=True), name="dnc_active")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} {self.channel} {self.reason}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.lifted_at is None
+
+
+class Segment(models.Model):
+    class Kind(models.TextChoices):
+        STATIC = "static", "Static"
+        FILTER = "filter", "Filter-based"
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.STATIC)
+    # {"match": "all"|"any", "rules": [{"field": ..., "operator": ..., "value": ...}]}
+    filters = models.JSONField(default=dict, blank=True)
+    member_count = models.PositiveIntegerField(default=0)
+    rebuilt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SegmentMembership(models.Model):
+    """A contact in a segment. ``manually_removed`` rows keep a removed contact out of a filter-based segment."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="memberships")
+    manually_added = models.BooleanField(default=False)
+    manually_removed = models.BooleanField(default=False)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["segment", "contact"], name="one_membership_per_segment")]
+        indexes = [models.Index(fields=["contact", "segment"], name="membership_by_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id}:{self.contact_id}"
+
+
+class TimelineEvent(models.Model):
+    """One entry in a contact's history. Other apps write through ``contacts.services.timeline_record``."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="timeline")
+    kind = models.CharField(max_length=40, db_index=True)
+    title = models.CharField(max_length=255)
+    detail = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["contact", "-occurred_at", "-id"], name="timeline_by_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} {self.kind} {self.title}"

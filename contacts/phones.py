@@ -1,0 +1,48 @@
+"""Phone numbers: parse what people type into E.164 with ``phonenumbers``, never assuming a country in code."""
+
+from __future__ import annotations
+
+import phonenumbers
+from django.conf import settings
+
+
+class InvalidPhoneNumber(ValueError):
+    """A number that cannot be a mobile number we can text; the message names the input and why."""
+
+
+def phone_to_e164(raw: str, *, region: str | None = None) -> str:
+    """Parse ``raw`` (national or international format, spaces, dashes, parentheses, 00 prefix) into E.164.
+
+    ``region`` is the contact's ISO country (falls back to ``DEFAULT_PHONE_REGION``); it only matters for numbers
+    written without a country code.
+    """
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidPhoneNumber("The number is empty.")
+    region = (region or settings.DEFAULT_PHONE_REGION or "").upper() or None
+    if text.startswith("00"):
+        # The international call prefix used in most of the world; phonenumbers only knows it per region.
+        text = "+" + text[2:]
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhoneNumber(f"“{raw}” is not a phone number ({exc._msg}).") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidPhoneNumber(f"“{raw}” is not a valid phone number for {region or 'any country'}.")
+    kind = phonenumbers.number_type(parsed)
+    if kind not in {
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        phonenumbers.PhoneNumberType.VOIP,
+        phonenumbers.PhoneNumberType.PERSONAL_NUMBER,
+    }:
+        raise InvalidPhoneNumber(f"“{raw}” is not a mobile number and cannot receive text messages.")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def region_of(e164: str) -> str:
+    """The ISO country of an E.164 number ("" when unknown)."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or ""
+    except phonenumbers.NumberParseException:
+        return ""

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("healthz", views.healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("settings/", views.settings_index, name="settings_index"),
+    path("settings/users/", views.users, name="users"),
+    path("settings/users/<int:user_id>/", views.user_update, name="user_update"),
+    path("admin/", admin.site.urls),
+    path("", include("contacts.urls")),
+    path("", include("texts.urls")),
+    path("", include("campaigns.urls")),
+    path("", include("providers.urls")),
+]

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from . import dashboard as dashboard_data
+from .forms import UserCreateForm, UserRoleForm
+from .health import check_broker, check_database
+from .roles import admin_required
+from .tasks import HEARTBEAT_KEY
+
+User = get_user_model()
+
+
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "smsapp/dashboard.html", {"cards": dashboard_data.cards()})
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    db_ok, db_state = check_database()
+    broker_ok, broker_state = check_broker()
+    status = 200 if db_ok and broker_ok else 503
+    # The worker heartbeat is informative: a stopped worker delays sending but does not make the web tier unhealthy.
+    worker_seen = cache.get(HEARTBEAT_KEY) if db_ok else None
+    return JsonResponse({"database": db_state, "broker": broker_state, "worker_last_seen": worker_seen}, status=status)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def users(request: HttpRequest) -> HttpResponse:
+    form = UserCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        User.objects.create_user(
+            username=data["username"],
+            email=data["email"],
+            password=data["password"],
+            is_staff=data["role"] == "admin",
+        )
+        messages.success(request, f"User {data['username']} created.")
+        return redirect("users")
+    return render(
+        request,
+        "smsapp/users.html",
+        {"form": form, "users": User.objects.order_by("username")},
+    )
+
+
+@admin_required
+@require_http_methods(["POST"])
+def user_update(request: HttpRequest, user_id: int) -> HttpResponse:
+    target = get_object_or_404(User, pk=user_id)
+    form = UserRoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a role.")
+        return redirect("users")
+    if target.pk == request.user.pk and (form.cleaned_data["role"] != "admin" or not form.cleaned_data["is_active"]):
+        # Locking yourself out leaves nobody to undo it.
+        messages.error(request, "You cannot remove your own admin role or deactivate yourself.")
+        return redirect("users")
+    target.is_staff = form.cleaned_data["role"] == "admin"
+    target.is_active = form.cleaned_data["is_active"]
+    target.save(update_fields=["is_staff", "is_active"])
+    messages.success(request, f"User {target.get_username()} updated.")
+    return redirect("users")
+
+
+def _settings_sections() -> list[dict[str, object]]:
+    """The Settings page's sections; an app adds its page here when it has one."""
+    from django.urls import reverse
+
+    return [
+        {
+            "title": "Users",
+            "description": "People who can log in, and their role.",
+            "url": reverse("users"),
+            "admin_only": True,
+        },
+    ]
+
+
+@require_GET
+def settings_index(request: HttpRequest) -> HttpResponse:
+    return render(request, "smsapp/settings_index.html", {"sections": _settings_sections()})
