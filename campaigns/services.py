@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -141,21 +141,35 @@ def campaign_member_count(*, campaign: Campaign) -> int:
     return CampaignMember.objects.filter(campaign=campaign, manually_removed=False).count()
 
 
-@contextlib.contextmanager
-def exclusive(name: str = LOCK_NAME) -> Iterator[bool]:
-    """A lock across processes; yields False at once when another run holds it (two runs never overlap).
+def _lock_seconds() -> int:
+    return int(getattr(settings, "CAMPAIGNS_LOCK_SECONDS", 120))
 
-    Redis when configured; otherwise a PostgreSQL advisory lock; otherwise (embedded, SQLite) a file lock.
+
+def _noop() -> None:
+    return None
+
+
+@contextlib.contextmanager
+def exclusive(name: str = LOCK_NAME) -> Iterator[Callable[[], None] | None]:
+    """A lock across processes: yields a ``renew`` callable, or None at once when another run holds it.
+
+    Redis when configured (a short lease the run renews after every batch, so a killed run's lock expires within
+    ``CAMPAIGNS_LOCK_SECONDS``); otherwise a PostgreSQL advisory lock (freed with the dead session); otherwise
+    (embedded, SQLite) a file lock (freed with the dead process).
     """
     if settings.REDIS_URL:
         import redis
 
-        lock = redis.Redis.from_url(settings.REDIS_URL).lock(f"smsapp:lock:{name}", timeout=3600)
+        lock = redis.Redis.from_url(settings.REDIS_URL).lock(f"smsapp:lock:{name}", timeout=_lock_seconds())
         if not lock.acquire(blocking=False):
-            yield False
+            yield None
             return
+
+        def renew() -> None:
+            lock.reacquire()
+
         try:
-            yield True
+            yield renew
         finally:
             with contextlib.suppress(Exception):
                 lock.release()
@@ -167,7 +181,7 @@ def exclusive(name: str = LOCK_NAME) -> Iterator[bool]:
             row = cursor.fetchone()
         got = bool(row and row[0])
         try:
-            yield got
+            yield _noop if got else None
         finally:
             if got:
                 with connection.cursor() as cursor:
@@ -178,17 +192,25 @@ def exclusive(name: str = LOCK_NAME) -> Iterator[bool]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield False
+            yield None
             return
         try:
-            yield True
+            yield _noop
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def campaigns_process(**kwargs: Any) -> engine.RunSummary | None:
+def campaigns_process(
+    *, on_batch: Callable[[engine.RunSummary], None] | None = None, **kwargs: Any
+) -> engine.RunSummary | None:
     """The engine run under the lock; None when another run is in progress."""
-    with exclusive() as got:
-        if not got:
+    with exclusive() as renew:
+        if renew is None:
             return None
-        return engine.process_campaigns(**kwargs)
+
+        def heartbeat(summary: engine.RunSummary) -> None:
+            renew()
+            if on_batch:
+                on_batch(summary)
+
+        return engine.process_campaigns(on_batch=heartbeat, **kwargs)
