@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.contrib import messages
@@ -174,7 +175,9 @@ def _where(parent: CampaignEvent | None, path: str | None) -> str:
 
 
 def _to_builder(request: HttpRequest, campaign: Campaign, event: CampaignEvent | None) -> HttpResponse:
-    url = reverse("campaigns:builder", args=[campaign.pk]) + (f"#event-{event.pk}" if event else "")
+    # A fresh query string: htmx's redirect to the same path with only a new #fragment would not reload the page.
+    url = reverse("campaigns:builder", args=[campaign.pk]) + f"?saved={time.time_ns()}"
+    url += f"#event-{event.pk}" if event else ""
     if _is_htmx(request):
         return HttpResponse(status=204, headers={"HX-Redirect": url})
     return redirect(url)

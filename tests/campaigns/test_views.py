@@ -42,7 +42,8 @@ def test_add_event_through_the_panel_and_see_it_on_the_canvas(marketer_client: C
         headers={"HX-Request": "true"},
     )
     event = CampaignEvent.objects.get()
-    assert saved.headers["HX-Redirect"] == f"/campaigns/{campaign.pk}/builder/#event-{event.pk}"
+    assert saved.headers["HX-Redirect"].startswith(f"/campaigns/{campaign.pk}/builder/?saved=")
+    assert saved.headers["HX-Redirect"].endswith(f"#event-{event.pk}")
     assert event.properties == {"segment_id": target.pk}
     assert (event.trigger_interval, event.trigger_unit) == (2, "hours")
     page = marketer_client.get(f"/campaigns/{campaign.pk}/builder/").content.decode()
