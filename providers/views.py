@@ -67,9 +67,9 @@ def twilio_settings(request: HttpRequest) -> HttpResponse:
             }
             for n in row.numbers.all()
         ],
-        require_one=bool(data)
-        and data.get("sender_type") == SenderType.NUMBERS
-        and not get_config().from_env & {"TWILIO_FROM"},
+        require_one=request.method == "POST"
+        and request.POST.get("sender_type") == SenderType.NUMBERS
+        and "TWILIO_FROM" not in get_config().from_env,
     )
     if request.method == "POST" and form.is_valid() and numbers.is_valid():
         services.twilio_settings_save(data=form.cleaned_data, numbers=numbers.numbers())
