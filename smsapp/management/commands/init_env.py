@@ -17,7 +17,7 @@ PUBLIC_BASE_URL=http://127.0.0.1:8000
 
 # With no real credentials in the environment, point the official client at the local fake_twilio (the Procfile
 # starts it on :8001 with these same development values), so that the product works offline.
-FAKE_TWILIO = """# Twilio: the local fake_twilio server (make run starts it). Replace with real credentials to send for real.
+FAKE_TWILIO = """# Twilio: the local fake_twilio (make run starts it). Put real credentials here to send for real.
 TWILIO_API_BASE_URL=http://127.0.0.1:8001
 TWILIO_ACCOUNT_SID={account_sid}
 TWILIO_AUTH_TOKEN={auth_token}
