@@ -30,7 +30,7 @@ def test_marketer_builds_a_campaign_with_a_decision_and_publishes(
     login: Any, marketer_user: User, live_server: Any
 ) -> None:
     segment = Segment.objects.create(name="Newsletter")
-    target = Segment.objects.create(name="Asked")
+    Segment.objects.create(name="Asked")
     contact = Contact.objects.create(first_name="Ann", mobile="+447700900123")
     SegmentMembership.objects.create(segment=segment, contact=contact)
     page = login(marketer_user)
@@ -70,7 +70,8 @@ def test_marketer_builds_a_campaign_with_a_decision_and_publishes(
     page.get_by_role("link", name="Add Do Not Contact").click()
     _save(page)
     yes = CampaignEvent.objects.get(campaign=campaign, path="yes")
-    assert yes.parent is not None and yes.parent.kind == "replied_to_text"
+    assert yes.parent is not None
+    assert yes.parent.kind == "replied_to_text"
     assert page.locator(".branch-yes .event-card").count() == 1
 
     page.get_by_role("button", name="Publish").click()
