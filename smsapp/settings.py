@@ -193,6 +193,12 @@ DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US")
 PHONENUMBER_DEFAULT_REGION = DEFAULT_PHONE_REGION
 PHONENUMBER_DB_FORMAT = "E164"
 
+# Campaigns
+# The engine run's lock lease (renewed after every batch, so a killed run frees it this soon) and how long a claimed
+# event log may stay `running` before the next run decides its process died and runs it again.
+CAMPAIGNS_LOCK_SECONDS = env.int("CAMPAIGNS_LOCK_SECONDS", default=120)
+CAMPAIGNS_STALE_RUNNING_SECONDS = env.int("CAMPAIGNS_STALE_RUNNING_SECONDS", default=600)
+
 # Auth
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
