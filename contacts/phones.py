@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 from django.conf import settings
+from phonenumbers import timezone as phone_timezone
 
 
 class InvalidPhoneNumber(ValueError):
@@ -46,3 +47,23 @@ def region_of(e164: str) -> str:
         return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or ""
     except phonenumbers.NumberParseException:
         return ""
+
+
+def timezone_of(e164: str) -> str:
+    """The IANA time zone of an E.164 number when the number pins down exactly one ("" otherwise).
+
+    A country spanning several zones (a US mobile, a Russian one) gives several candidates: guessing one would send
+    at the wrong hour, so the contact's timezone stays blank and the sender falls back to its default.
+    """
+    try:
+        zones = phone_timezone.time_zones_for_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return ""
+    known = [zone for zone in zones if zone != phone_timezone.UNKNOWN_TIMEZONE]
+    return known[0] if len(known) == 1 else ""
+
+
+def looks_like_phone(text: str) -> bool:
+    """Whether a search query is a phone number rather than a name (mostly digits, at least 6 of them)."""
+    digits = sum(ch.isdigit() for ch in text)
+    return digits >= 6 and all(ch.isdigit() or ch in "+-() ./" for ch in text.strip())

@@ -1,1 +1,14 @@
-"""tasks of the contacts app."""
+"""Celery tasks of the contacts app: thin, by id, on the ``default`` queue."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .services import segments_rebuild_all
+
+
+@shared_task(name="contacts.update_segments")
+def update_segments() -> int:
+    """Beat job: rebuild filter-based segments; a run that finds another in progress does nothing."""
+    results = segments_rebuild_all()
+    return -1 if results is None else len(results)
