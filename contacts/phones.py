@@ -29,7 +29,10 @@ def phone_to_e164(raw: str, *, region: str | None = None) -> str:
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhoneNumber(f"“{raw}” is not a phone number ({exc._msg}).") from None
     if not phonenumbers.is_valid_number(parsed):
-        raise InvalidPhoneNumber(f"“{raw}” is not a valid phone number for {region or 'any country'}.")
+        where = phonenumbers.region_code_for_country_code(parsed.country_code)
+        raise InvalidPhoneNumber(
+            f"“{raw}” is not a valid phone number for {where if where != 'ZZ' else 'any country'}."
+        )
     kind = phonenumbers.number_type(parsed)
     if kind not in {
         phonenumbers.PhoneNumberType.MOBILE,

@@ -12,3 +12,11 @@ def update_segments() -> int:
     """Beat job: rebuild filter-based segments; a run that finds another in progress does nothing."""
     results = segments_rebuild_all()
     return -1 if results is None else len(results)
+
+
+@shared_task(name="contacts.import_contacts")
+def import_contacts(contact_import_id: int) -> bool:
+    """Run one queued CSV import (the UI's upload); progress and row errors are stored as it goes."""
+    from .importer import contact_import_run
+
+    return contact_import_run(contact_import_id=contact_import_id)
