@@ -29,7 +29,7 @@ def phone_to_e164(raw: str, *, region: str | None = None) -> str:
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhoneNumber(f"“{raw}” is not a phone number ({exc._msg}).") from None
     if not phonenumbers.is_valid_number(parsed):
-        where = phonenumbers.region_code_for_country_code(parsed.country_code)
+        where = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
         raise InvalidPhoneNumber(
             f"“{raw}” is not a valid phone number for {where if where != 'ZZ' else 'any country'}."
         )
