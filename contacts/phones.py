@@ -12,7 +12,12 @@ class InvalidPhoneNumber(ValueError):
 
 
 def phone_to_e164(raw: str, *, region: str | None = None) -> str:
-    """Parse ``raw`` (national or international format, spaces, dashes, parentheses, 00 prefix) into E.164.
+    """``raw`` in E.164, or ``InvalidPhoneNumber`` saying why it cannot be texted (see ``parse_mobile``)."""
+    return phonenumbers.format_number(parse_mobile(raw, region=region), phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_mobile(raw: str, *, region: str | None = None) -> phonenumbers.PhoneNumber:
+    """Parse ``raw`` (national or international format, spaces, dashes, parentheses, 00 prefix), checked mobile.
 
     ``region`` is the contact's ISO country (falls back to ``DEFAULT_PHONE_REGION``); it only matters for numbers
     written without a country code.
@@ -41,7 +46,18 @@ def phone_to_e164(raw: str, *, region: str | None = None) -> str:
         phonenumbers.PhoneNumberType.PERSONAL_NUMBER,
     }:
         raise InvalidPhoneNumber(f"“{raw}” is not a mobile number and cannot receive text messages.")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return parsed
+
+
+def mobile_with_location(raw: str, *, region: str | None = None) -> tuple[str, str, str]:
+    """(E.164, country, timezone) from one parse: the import's hot path, where each parse costs."""
+    parsed = parse_mobile(raw, region=region)
+    zones = [z for z in phone_timezone.time_zones_for_number(parsed) if z != phone_timezone.UNKNOWN_TIMEZONE]
+    return (
+        phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
+        phonenumbers.region_code_for_number(parsed) or "",
+        zones[0] if len(zones) == 1 else "",
+    )
 
 
 def region_of(e164: str) -> str:
