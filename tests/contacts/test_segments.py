@@ -141,3 +141,24 @@ def test_rebuild_all_skips_while_another_run_holds_the_lock(
         release.set()
         thread.join(timeout=30)
     assert segments_rebuild_all() == {segment.pk: {"added": 1, "removed": 0, "members": 1}}
+
+
+def test_beat_rebuilds_segments_every_five_minutes_on_the_default_queue() -> None:
+    import contacts.tasks  # noqa: F401  (what the worker's autodiscovery imports)
+    from smsapp.celery import app
+
+    entry = app.conf.beat_schedule["contacts.update_segments"]
+    assert (entry["task"], entry["schedule"], entry["options"]["queue"]) == ("contacts.update_segments", 300, "default")
+    assert "contacts.update_segments" in app.tasks
+
+
+def test_update_segments_task_runs_the_rebuild(
+    make_contact: Callable[..., Contact], filter_segment: Callable[..., Segment]
+) -> None:
+    from contacts.tasks import update_segments
+
+    make_contact(last_name="Smith")
+    segment = filter_segment(SMITHS["rules"])
+    assert update_segments() == 1
+    segment.refresh_from_db()
+    assert segment.member_count == 1
