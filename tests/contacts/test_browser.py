@@ -24,6 +24,7 @@ def test_search_contacts_by_number_and_add_to_a_segment(login: Any, marketer_use
     page.get_by_role("button", name="Search").click()
     table = page.get_by_role("table", name="Contacts")
     table.get_by_role("link", name="Ada Lovelace").wait_for()
+    page.wait_for_load_state("networkidle")  # no late search response may redraw the rows after the click below
     assert table.get_by_role("link", name="Bob Other").count() == 0
     page.get_by_label("Select Ada Lovelace").check()
     page.get_by_label("With selected").select_option("add_segment")
