@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -114,9 +115,13 @@ def test_update_segments_command(make_contact: Callable[..., Contact], filter_se
     assert other.member_count == 1
 
 
+@pytest.mark.parametrize("lock", ["as_configured", "without_redis"])
 def test_rebuild_all_skips_while_another_run_holds_the_lock(
-    make_contact: Callable[..., Contact], filter_segment: Callable[..., Segment]
+    make_contact: Callable[..., Contact], filter_segment: Callable[..., Segment], settings: Any, lock: str
 ) -> None:
+    # Redis lock when REDIS_URL is set; otherwise an advisory lock on PostgreSQL, a file lock on SQLite.
+    if lock == "without_redis":
+        settings.REDIS_URL = ""
     make_contact(last_name="Smith")
     segment = filter_segment(SMITHS["rules"])
     held, release = threading.Event(), threading.Event()
