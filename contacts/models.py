@@ -6,9 +6,13 @@ contacts matched by number); this app imports no other app of the project.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
 from phonenumber_field.modelfields import PhoneNumberField
+
+from .phones import region_of, timezone_of
 
 
 class Contact(models.Model):
@@ -30,9 +34,26 @@ class Contact(models.Model):
     def __str__(self) -> str:
         return self.name or str(self.mobile or self.email or f"Contact #{self.pk}")
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.infer_location()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "mobile" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "country", "timezone"}
+        super().save(*args, **kwargs)
+
     @property
     def name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+    def infer_location(self) -> None:
+        """Fill a blank country and timezone from the mobile number (the imports and forms do the same)."""
+        if not self.mobile:
+            return
+        e164 = str(self.mobile)
+        if not self.country:
+            self.country = region_of(e164)
+        if not self.timezone:
+            self.timezone = timezone_of(e164)
 
 
 class Channel(models.TextChoices):
@@ -137,3 +158,64 @@ class TimelineEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_id} {self.kind} {self.title}"
+
+
+class ContactImport(models.Model):
+    """One CSV file imported into contacts: its mapping, options, progress and the rows it refused."""
+
+    class Status(models.TextChoices):
+        MAPPING = "mapping", "Waiting for the column mapping"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Mode(models.TextChoices):
+        UPDATE = "update", "Update existing contacts"
+        SKIP = "skip", "Skip existing contacts"
+
+    file = models.FileField(upload_to="imports/%Y/%m/")
+    original_name = models.CharField(max_length=255)
+    headers = models.JSONField(default=list, blank=True)
+    # {column index (as a string): target}, target = a contact field, "dnc", "custom.<key>" or "custom_date.<key>"
+    mapping = models.JSONField(default=dict, blank=True)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.UPDATE)
+    region = models.CharField(max_length=2, blank=True, help_text="Country for numbers written without a code")
+    segment = models.ForeignKey(Segment, on_delete=models.SET_NULL, null=True, blank=True, related_name="imports")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.MAPPING)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent of the file read")
+    rows_read = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    failure = models.TextField(blank=True, help_text="Why the whole import stopped, if it did")
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.FAILED}
+
+
+class ContactImportError(models.Model):
+    """One refused row of an import; the row number counts the header as row 1, like a spreadsheet."""
+
+    contact_import = models.ForeignKey(ContactImport, on_delete=models.CASCADE, related_name="row_errors")
+    row_number = models.PositiveIntegerField()
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["row_number", "id"]
+
+    def __str__(self) -> str:
+        return f"row {self.row_number}: {self.reason}"

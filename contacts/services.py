@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
+import logging
+import zlib
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from .models import Channel, Contact, DoNotContact, TimelineEvent
+from .filters import filters_to_q
+from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
 from .phones import phone_to_e164, region_of
+
+logger = logging.getLogger(__name__)
 
 
 def timeline_record(
@@ -133,3 +142,189 @@ def contact_get_or_create_by_mobile(*, mobile: str, country: str = "") -> tuple[
         return Contact.objects.get(mobile=e164), False
     timeline_record(contact=contact, kind="contact.created", title="Contact created from an inbound message")
     return contact, True
+
+
+# Segments
+
+
+def segment_member_ids(segment_ids: Iterable[int]) -> QuerySet[Contact, int]:
+    """Ids of the contacts in any of these segments (manually removed ones excluded), each once.
+
+    A lazy queryset: use it inside ``INSERT … SELECT`` / ``id__in=`` fan-outs, or filter it further on contact fields.
+    """
+    ids = list(segment_ids)
+    member = SegmentMembership.objects.filter(segment_id__in=ids, manually_removed=False, contact_id=OuterRef("pk"))
+    return Contact.objects.filter(Exists(member)).order_by().values_list("id", flat=True)
+
+
+def segment_matching_contacts(*, segment: Segment) -> QuerySet[Contact]:
+    """Contacts that a filter-based segment's rules match right now (membership not consulted)."""
+    return Contact.objects.filter(filters_to_q(segment.filters, segment_id=segment.pk)).order_by()
+
+
+def _segment_count(segment: Segment) -> int:
+    count = SegmentMembership.objects.filter(segment=segment, manually_removed=False).count()
+    Segment.objects.filter(pk=segment.pk).update(member_count=count, rebuilt_at=timezone.now())
+    segment.member_count = count
+    return count
+
+
+@transaction.atomic
+def segment_rebuild(*, segment: Segment) -> dict[str, int]:
+    """Materialise a filter-based segment's membership in two statements; returns added/removed/members counts.
+
+    Additions are one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` (so manually removed rows, which already exist,
+    stay out); leavers are one ``DELETE`` that spares manual additions and manual removals. A static segment is only
+    recounted. The segment row is locked so two rebuilds of one segment queue up rather than interleave.
+    """
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    if segment.kind != Segment.Kind.FILTER:
+        return {"added": 0, "removed": 0, "members": _segment_count(segment)}
+    matching = segment_matching_contacts(segment=segment).values("id")
+    select_sql, select_params = matching.query.sql_with_params()
+    table = SegmentMembership._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (segment_id, contact_id, manually_added, manually_removed, added_at) "  # noqa: S608
+            f"SELECT %s, matching.id, %s, %s, %s FROM ({select_sql}) AS matching "
+            # "WHERE 1 = 1": SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT to parse it.
+            "WHERE 1 = 1 ON CONFLICT (segment_id, contact_id) DO NOTHING",
+            [segment.pk, False, False, timezone.now(), *select_params],
+        )
+        added = max(cursor.rowcount, 0)
+    still_matching = segment_matching_contacts(segment=segment).filter(pk=OuterRef("contact_id"))
+    removed, _ = (
+        SegmentMembership.objects.filter(segment=segment, manually_added=False, manually_removed=False)
+        .exclude(Exists(still_matching))
+        .delete()
+    )
+    members = _segment_count(segment)
+    logger.info("segment %s rebuilt: +%s -%s = %s", segment.pk, added, removed, members)
+    return {"added": added, "removed": removed, "members": members}
+
+
+@contextlib.contextmanager
+def _exclusive(name: str) -> Iterator[bool]:
+    """A lock held across processes and machines; yields False when another holder has it (no waiting).
+
+    Redis when configured (every machine shares it); otherwise a PostgreSQL advisory lock; otherwise (the embedded
+    single-machine setup on SQLite) a file lock in the shared var folder.
+    """
+    if settings.REDIS_URL:
+        import redis
+
+        lock = redis.Redis.from_url(settings.REDIS_URL).lock(f"smsapp:lock:{name}", timeout=3600)
+        if not lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            with contextlib.suppress(Exception):
+                lock.release()
+        return
+    if connection.vendor == "postgresql":
+        key = zlib.crc32(name.encode())
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            got = bool(cursor.fetchone()[0])
+        try:
+            yield got
+        finally:
+            if got:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+        return
+    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    with open(settings.VAR_DIR / f"{name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def segments_rebuild_all(*, segment_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]] | None:
+    """Rebuild every filter-based segment (or those given) and recount static ones; None if a run is in progress."""
+    with _exclusive("update_segments") as got:
+        if not got:
+            logger.info("update_segments: another run holds the lock; skipping")
+            return None
+        segments = Segment.objects.order_by("pk")
+        if segment_ids is not None:
+            segments = segments.filter(pk__in=list(segment_ids))
+        return {segment.pk: segment_rebuild(segment=segment) for segment in segments}
+
+
+def _ids_list(contact_ids: Iterable[int]) -> list[int]:
+    return [int(i) for i in contact_ids]
+
+
+@transaction.atomic
+def segment_add_contacts(*, segment: Segment, contact_ids: Iterable[int], record: bool = True) -> int:
+    """Add contacts by hand (they stay through rebuilds, and a manual removal is undone). Returns how many joined."""
+    ids = _ids_list(contact_ids)
+    existing = SegmentMembership.objects.filter(segment=segment, contact_id__in=ids)
+    rejoined = list(existing.filter(manually_removed=True).values_list("contact_id", flat=True))
+    existing.update(manually_added=True, manually_removed=False)
+    present = set(existing.values_list("contact_id", flat=True))
+    valid = set(Contact.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    new = [SegmentMembership(segment=segment, contact_id=cid, manually_added=True) for cid in sorted(valid - present)]
+    SegmentMembership.objects.bulk_create(new, ignore_conflicts=True, batch_size=1000)
+    joined = [m.contact_id for m in new] + rejoined
+    if record and joined:
+        timeline_record_many(
+            entries=[
+                TimelineEvent(
+                    contact_id=cid,
+                    kind="segment.added",
+                    title=f"Added to segment {segment.name}",
+                    detail={"segment_id": segment.pk},
+                )
+                for cid in joined
+            ]
+        )
+    _segment_count(segment)
+    return len(joined)
+
+
+@transaction.atomic
+def segment_remove_contacts(*, segment: Segment, contact_ids: Iterable[int], record: bool = True) -> int:
+    """Remove contacts by hand. In a filter-based segment they are kept out of later rebuilds too."""
+    ids = _ids_list(contact_ids)
+    members = SegmentMembership.objects.filter(segment=segment, contact_id__in=ids, manually_removed=False)
+    left = list(members.values_list("contact_id", flat=True))
+    if segment.kind == Segment.Kind.STATIC:
+        members.delete()
+    else:
+        members.update(manually_removed=True, manually_added=False)
+        # Contacts not yet materialised would join at the next rebuild: a removal row keeps them out.
+        valid = Contact.objects.filter(pk__in=ids).values_list("pk", flat=True)
+        SegmentMembership.objects.bulk_create(
+            [SegmentMembership(segment=segment, contact_id=cid, manually_removed=True) for cid in valid],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
+    if record and left:
+        timeline_record_many(
+            entries=[
+                TimelineEvent(
+                    contact_id=cid,
+                    kind="segment.removed",
+                    title=f"Removed from segment {segment.name}",
+                    detail={"segment_id": segment.pk},
+                )
+                for cid in left
+            ]
+        )
+    _segment_count(segment)
+    return len(left)
+
+
+def segment_count_matching(*, filters: Any, segment_id: int | None = None) -> int:
+    """How many contacts these (valid) filters match now: the editor's live count."""
+    return Contact.objects.filter(filters_to_q(filters, segment_id=segment_id)).count()

@@ -192,6 +192,9 @@ SMS_CALLBACK_SKIP_SIGNATURE = DEBUG and env.bool("SMS_CALLBACK_SKIP_SIGNATURE", 
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US")
 PHONENUMBER_DEFAULT_REGION = DEFAULT_PHONE_REGION
 PHONENUMBER_DB_FORMAT = "E164"
+# Uploaded CSV imports, read by the worker: web and worker must share this folder (a volume under docker compose).
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = "media/"
 
 # Campaigns
 # The engine run's lock lease (renewed after every batch, so a killed run frees it this soon) and how long a claimed
