@@ -31,7 +31,7 @@ CASES: list[tuple[str, str, int, int, int]] = [
     # Basic-set accents stay GSM-7; others force UCS-2.
     ("Ça coûte 5€ à Zürich", Encoding.UCS2, 20, 1, 50),  # û is not in GSM 03.38
     ("Ça va à Zürich, 5€", Encoding.GSM7, 19, 1, 141),
-    ("It’s here", Encoding.UCS2, 9, 1, 61),  # a curly apostrophe
+    ("It\u2019s here", Encoding.UCS2, 9, 1, 61),  # a curly apostrophe
     ("a" * 70 + "ж", Encoding.UCS2, 71, 2, 67 * 2 - 71),
     ("ж" * 70, Encoding.UCS2, 70, 1, 0),
     ("ж" * 134, Encoding.UCS2, 134, 2, 0),
