@@ -49,7 +49,7 @@ def contact_zone(*, timezone_name: str = "", mobile: str = "", country: str = ""
         try:
             parsed = phonenumbers.parse(mobile, None)
             candidates = phone_timezones.time_zones_for_number(parsed)
-            country = country or phonenumbers.region_code_for_country_code(parsed.country_code) or ""
+            country = country or phonenumbers.region_code_for_country_code(parsed.country_code or 0) or ""
         except phonenumbers.NumberParseException:
             candidates = ()
     if not [c for c in candidates if _zone(c)] and country:
