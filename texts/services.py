@@ -37,7 +37,8 @@ from .signals import message_status_changed
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 200
+BATCH_SIZE = 200  # ids per task
+CLAIM_CHUNK = 20  # rows a worker holds in `sending` at once
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -253,30 +254,37 @@ def outbound_process_batch(
         get_config = get_config or config_default
         wait_for_slot = wait_for_slot or wait_default
     outcome = BatchOutcome()
-    token, rows = outbound_claim(message_ids=message_ids)
-    if not rows:
-        return outcome
+    # Claim a few rows at a time: a row waits in `sending` only while its turn at the rate limiter is near, so the
+    # sweeper's staleness threshold stays meaningful however slow the sender.
+    for start in range(0, len(message_ids), CLAIM_CHUNK):
+        token, rows = outbound_claim(message_ids=message_ids[start : start + CLAIM_CHUNK])
+        if rows:
+            _process_claimed(
+                rows, token=token, outcome=outcome, get_provider=get_provider, get_config=get_config, wait=wait_for_slot
+            )
+    _record_timeline(outcome)
+    return outcome
+
+
+def _process_claimed(
+    rows: list[OutboundMessage],
+    *,
+    token: uuid.UUID,
+    outcome: BatchOutcome,
+    get_provider: Callable[[], Any],
+    get_config: Callable[[], Any],
+    wait: Callable[..., float],
+) -> None:
     rows = _drop_dnc(rows, outcome)
     rows = _apply_quiet_hours(rows, outcome)
     if not rows:
-        _record_timeline(outcome)
-        return outcome
+        return
     config = get_config()
     provider = get_provider()
     rows = _prepare(rows, senders=config.senders, outcome=outcome)
     callback = getattr(config, "status_callback_url", None)
     for row in rows:
-        _send_one(
-            row,
-            token=token,
-            provider=provider,
-            config=config,
-            callback=callback,
-            wait_for_slot=wait_for_slot,
-            outcome=outcome,
-        )
-    _record_timeline(outcome)
-    return outcome
+        _send_one(row, token=token, provider=provider, callback=callback, wait_for_slot=wait, outcome=outcome)
 
 
 def _drop_dnc(rows: list[OutboundMessage], outcome: BatchOutcome) -> list[OutboundMessage]:
@@ -376,7 +384,6 @@ def _send_one(
     *,
     token: uuid.UUID,
     provider: Any,
-    config: Any,
     callback: str | None,
     wait_for_slot: Callable[..., float],
     outcome: BatchOutcome,
@@ -384,9 +391,25 @@ def _send_one(
     from providers.base import ErrorKind, ProviderError, SendRequest
 
     sender_config = row._sender_config  # type: ignore[attr-defined]
-    wait_for_slot(
-        sender_key=sender_config.key, rate_per_second=sender_config.rate_per_second, cost=max(1, row.segments or 1)
-    )
+    try:
+        wait_for_slot(
+            sender_key=sender_config.key,
+            rate_per_second=sender_config.rate_per_second,
+            cost=max(1, row.segments or 1),
+            max_wait=float(_setting("SMS_RATE_MAX_WAIT_SECONDS", 30)),
+        )
+    except Exception as exc:
+        if not hasattr(exc, "wait"):  # providers.ratelimit.RateLimitExceeded: the slot is too far away
+            raise
+        # Hand the row back rather than hold it (and a worker) for longer than the sweeper's threshold.
+        until = timezone.now() + dt.timedelta(seconds=float(exc.wait))
+        moved = outbound_transition(
+            message_ids=[row.pk], to=Status.QUEUED, extra=Q(claim=token), next_attempt_at=until, claim=None
+        )
+        if moved:
+            enqueue_after_commit(moved, priority=row.priority, countdown=float(exc.wait))
+        outcome.deferred.extend(moved)
+        return
     if not _mark_provider_called(row, token):
         outcome.skipped.append(row.pk)
         return

@@ -327,3 +327,51 @@ def test_test_send_goes_to_any_number_on_priority(
     message.refresh_from_db()
     assert message.status == Status.SENT
     assert message.body == "Hi , 20% off today!"
+
+
+class SlotTooFar(Exception):
+    """Shaped like providers.ratelimit.RateLimitExceeded."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"{wait}s")
+        self.wait = wait
+
+
+def test_slot_too_far_hands_the_row_back_without_calling_provider(
+    pipeline: Pipeline, transactional_text: TextMessage, make_contact: Callable[..., Contact], settings: Any
+) -> None:
+    settings.SMS_RATE_MAX_WAIT_SECONDS = 5
+    (pk,) = enqueue(transactional_text, [make_contact()])
+    seen: list[float | None] = []
+
+    def far(**kwargs: Any) -> float:
+        seen.append(kwargs["max_wait"])
+        raise SlotTooFar(42.0)
+
+    kwargs = pipeline.kwargs() | {"wait_for_slot": far}
+    outcome = services.outbound_process_batch(message_ids=[pk], **kwargs)
+    assert outcome.deferred == [pk]
+    assert seen == [5.0]
+    row = OutboundMessage.objects.get(pk=pk)
+    assert (row.status, row.attempts, row.provider_called_at) == (Status.QUEUED, 0, None)
+    assert row.next_attempt_at is not None
+    assert row.next_attempt_at > timezone.now() + dt.timedelta(seconds=40)
+    assert pipeline.provider.requests == []
+
+
+def test_batches_claim_in_small_chunks(
+    pipeline: Pipeline, transactional_text: TextMessage, make_contact: Callable[..., Contact]
+) -> None:
+    ids = enqueue(transactional_text, [make_contact() for _ in range(services.CLAIM_CHUNK + 5)])
+    claimed_sizes: list[int] = []
+    real_claim = services.outbound_claim
+
+    def spy(*, message_ids: list[int]) -> Any:
+        token, rows = real_claim(message_ids=message_ids)
+        claimed_sizes.append(len(rows))
+        return token, rows
+
+    with mock.patch.object(services, "outbound_claim", spy):
+        outcome = run(pipeline, ids)
+    assert claimed_sizes == [services.CLAIM_CHUNK, 5]
+    assert len(outcome.sent) == len(ids)
