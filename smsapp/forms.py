@@ -36,3 +36,7 @@ class UserCreateForm(forms.Form):
 class UserRoleForm(forms.Form):
     role = forms.ChoiceField(choices=ROLE_CHOICES)
     is_active = forms.BooleanField(required=False)
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What uses it, e.g. “CRM sync”.")

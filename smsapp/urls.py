@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import views
+from .api import api
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -12,6 +13,9 @@ urlpatterns = [
     path("settings/", views.settings_index, name="settings_index"),
     path("settings/users/", views.users, name="users"),
     path("settings/users/<int:user_id>/", views.user_update, name="user_update"),
+    path("settings/api-tokens/", views.api_tokens, name="api_tokens"),
+    path("settings/api-tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api_token_revoke"),
+    path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
     path("", include("contacts.urls")),
     path("", include("texts.urls")),

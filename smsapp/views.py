@@ -7,11 +7,12 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import dashboard as dashboard_data
-from .forms import UserCreateForm, UserRoleForm
+from .forms import ApiTokenForm, UserCreateForm, UserRoleForm
 from .health import check_broker, check_database
+from .models import ApiToken
 from .roles import admin_required
 from .tasks import HEARTBEAT_KEY
 
@@ -81,6 +82,12 @@ def _settings_sections() -> list[dict[str, object]]:
 
     return [
         {
+            "title": "API tokens",
+            "description": "Personal tokens for the REST API (/api/v1/).",
+            "url": reverse("api_tokens"),
+            "admin_only": False,
+        },
+        {
             "title": "Users",
             "description": "People who can log in, and their role.",
             "url": reverse("users"),
@@ -92,3 +99,28 @@ def _settings_sections() -> list[dict[str, object]]:
 @require_GET
 def settings_index(request: HttpRequest) -> HttpResponse:
     return render(request, "smsapp/settings_index.html", {"sections": _settings_sections()})
+
+
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """Each user's own API tokens: create (the token is shown once) and revoke."""
+    assert isinstance(request.user, User)  # the login middleware let only users through
+    form = ApiTokenForm(request.POST or None)
+    new_token = None
+    if request.method == "POST" and form.is_valid():
+        _, new_token = ApiToken.issue(user=request.user, name=form.cleaned_data["name"])
+        messages.success(request, "Token created. Copy it now: it is not shown again.")
+    tokens = ApiToken.objects.filter(user=request.user)
+    return render(
+        request,
+        "smsapp/api_tokens.html",
+        {"form": ApiTokenForm() if new_token else form, "tokens": tokens, "new_token": new_token},
+    )
+
+
+@require_POST
+def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
+    token.revoke()
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("api_tokens")

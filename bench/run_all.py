@@ -1,0 +1,126 @@
+"""Run every benchmark and write one table (figure, value, baseline, ratio, target) to bench/RESULTS.md.
+
+    make bench        # = python -m smsapp.testing.services -- python bench/run_all.py
+
+Each benchmark is a script that prints its figures as it goes and, as its last line, ``RESULT {json}`` with
+``{"bench": name, "figures": [{"figure", "value", "unit", "baseline", "baseline_value", "ratio", "target",
+"ok"}...]}``. A benchmark that fails or prints no RESULT line is reported as such; the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+# name -> (script, arguments for the full run, arguments for --quick)
+BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+    "segments": ("segments.py", [], ["--contacts", "100000"]),
+    "broadcast": ("broadcast.py", [], ["--contacts", "100000"]),
+    "dispatch": ("dispatch.py", [], ["--messages", "2000"]),
+    "webhooks": ("webhooks.py", [], ["--requests", "3000"]),
+    "campaigns": ("campaigns.py", [], ["--contacts", "20000"]),
+    "faults": ("faults.py", [], ["--contacts", "10000"]),
+}
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cores = f"{os.cpu_count()} cores ({cpu or platform.machine()})"
+    return f"{platform.node()}: {cores}, {mem_gib:.0f} GiB, Python {platform.python_version()}"
+
+
+def run(name: str, script: str, args: list[str], timeout: float) -> dict[str, Any]:
+    path = HERE / script
+    if not path.exists():
+        return {"bench": name, "error": f"{script} does not exist"}
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, str(path), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr[-4000:])
+    result: dict[str, Any] = {"bench": name, "seconds": round(time.monotonic() - started, 1)}
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        result["error"] = f"exit {proc.returncode}" + ("" if lines else ", no RESULT line")
+        return result
+    result.update(json.loads(lines[-1][len("RESULT ") :]))
+    return result
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    rows = [
+        "| benchmark | figure | value | baseline | baseline value | ratio | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        if "error" in result:
+            rows.append(f"| {result['bench']} | **did not run**: {result['error']} | | | | | | |")
+            continue
+        for fig in result.get("figures", []):
+            unit = f" {fig['unit']}" if fig.get("unit") else ""
+            met = {True: "yes", False: "**no**"}.get(fig.get("ok"), "")
+            rows.append(
+                f"| {result['bench']} | {fig.get('figure', '')} | {_fmt(fig.get('value'))}{unit} | "
+                f"{fig.get('baseline', '')} | {_fmt(fig.get('baseline_value'))} | {_fmt(fig.get('ratio'))} | "
+                f"{fig.get('target', '')} | {met} |"
+            )
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a check that everything runs")
+    parser.add_argument("--only", nargs="*", help="run only these benchmarks")
+    parser.add_argument("--timeout", type=float, default=3600)
+    options = parser.parse_args()
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        print("run_all: needs PostgreSQL; run it as: make bench", file=sys.stderr)
+        return 2
+    results = []
+    for name, (script, full, quick) in BENCHMARKS.items():
+        if options.only and name not in options.only:
+            continue
+        print(f"== {name}", flush=True)
+        results.append(run(name, script, quick if options.quick else full, options.timeout))
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    report = (
+        "# Benchmark results\n\n"
+        f"Written by `bench/run_all.py{' --quick' if options.quick else ''}` on {when}.\n\n"
+        f"Machine: {machine()}.\n\n"
+        "Each baseline was measured in the same run, on the same machine and servers.\n\n"
+        f"{table(results)}\n"
+    )
+    (HERE / "RESULTS.md").write_text(report)
+    print(report)
+    return 0 if all("error" not in r for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
