@@ -1,1 +1,104 @@
-"""views of the providers app."""
+"""Settings > Plugins > Twilio (admins only)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from smsapp.roles import admin_required
+
+from . import services
+from .config import get_config, public_callback_url
+from .crypto import UndecryptableSecret, mask
+from .forms import TwilioSettingsForm, sender_number_formset
+from .models import SenderType, TwilioSettings
+
+ENV_FIELDS = {
+    "account_sid": "TWILIO_ACCOUNT_SID",
+    "auth_token": "TWILIO_AUTH_TOKEN",
+    "api_key_sid": "TWILIO_API_KEY_SID",
+    "api_key_secret": "TWILIO_API_KEY_SECRET",
+}
+
+
+def _stored_secret(row: TwilioSettings, attr: str) -> str:
+    try:
+        return str(getattr(row, attr))
+    except UndecryptableSecret:
+        return ""
+
+
+def _initial(row: TwilioSettings) -> dict[str, object]:
+    return {
+        name: getattr(row, name)
+        for name in (
+            "enabled",
+            "account_sid",
+            "api_key_sid",
+            "sender_type",
+            "messaging_service_sid",
+            "alphanumeric_sender_id",
+            "sender_rate_per_second",
+            "direction",
+            "status_callbacks",
+            "help_text",
+        )
+    }
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def twilio_settings(request: HttpRequest) -> HttpResponse:
+    row = TwilioSettings.load()
+    token, secret = _stored_secret(row, "auth_token"), _stored_secret(row, "api_key_secret")
+    data = request.POST if request.method == "POST" else None
+    form = TwilioSettingsForm(data, initial=_initial(row), stored_token=bool(token), stored_secret=bool(secret))
+    numbers = sender_number_formset(
+        data,
+        prefix="numbers",
+        initial=[
+            {
+                "phone_number": n.phone_number,
+                "friendly_name": n.friendly_name,
+                "number_type": n.number_type,
+                "rate_per_second": n.rate_per_second,
+            }
+            for n in row.numbers.all()
+        ],
+        require_one=request.method == "POST"
+        and request.POST.get("sender_type") == SenderType.NUMBERS
+        and "TWILIO_FROM" not in get_config().from_env,
+    )
+    if request.method == "POST" and form.is_valid() and numbers.is_valid():
+        services.twilio_settings_save(data=form.cleaned_data, numbers=numbers.numbers())
+        messages.success(request, "Twilio settings saved.")
+        return redirect("providers:twilio_settings")
+    config = get_config()
+    return render(
+        request,
+        "providers/twilio_settings.html",
+        {
+            "form": form,
+            "numbers": numbers,
+            "config": config,
+            "callback_url": public_callback_url(),
+            "token_mask": mask(token),
+            "secret_mask": mask(secret),
+            "env_fields": {field: env for field, env in ENV_FIELDS.items() if env in config.from_env},
+            "env_sender": sorted(config.from_env & {"TWILIO_FROM", "TWILIO_MESSAGING_SERVICE_SID"}),
+        },
+    )
+
+
+@admin_required
+@require_POST
+def twilio_test(request: HttpRequest) -> HttpResponse:
+    form = TwilioSettingsForm(request.POST)
+    form.is_valid()  # only the credential fields matter here; their own errors are reported below
+    bad = [form.errors[f][0] for f in ("account_sid", "api_key_sid") if f in form.errors]
+    if bad:
+        return render(request, "providers/_test_result.html", {"ok": False, "message": bad[0]})
+    result = services.twilio_connection_check(data=form.cleaned_data)
+    return render(request, "providers/_test_result.html", {"ok": result.ok, "message": result.message})

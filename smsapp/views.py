@@ -93,6 +93,12 @@ def _settings_sections() -> list[dict[str, object]]:
             "url": reverse("users"),
             "admin_only": True,
         },
+        {
+            "title": "Plugins: Twilio",
+            "description": "Credentials, senders, callback URL and test connection for text messages.",
+            "url": reverse("providers:twilio_settings"),
+            "admin_only": True,
+        },
     ]
 
 

@@ -136,3 +136,71 @@ def login(page: Any, live_server: Any) -> Any:
         return page
 
     return _login
+
+
+# Twilio: the local Twilio-compatible server (providers.fake_twilio), in this process or in another one
+
+
+def _fake_twilio_credentials() -> dict[str, str]:
+    import secrets
+
+    # A fresh token per test, so that a test looking for it in logs and pages cannot be fooled by a constant.
+    return {"account_sid": "AC" + secrets.token_hex(16), "auth_token": secrets.token_hex(16)}
+
+
+@pytest.fixture
+def fake_twilio() -> Iterator[Any]:
+    """An in-process ``FakeTwilio`` on a free port: ``.base_url``, ``.account_sid``, ``.auth_token``,
+    ``.messages()``, ``.control(...)``, ``.send_inbound(...)``, ``.status_callbacks_sent()``."""
+    from providers.fake_twilio import FakeTwilio
+
+    server = FakeTwilio(**_fake_twilio_credentials(), callback_delay_ms=5).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_twilio_process() -> Iterator[Any]:
+    """``fake_twilio`` as a child process (``manage.py fake_twilio``), for tests that kill workers or the server:
+    a ``FakeTwilioClient`` with the same methods, plus ``.proc`` (the ``procs.Proc``)."""
+    import sys
+
+    from providers.fake_twilio import FakeTwilioClient
+    from smsapp.testing.services import free_port
+
+    credentials = _fake_twilio_credentials()
+    port = free_port()
+    args = [
+        sys.executable,
+        str(procs.BASE_DIR / "manage.py"),
+        "fake_twilio",
+        "--port",
+        str(port),
+        "--account-sid",
+        credentials["account_sid"],
+        "--auth-token",
+        credentials["auth_token"],
+        "--callback-delay-ms",
+        "5",
+    ]
+    proc = procs.Proc("fake_twilio", args, procs.child_env(DEBUG="true"))
+    proc.wait_for_output("fake_twilio listening on", timeout=60)
+    client = FakeTwilioClient(f"http://127.0.0.1:{port}", **credentials)
+    client.proc = proc  # type: ignore[attr-defined]
+    yield client
+    proc.stop()
+
+
+@pytest.fixture
+def twilio_settings(settings: Any, fake_twilio: Any) -> Any:
+    """Point the app at ``fake_twilio`` through the environment-level settings (which win over the plugin page)."""
+    settings.SMS_PROVIDER = "twilio"
+    settings.TWILIO_ACCOUNT_SID = fake_twilio.account_sid
+    settings.TWILIO_AUTH_TOKEN = fake_twilio.auth_token
+    settings.TWILIO_API_KEY_SID = ""
+    settings.TWILIO_API_KEY_SECRET = ""
+    settings.TWILIO_API_BASE_URL = fake_twilio.base_url
+    settings.TWILIO_FROM = "+15005550006"
+    settings.TWILIO_MESSAGING_SERVICE_SID = ""
+    settings.TWILIO_TIMEOUT_SECONDS = 5.0
+    return settings

@@ -1,0 +1,183 @@
+"""fake_twilio itself: Twilio's shapes, control in-process and out of process, inbound posts, going down."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
+from typing import Any
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from providers.segments import segment_count
+
+TO = "+14155552671"
+
+
+def _api(fake: Any, path: str, form: dict[str, str] | None = None, token: str | None = None) -> tuple[int, Any]:
+    auth = base64.b64encode(f"{fake.account_sid}:{token or fake.auth_token}".encode()).decode()
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    request = urllib.request.Request(  # noqa: S310 (loopback)
+        fake.base_url + path, data=data, headers={"Authorization": f"Basic {auth}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _messages_path(fake: Any) -> str:
+    return f"/2010-04-01/Accounts/{fake.account_sid}/Messages.json"
+
+
+def test_create_and_fetch_have_twilios_shapes(fake_twilio: Any) -> None:
+    status, created = _api(fake_twilio, _messages_path(fake_twilio), {"To": TO, "From": "+15005550006", "Body": "Hi"})
+    assert status == 201
+    assert created["sid"].startswith("SM")
+    assert len(created["sid"]) == 34
+    assert {"account_sid", "api_version", "date_created", "direction", "num_segments", "price", "uri"} <= set(created)
+    status, fetched = _api(fake_twilio, created["uri"])
+    assert status == 200
+    assert fetched["sid"] == created["sid"]
+
+
+def test_errors_have_twilios_body(fake_twilio: Any) -> None:
+    status, body = _api(fake_twilio, _messages_path(fake_twilio), {"To": "12", "From": "+15005550006", "Body": "x"})
+    assert status == 400
+    assert body == {
+        "code": 21211,
+        "message": "Invalid 'To' Phone Number: 12",
+        "more_info": "https://www.twilio.com/docs/errors/21211",
+        "status": 400,
+    }
+    status, body = _api(fake_twilio, _messages_path(fake_twilio), {"To": TO, "Body": "x"}, token="wrong")
+    assert (status, body["code"]) == (401, 20003)
+    status, body = _api(fake_twilio, f"/2010-04-01/Accounts/{fake_twilio.account_sid}/Messages/SMnope.json")
+    assert (status, body["code"]) == (404, 20404)
+
+
+def test_log_counts_duplicates(fake_twilio: Any) -> None:
+    for _ in range(2):
+        _api(fake_twilio, _messages_path(fake_twilio), {"To": TO, "From": "+15005550006", "Body": "Same"})
+    assert fake_twilio.duplicates() == {(TO, "Same"): 2}
+
+
+def test_refuse_connections_for_a_while_then_come_back(fake_twilio: Any) -> None:
+    fake_twilio.control(down_seconds=0.5, down_mode="refuse")
+    deadline = time.monotonic() + 5
+    refused = False
+    while time.monotonic() < deadline and not refused:
+        try:
+            _api(fake_twilio, _messages_path(fake_twilio), {"To": TO, "From": "+15005550006", "Body": "x"})
+        except OSError:
+            refused = True
+    assert refused
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            status, _ = _api(fake_twilio, _messages_path(fake_twilio), {"To": TO, "From": "+15005550006", "Body": "x"})
+            break
+        except OSError:
+            time.sleep(0.05)
+    assert status == 201
+
+
+class _Sink(BaseHTTPRequestHandler):
+    received: list[tuple[str, dict[str, list[str]], dict[str, str]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        self.received.append((self.path, urllib.parse.parse_qs(body, keep_blank_values=True), dict(self.headers)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def sink() -> Any:
+    _Sink.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _check_inbound(fake: Any, sink: str) -> None:
+    url = f"{sink}/sms/twilio/callback"
+    record = fake.send_inbound("+14155550100", "+15005550006", "Yes please", ["https://x.test/cat.gif"], url=url)
+    assert record["status"] == 200
+    [(path, form, headers)] = _Sink.received
+    params = {k: v[0] for k, v in form.items()}
+    assert path == "/sms/twilio/callback"
+    for name in (
+        "MessageSid",
+        "SmsSid",
+        "SmsMessageSid",
+        "AccountSid",
+        "MessagingServiceSid",
+        "ApiVersion",
+        "ToCountry",
+    ):
+        assert name in params
+    assert params["SmsStatus"] == "received"
+    assert params["NumMedia"] == "1"
+    assert params["NumSegments"] == "1"
+    assert params["MediaUrl0"] == "https://x.test/cat.gif"
+    assert params["MediaContentType0"] == "image/gif"
+    assert params["FromCountry"] == "US"
+    assert params["AccountSid"] == fake.account_sid
+    assert RequestValidator(fake.auth_token).validate(url, params, headers["X-Twilio-Signature"])
+
+
+def test_inbound_is_posted_signed_with_all_fields(fake_twilio: Any, sink: str) -> None:
+    _check_inbound(fake_twilio, sink)
+
+
+@pytest.mark.slow
+def test_subprocess_server_is_controlled_over_http(fake_twilio_process: Any, sink: str) -> None:
+    fake_twilio_process.control(stopped=[TO])
+    status, body = _api(
+        fake_twilio_process, _messages_path(fake_twilio_process), {"To": TO, "From": "+1500", "Body": "x"}
+    )
+    assert (status, body["code"]) == (400, 21610)
+    fake_twilio_process.control(stopped=[])
+    status, created = _api(
+        fake_twilio_process,
+        _messages_path(fake_twilio_process),
+        {"To": TO, "From": "+15005550006", "Body": "x", "StatusCallback": f"{sink}/cb"},
+    )
+    assert status == 201
+    assert [m["sid"] for m in fake_twilio_process.messages()] == [created["sid"]]
+    callbacks = fake_twilio_process.wait_for_callbacks(3)
+    assert [c["params"]["MessageStatus"] for c in callbacks] == ["queued", "sent", "delivered"]
+    assert all(c["status"] == 200 for c in callbacks)
+    _Sink.received = []
+    _check_inbound(fake_twilio_process, sink)
+
+
+@pytest.mark.parametrize(
+    ("body", "segments"),
+    [
+        ("", 1),
+        ("a" * 160, 1),
+        ("a" * 161, 2),
+        ("a" * 306, 2),
+        ("€" * 80, 1),
+        ("€" * 81, 2),
+        ("é" * 70, 1),
+        ("ж" * 71, 2),
+    ],
+)
+def test_segment_count(body: str, segments: int) -> None:
+    assert segment_count(body) == segments
