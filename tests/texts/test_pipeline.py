@@ -375,3 +375,11 @@ def test_batches_claim_in_small_chunks(
         outcome = run(pipeline, ids)
     assert claimed_sizes == [services.CLAIM_CHUNK, 5]
     assert len(outcome.sent) == len(ids)
+
+
+def test_sweeper_is_scheduled_every_minute() -> None:
+    from smsapp.celery import app
+
+    entry = app.conf.beat_schedule["texts-outbound-sweep"]
+    assert (entry["task"], entry["schedule"]) == ("texts.outbound_sweep", 60.0)
+    assert "texts.outbound_sweep" in app.tasks
