@@ -378,6 +378,7 @@ def test_batches_claim_in_small_chunks(
 
 
 def test_sweeper_is_scheduled_every_minute() -> None:
+    import texts.tasks  # noqa: F401 - registers the tasks, as a worker's autodiscovery does
     from smsapp.celery import app
 
     entry = app.conf.beat_schedule["texts-outbound-sweep"]
