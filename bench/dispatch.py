@@ -72,12 +72,11 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
 
+    from contacts.models import Contact
+    from providers.base import SendRequest
     from providers.config import get_config
     from providers.fake_twilio import FakeTwilioClient
     from providers.registry import get_provider
-
-    from contacts.models import Contact
-    from providers.base import SendRequest
     from smsapp.testing import procs
     from texts import services
     from texts.models import OutboundMessage, Status, TextMessage
