@@ -128,12 +128,12 @@ def purge_bulk_queue() -> None:
 def fan_out_child(text_id: int) -> tuple[float, int, float]:
     """``send_broadcasts`` in a child process: (seconds inside the fan-out, rows queued, peak RSS MiB)."""
     code = (
-        "import sys, time, json; sys.path.insert(0, %r); import django; django.setup();"
+        f"import sys, time, json; sys.path.insert(0, {str(ROOT)!r}); import django; django.setup();"
         "from texts.broadcasts import broadcast_send; from texts.models import TextMessage;"
-        "t = TextMessage.objects.get(pk=%d); s = time.perf_counter();"
-        "r = broadcast_send(text_message=t, batch=%d);"
+        f"t = TextMessage.objects.get(pk={text_id:d}); s = time.perf_counter();"
+        f"r = broadcast_send(text_message=t, batch={BATCH:d});"
         "print(json.dumps({'seconds': time.perf_counter() - s, 'queued': r.queued, 'summary': r.summary()}))"
-    ) % (str(ROOT), text_id, BATCH)
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     if proc.returncode:
