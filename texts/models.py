@@ -165,3 +165,19 @@ class OutboundMessage(models.Model):
     @property
     def rank(self) -> int:
         return RANK[Status(self.status)]
+
+
+from .models_inbound import InboundMessage, Keyword, KeywordKind  # noqa: E402  (models of the inbound side)
+
+__all__ = [
+    "ALLOWED_FROM",
+    "RANK",
+    "TIMESTAMP_FIELD",
+    "InboundMessage",
+    "Keyword",
+    "KeywordKind",
+    "OutboundMessage",
+    "Source",
+    "Status",
+    "TextMessage",
+]
