@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from contacts.models import Contact, DoNotContact
-from contacts.phones import InvalidPhoneNumber
+from contacts.phones import InvalidPhoneNumber, phone_to_e164
 from contacts.services import contact_get_or_create_by_mobile, dnc_add, dnc_remove, timeline_record
 from providers.base import InboundEvent, StatusEvent
 
@@ -60,7 +60,7 @@ def _contact_for(event: InboundEvent) -> tuple[Contact | None, str]:
         # A short code or an alphanumeric sender texting us: stored, but it is nobody we can text back.
         logger.info("inbound %s from a number that is not a mobile: %s", event.message_sid, exc)
         return None, event.from_number
-    return contact, contact.mobile
+    return contact, phone_to_e164(event.from_number, region=event.from_country or None)
 
 
 def _last_outbound(contact: Contact | None, number: str) -> OutboundMessage | None:
