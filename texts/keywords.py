@@ -64,3 +64,21 @@ class KeywordForm(forms.ModelForm):
         if len(reply) > 1600:
             self.add_error("auto_reply", f"The auto-reply is {len(reply):,} characters; the limit is 1,600.")
         return cleaned
+
+
+DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
+    KeywordKind.OPT_OUT: ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"),
+    KeywordKind.OPT_IN: ("START", "YES", "UNSTOP"),
+    KeywordKind.HELP: ("HELP", "INFO"),
+}
+
+
+def keyword_seed_defaults() -> int:
+    """Add the default keywords that are missing (the data migration's set); returns how many were added.
+
+    One INSERT … ON CONFLICT DO NOTHING: a word that exists (in any case, with any kind) is kept as the user left it.
+    """
+    rows = [Keyword(word=word, kind=kind) for kind, words in DEFAULT_KEYWORDS.items() for word in words]
+    before = Keyword.objects.count()
+    Keyword.objects.bulk_create(rows, ignore_conflicts=True)
+    return Keyword.objects.count() - before

@@ -388,3 +388,13 @@ def test_report_counts_replies_and_opt_outs_through_the_callback(twilio: Client,
     post(twilio, inbound_params("STOP", from_=str(b.mobile)))
     report = marketer_client.get(f"/text-messages/{text.pk}/report/").context["report"]
     assert (report.replies, report.opt_outs) == (2, 1)
+
+
+def test_seeding_defaults_again_adds_nothing_and_keeps_edits() -> None:
+    from texts.keywords import keyword_seed_defaults
+
+    Keyword.objects.filter(word="STOP").update(auto_reply="Bye")
+    Keyword.objects.filter(word="INFO").delete()
+    assert keyword_seed_defaults() == 1
+    assert Keyword.objects.get(word="STOP").auto_reply == "Bye"
+    assert Keyword.objects.count() == 13
