@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact
 from contacts.phones import InvalidPhoneNumber, phone_to_e164
@@ -19,10 +20,9 @@ from contacts.services import contact_get_or_create_by_mobile, dnc_add, dnc_remo
 from providers.base import InboundEvent, StatusEvent
 
 from .keywords import DEFAULT_HELP_TEXT, OPT_OUT_TYPES, keyword_match
-from .models import OutboundMessage, Status
+from .models import TIMESTAMP_FIELD, OutboundMessage, Status
 from .models_inbound import InboundMessage, Keyword, KeywordKind
-from .services import outbound_transition
-from .signals import inbound_received
+from .signals import inbound_received, message_status_changed
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ TWILIO_STATUS = {
     "canceled": Status.FAILED,
 }
 UNSUBSCRIBED_CODE = "21610"
+FINAL = (Status.DELIVERED, Status.UNDELIVERED, Status.FAILED)  # shown on the timeline
 
 
 @dataclass(frozen=True)
@@ -196,28 +197,50 @@ def outbound_status_apply(*, event: StatusEvent) -> bool:
     if target is None:
         logger.warning("status callback %s with a status not understood: %r", event.message_sid, event.status)
         return False
-    row = OutboundMessage.objects.filter(provider_sid=event.message_sid).values("pk", "contact_id").first()
-    if row is None:
-        logger.info("status callback for unknown message SID %s (%s)", event.message_sid, event.status)
-        return False
-    fields: dict[str, object] = {}
-    if event.error_code:
-        fields["error_code"] = event.error_code[:32]
-    with transaction.atomic():
-        moved = outbound_transition(
-            message_ids=[row["pk"]], to=target, extra=Q(provider_sid=event.message_sid), **fields
-        )
-        if event.error_code == UNSUBSCRIBED_CODE and row["contact_id"]:
-            contact = Contact.objects.get(pk=row["contact_id"])
-            dnc_add(
-                contact=contact,
-                reason=DoNotContact.Reason.UNSUBSCRIBED,
-                source=DoNotContact.Source.PROVIDER,
-                comment=f"Twilio error {UNSUBSCRIBED_CODE}: the recipient unsubscribed.",
-            )
-        if moved and row["contact_id"] and target in (Status.DELIVERED, Status.UNDELIVERED, Status.FAILED):
-            _record_status(row["pk"], row["contact_id"], target, event.error_code)
-    return bool(moved)
+    moved = _move_by_sid(event.message_sid, target, event.error_code)
+    if moved is None:
+        row = OutboundMessage.objects.filter(provider_sid=event.message_sid).values("pk", "contact_id").first()
+        if row is None:
+            logger.info("status callback for unknown message SID %s (%s)", event.message_sid, event.status)
+            return False
+        contact_id: int | None = row["contact_id"]  # a repeated or late callback: the message is already past it
+    else:
+        contact_id = moved[1]
+        message_status_changed.send(sender=OutboundMessage, message_ids=[moved[0]], status=target)
+    if (event.error_code == UNSUBSCRIBED_CODE and contact_id) or (moved and contact_id and target in FINAL):
+        with transaction.atomic():
+            if event.error_code == UNSUBSCRIBED_CODE:
+                dnc_add(
+                    contact=Contact.objects.get(pk=contact_id),
+                    reason=DoNotContact.Reason.UNSUBSCRIBED,
+                    source=DoNotContact.Source.PROVIDER,
+                    comment=f"Twilio error {UNSUBSCRIBED_CODE}: the recipient unsubscribed.",
+                )
+            if moved and target in FINAL:
+                _record_status(moved[0], contact_id, target, event.error_code)
+    return moved is not None
+
+
+def _move_by_sid(message_sid: str, target: str, error_code: str) -> tuple[int, int | None] | None:
+    """One conditional ``UPDATE … WHERE provider_sid = … AND status IN (allowed) RETURNING``: (id, contact id) of
+    the message that moved, None when none did. The row lock the UPDATE takes and PostgreSQL's re-check of the WHERE
+    clause after waiting make concurrent callbacks serialise: a status never moves backwards, the highest wins.
+    """
+    allowed = sorted(OutboundMessage.allowed_from(target))
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    table = OutboundMessage._meta.db_table
+    stamp = TIMESTAMP_FIELD[target]
+    placeholders = ", ".join(["%s"] * len(allowed))
+    set_error = ", error_code = %s" if error_code else ""
+    sql = (
+        f"UPDATE {table} SET status = %s, {stamp} = %s, updated_at = %s{set_error} "  # noqa: S608 (names from models)
+        f"WHERE provider_sid = %s AND status IN ({placeholders}) RETURNING id, contact_id"
+    )
+    params: list[Any] = [target, now, now, *([error_code[:32]] if error_code else []), message_sid, *allowed]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return (int(row[0]), row[1]) if row else None
 
 
 def _record_status(message_id: int, contact_id: int, status: str, error_code: str) -> None:
