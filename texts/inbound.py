@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -20,7 +20,7 @@ from contacts.services import contact_get_or_create_by_mobile, dnc_add, dnc_remo
 from providers.base import InboundEvent, StatusEvent
 
 from .keywords import DEFAULT_HELP_TEXT, OPT_OUT_TYPES, keyword_match
-from .models import TIMESTAMP_FIELD, OutboundMessage, Status
+from .models import TIMESTAMP_FIELD, OutboundMessage, Status, TextMessage
 from .models_inbound import InboundMessage, Keyword, KeywordKind
 from .signals import inbound_received, message_status_changed
 
@@ -210,19 +210,17 @@ def outbound_status_apply(*, event: StatusEvent, outbound_id: int | None = None)
             return False
         contact_id: int | None = row["contact_id"]  # a repeated or late callback: the message is already past it
     else:
-        contact_id = moved[1]
-        message_status_changed.send(sender=OutboundMessage, message_ids=[moved[0]], status=target)
-    if (event.error_code == UNSUBSCRIBED_CODE and contact_id) or (moved and contact_id and target in FINAL):
-        with transaction.atomic():
-            if event.error_code == UNSUBSCRIBED_CODE:
-                dnc_add(
-                    contact=Contact.objects.get(pk=contact_id),
-                    reason=DoNotContact.Reason.UNSUBSCRIBED,
-                    source=DoNotContact.Source.PROVIDER,
-                    comment=f"Twilio error {UNSUBSCRIBED_CODE}: the recipient unsubscribed.",
-                )
-            if moved and target in FINAL:
-                _record_status(moved[0], contact_id, target, event.error_code)
+        contact_id = moved.contact_id
+        message_status_changed.send(sender=OutboundMessage, message_ids=[moved.id], status=target)
+    if event.error_code == UNSUBSCRIBED_CODE and contact_id:
+        dnc_add(
+            contact=Contact.objects.get(pk=contact_id),
+            reason=DoNotContact.Reason.UNSUBSCRIBED,
+            source=DoNotContact.Source.PROVIDER,
+            comment=f"Twilio error {UNSUBSCRIBED_CODE}: the recipient unsubscribed.",
+        )
+    if moved and contact_id and target in FINAL:
+        _record_status(moved, contact_id, target, event.error_code)
     return moved is not None
 
 
@@ -238,34 +236,42 @@ def _attach_sid(outbound_id: int, message_sid: str) -> bool:
     )
 
 
-def _move_by_sid(message_sid: str, target: str, error_code: str) -> tuple[int, int | None] | None:
-    """One conditional ``UPDATE … WHERE provider_sid = … AND status IN (allowed) RETURNING``: (id, contact id) of
-    the message that moved, None when none did. The row lock the UPDATE takes and PostgreSQL's re-check of the WHERE
-    clause after waiting make concurrent callbacks serialise: a status never moves backwards, the highest wins.
+class _Moved(NamedTuple):
+    id: int
+    contact_id: int | None
+    text_message_name: str | None
+
+
+def _move_by_sid(message_sid: str, target: str, error_code: str) -> _Moved | None:
+    """One conditional ``UPDATE … WHERE provider_sid = … AND status IN (allowed) RETURNING``: the message that moved
+    (with what its timeline entry needs, so a callback costs no further read), None when none did. The row lock the
+    UPDATE takes and PostgreSQL's re-check of the WHERE clause after waiting make concurrent callbacks serialise: a
+    status never moves backwards, the highest wins.
     """
     allowed = sorted(OutboundMessage.allowed_from(target))
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     table = OutboundMessage._meta.db_table
+    texts_table = TextMessage._meta.db_table
     stamp = TIMESTAMP_FIELD[target]
     placeholders = ", ".join(["%s"] * len(allowed))
     set_error = ", error_code = %s" if error_code else ""
     sql = (
         f"UPDATE {table} SET status = %s, {stamp} = %s, updated_at = %s{set_error} "  # noqa: S608 (names from models)
-        f"WHERE provider_sid = %s AND status IN ({placeholders}) RETURNING id, contact_id"
+        f"WHERE provider_sid = %s AND status IN ({placeholders}) "
+        f"RETURNING id, contact_id, (SELECT name FROM {texts_table} WHERE {texts_table}.id = text_message_id)"
     )
     params: list[Any] = [target, now, now, *([error_code[:32]] if error_code else []), message_sid, *allowed]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    return (int(row[0]), row[1]) if row else None
+    return _Moved(int(row[0]), row[1], row[2]) if row else None
 
 
-def _record_status(message_id: int, contact_id: int, status: str, error_code: str) -> None:
-    message = OutboundMessage.objects.select_related("text_message").get(pk=message_id)
-    name = message.text_message.name if message.text_message else "Text message"
+def _record_status(moved: _Moved, contact_id: int, status: str, error_code: str) -> None:
+    name = moved.text_message_name or "Text message"
     if status == Status.DELIVERED:
         kind, title = "sms.delivered", f"Text message delivered: {name}"
     else:
         kind, title = "sms.failed", f"Text message {status}: {name}"
-    detail = {"outbound_id": message_id, "status": status, "error_code": error_code}
+    detail = {"outbound_id": moved.id, "status": status, "error_code": error_code}
     timeline_record(contact=contact_id, kind=kind, title=title, detail=detail)
