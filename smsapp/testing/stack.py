@@ -143,7 +143,7 @@ class Stack:
         self.twilio = FakeTwilioClient(
             f"http://127.0.0.1:{self.twilio_port}", account_sid=self.account_sid, auth_token=self.auth_token
         )
-        pg_bin, pg_data, pg_port = (os.environ.get(k, "") for k in ("SMSAPP_PG_BIN", "SMSAPP_PG_DATA", "SMSAPP_PG_PORT"))
+        pg_bin, pg_data, pg_port = (os.environ.get(f"SMSAPP_PG_{k}", "") for k in ("BIN", "DATA", "PORT"))
         if not (pg_bin and pg_data and pg_port):
             raise StackError("Stack needs the PostgreSQL of `python -m smsapp.testing.services -- CMD` (SMSAPP_PG_*).")
         self.pg_bin, self.pg_data, self.pg_port = Path(pg_bin), Path(pg_data), int(pg_port)
