@@ -276,6 +276,16 @@ class Stack:
             self._alias = alias
         return self._alias
 
+    def create_user(self, username: str, password: str, *, is_staff: bool = False) -> None:
+        """A user in the stack's database, with a password hash the stack's processes accept (the test settings'
+        fast hasher is not in the production list)."""
+        from django.contrib.auth.hashers import PBKDF2PasswordHasher
+        from django.contrib.auth.models import User
+
+        user = User(username=username, email=f"{username}@example.com", is_staff=is_staff)
+        user.password = PBKDF2PasswordHasher().encode(password, secrets.token_hex(8))
+        user.save(using=self.db_alias())
+
     # Redis
 
     def stop_redis(self) -> None:
