@@ -49,7 +49,7 @@ huge = st.integers(min_value=1_000, max_value=200_000).map(lambda n: "x" * n)
 value = st.one_of(
     text,
     huge,
-    st.sampled_from(STATUS_WORDS + ["STOP", "START", "HELP", " stop! ", "+14155550123", OUR_NUMBER, ACCOUNT_SID]),
+    st.sampled_from([*STATUS_WORDS, "STOP", "START", "HELP", " stop! ", "+14155550123", OUR_NUMBER, ACCOUNT_SID]),
     st.integers().map(str),
 )
 key = st.one_of(st.sampled_from(TWILIO_FIELDS), text)
