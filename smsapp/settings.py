@@ -183,6 +183,8 @@ TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="").rstrip("/")
 TWILIO_TIMEOUT_SECONDS = env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)
 # Key for encrypting credentials at rest. Unset: derived from SECRET_KEY (rotate both together).
 SMSAPP_ENCRYPTION_KEY = _secret("SMSAPP_ENCRYPTION_KEY")
+# Seconds each process keeps the plugin configuration before reading it again (a save in the same process clears it).
+SMS_CONFIG_CACHE_SECONDS = env.float("SMS_CONFIG_CACHE_SECONDS", default=5.0)
 # Which transport sends: "twilio" or "console" (prints, for development), like Django's email backends.
 SMS_PROVIDER = env.str("SMS_PROVIDER", default="twilio")
 # Only with DEBUG on: accept unsigned callbacks (the plugin page says so loudly).
@@ -200,6 +202,9 @@ SMS_RETRY_MAX_SECONDS = env.float("SMS_RETRY_MAX_SECONDS", default=3600.0)
 SMS_SENDING_STALE_SECONDS = env.float("SMS_SENDING_STALE_SECONDS", default=300.0)
 # A worker waits at most this long for a sender's rate-limit slot before handing the row back to the queue.
 SMS_RATE_MAX_WAIT_SECONDS = env.float("SMS_RATE_MAX_WAIT_SECONDS", default=30.0)
+# Broadcasts: how often beat runs the send_broadcasts job, and contacts per INSERT … SELECT (and per task).
+BROADCASTS_INTERVAL_SECONDS = env.float("BROADCASTS_INTERVAL_SECONDS", default=60.0)
+BROADCASTS_BATCH = env.int("BROADCASTS_BATCH", default=1000)
 
 # Contacts
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US")

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class TextsConfig(AppConfig):
@@ -10,3 +11,10 @@ class TextsConfig(AppConfig):
         from smsapp.celery import schedule_periodic
 
         schedule_periodic("texts-outbound-sweep", "texts.outbound_sweep", 60.0, queue="sms_priority")
+        # Broadcasts without a crontab: the same job as `manage.py send_broadcasts`, on the bulk queue.
+        schedule_periodic(
+            "texts-send-broadcasts",
+            "texts.broadcasts_send",
+            float(settings.BROADCASTS_INTERVAL_SECONDS),
+            queue="sms_bulk",
+        )

@@ -188,9 +188,12 @@ def _announce(inbound: InboundMessage) -> None:
             logger.error("inbound_received receiver %r failed for inbound %s", receiver, inbound.pk, exc_info=outcome)
 
 
-def outbound_status_apply(*, event: StatusEvent) -> bool:
+def outbound_status_apply(*, event: StatusEvent, outbound_id: int | None = None) -> bool:
     """Apply a status callback to the message with this SID; returns whether the message moved.
 
+    ``outbound_id`` is the message id the status callback URL carries (``?m=``): a callback that overtakes the
+    worker's own write of the SID (or that arrives for a message whose worker died after calling Twilio, now
+    ``unknown``) attaches the SID to that message first, so no status is lost and an unknown outcome becomes known.
     Unknown SIDs and unknown statuses are logged and ignored (Twilio must get a 200 either way, or it retries).
     """
     target = TWILIO_STATUS.get(event.status)
@@ -198,6 +201,8 @@ def outbound_status_apply(*, event: StatusEvent) -> bool:
         logger.warning("status callback %s with a status not understood: %r", event.message_sid, event.status)
         return False
     moved = _move_by_sid(event.message_sid, target, event.error_code)
+    if moved is None and outbound_id is not None and _attach_sid(outbound_id, event.message_sid):
+        moved = _move_by_sid(event.message_sid, target, event.error_code)
     if moved is None:
         row = OutboundMessage.objects.filter(provider_sid=event.message_sid).values("pk", "contact_id").first()
         if row is None:
@@ -219,6 +224,18 @@ def outbound_status_apply(*, event: StatusEvent) -> bool:
             if moved and target in FINAL:
                 _record_status(moved[0], contact_id, target, event.error_code)
     return moved is not None
+
+
+def _attach_sid(outbound_id: int, message_sid: str) -> bool:
+    """Record the SID on a message the provider was called for but whose SID is not written yet."""
+    return bool(
+        OutboundMessage.objects.filter(
+            pk=outbound_id,
+            provider_sid__isnull=True,
+            provider_called_at__isnull=False,
+            status__in=[Status.SENDING, Status.UNKNOWN],
+        ).update(provider_sid=message_sid)
+    )
 
 
 def _move_by_sid(message_sid: str, target: str, error_code: str) -> tuple[int, int | None] | None:

@@ -19,3 +19,7 @@ def outbound_sweep_task() -> dict[str, int]:
     """Beat, every minute: requeue or mark unknown the rows of workers that died; re-enqueue lost tasks."""
     result = outbound_sweep()
     return {"requeued": len(result.requeued), "unknown": len(result.unknown), "reenqueued": len(result.reenqueued)}
+
+
+# Broadcasts live in their own module; importing it here registers their tasks with the worker's autodiscovery.
+from . import broadcast_tasks  # noqa: E402, F401

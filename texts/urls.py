@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import broadcast_views, views
 
 app_name = "texts"
 urlpatterns = [
@@ -14,4 +14,6 @@ urlpatterns = [
     path("text-messages/<int:pk>/unpublish/", views.text_message_unpublish, name="unpublish"),
     path("text-messages/<int:pk>/test/", views.text_message_test_send, name="test_send"),
     path("text-messages/<int:pk>/report/", views.text_message_report, name="report"),
+    path("text-messages/<int:pk>/broadcast/", broadcast_views.broadcast_panel, name="broadcast"),
+    path("text-messages/<int:pk>/broadcast/send/", broadcast_views.broadcast_send_now, name="broadcast_send"),
 ]

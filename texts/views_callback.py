@@ -53,7 +53,8 @@ def twilio_callback(request: HttpRequest) -> HttpResponse:
         if not result.created:
             logger.info("inbound %s received again (a retry): nothing changed", event.message_sid)
         return _twiml(result.reply)
-    outbound_status_apply(event=event)
+    hint = request.GET.get("m", "")
+    outbound_status_apply(event=event, outbound_id=int(hint) if hint.isdigit() and len(hint) < 19 else None)
     return _twiml()
 
 

@@ -1,0 +1,452 @@
+"""Segment (broadcast) text messages: the audience, the set-based fan-out, the per-message lock and the progress.
+
+A text message with segments is a broadcast. While it is published and inside its publish window, every contact in any
+of its segments (not manually removed) who has a mobile number and is not Do Not Contact for SMS gets it once, ever:
+the partial unique constraint ``one_broadcast_per_contact`` on the outbound log is the guard, so a contact in three
+segments, two overlapping runs or a run killed half-way can never text anyone twice.
+
+The fan-out never loads contacts into Python. It walks the audience by contact id (keyset) in batches: one statement
+finds the batch's upper contact id, one ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING id`` writes the rows of
+that id range, and the batch's new row ids go to one Celery task on ``sms_bulk`` after the batch commits. Memory is
+one batch of ids, however large the segment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import logging
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from contacts.models import Contact, DoNotContact, SegmentMembership
+
+from .models import OutboundMessage, Source, Status, TextMessage
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 1000
+# The first key of the two-key advisory lock: a namespace, so a text message id cannot collide with other locks.
+LOCK_NAMESPACE = zlib.crc32(b"smsapp.broadcasts") & 0x7FFFFFFF
+# A Redis lock outlives a dead holder by at most this long; a live holder renews it after every batch.
+REDIS_LOCK_TTL_SECONDS = 60
+PROGRESS_TTL_SECONDS = 24 * 3600
+
+
+# Which messages are broadcasts, and which may send now
+
+
+def broadcasts_due(*, now: dt.datetime | None = None) -> QuerySet[TextMessage]:
+    """Published text messages with segments whose publish window contains ``now``."""
+    now = now or timezone.now()
+    return (
+        TextMessage.objects.filter(is_published=True, segments__isnull=False)
+        .filter(Q(publish_up__isnull=True) | Q(publish_up__lte=now))
+        .filter(Q(publish_down__isnull=True) | Q(publish_down__gt=now))
+        .distinct()
+        .order_by("pk")
+    )
+
+
+def broadcast_not_sendable_reason(text_message: TextMessage, *, now: dt.datetime | None = None) -> str:
+    """Why this text message cannot be broadcast now ("" when it can)."""
+    now = now or timezone.now()
+    if not text_message.segments.exists():
+        return "it has no segments, so it is not a broadcast"
+    if not text_message.is_published:
+        return "it is unpublished"
+    if text_message.publish_up and text_message.publish_up > now:
+        return f"it is published from {text_message.publish_up:%Y-%m-%d %H:%M} UTC"
+    if text_message.publish_down and text_message.publish_down <= now:
+        return f"it was published until {text_message.publish_down:%Y-%m-%d %H:%M} UTC"
+    return ""
+
+
+# The audience, counted set-based
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Contacts in the segments, split into disjoint groups: ``will_receive`` is what a run would queue now."""
+
+    contacts: int
+    already_sent: int  # has this broadcast's row already (any status)
+    no_number: int
+    dnc: int
+    will_receive: int
+
+
+def _segment_ids(text_message: TextMessage) -> list[int]:
+    return list(text_message.segments.order_by("pk").values_list("pk", flat=True))
+
+
+def broadcast_audience(*, text_message: TextMessage) -> Audience:
+    """Count the audience in one aggregate query (no contact is loaded)."""
+    segment_ids = _segment_ids(text_message)
+    if not segment_ids:
+        return Audience(0, 0, 0, 0, 0)
+    member = SegmentMembership.objects.filter(
+        segment_id__in=segment_ids, manually_removed=False, contact_id=OuterRef("pk")
+    )
+    sent = OutboundMessage.objects.filter(text_message=text_message, source=Source.BROADCAST, contact_id=OuterRef("pk"))
+    dnc = DoNotContact.objects.filter(contact_id=OuterRef("pk"), channel="sms", lifted_at__isnull=True)
+    rows = Contact.objects.filter(Exists(member)).annotate(is_sent=Exists(sent), is_dnc=Exists(dnc))
+    no_number = Q(mobile__isnull=True) | Q(mobile="")
+    totals = rows.aggregate(
+        contacts=Count("pk"),
+        already_sent=Count("pk", filter=Q(is_sent=True)),
+        no_number=Count("pk", filter=Q(is_sent=False) & no_number),
+        dnc=Count("pk", filter=Q(is_sent=False, is_dnc=True) & ~no_number),
+    )
+    contacts, already, no_number_count, dnc_count = (
+        totals["contacts"],
+        totals["already_sent"],
+        totals["no_number"],
+        totals["dnc"],
+    )
+    return Audience(
+        contacts=contacts,
+        already_sent=already,
+        no_number=no_number_count,
+        dnc=dnc_count,
+        will_receive=contacts - already - no_number_count - dnc_count,
+    )
+
+
+# The fan-out
+
+
+def _eligible_sql(segment_ids: list[int]) -> tuple[str, list[Any]]:
+    """FROM/WHERE of the contacts who would receive the broadcast, after a contact id; alias ``c``.
+
+    Parameters, in order: text message id, contact id to start after, then the segment ids.
+    """
+    contact = Contact._meta.db_table
+    membership = SegmentMembership._meta.db_table
+    dnc = DoNotContact._meta.db_table
+    outbound = OutboundMessage._meta.db_table
+    placeholders = ", ".join(["%s"] * len(segment_ids))
+    # 'broadcast' is written as a literal so that PostgreSQL can use the partial unique index of
+    # one_broadcast_per_contact (its predicate must be provable from the query text, not from a parameter).
+    sql = f"""
+        FROM {contact} c
+        WHERE NOT EXISTS (
+            SELECT 1 FROM {outbound} o
+            WHERE o.text_message_id = %s AND o.contact_id = c.id AND o.source = 'broadcast')
+          AND c.id > %s
+          AND EXISTS (
+            SELECT 1 FROM {membership} m
+            WHERE m.contact_id = c.id AND m.segment_id IN ({placeholders}) AND m.manually_removed = %s)
+          AND c.mobile IS NOT NULL AND c.mobile <> ''
+          AND NOT EXISTS (
+            SELECT 1 FROM {dnc} d WHERE d.contact_id = c.id AND d.channel = 'sms' AND d.lifted_at IS NULL)
+    """  # noqa: S608 - table names come from models, values are parameters
+    return sql, segment_ids
+
+
+def _eligible_params(text_message_id: int, after: int, segment_ids: list[int]) -> list[Any]:
+    return [text_message_id, after, *segment_ids, False]
+
+
+def _batch_upper_bound(*, text_message_id: int, segment_ids: list[int], after: int, size: int) -> int | None:
+    """The highest contact id among the next ``size`` eligible contacts after ``after`` (None when none are left)."""
+    where, _ = _eligible_sql(segment_ids)
+    sql = f"SELECT MAX(batch.id) FROM (SELECT c.id {where} ORDER BY c.id LIMIT %s) batch"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*_eligible_params(text_message_id, after, segment_ids), size])
+        row = cursor.fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def _insert_batch(*, text_message_id: int, segment_ids: list[int], after: int, upto: int) -> list[int]:
+    """Queue the eligible contacts with ``after < id <= upto`` in one INSERT … SELECT; returns the new row ids."""
+    where, _ = _eligible_sql(segment_ids)
+    table = OutboundMessage._meta.db_table
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    sql = f"""
+        INSERT INTO {table} (contact_id, to_number, sender, sender_kind, text_message_id, source, source_ref,
+            priority, body, encoding, status, error_code, error_message, attempts, next_attempt_at, price_unit,
+            queued_at, updated_at)
+        SELECT c.id, c.mobile, '', '', %s, %s, '', %s, '', '', %s, '', '', 0, %s, '', %s, %s
+        {where} AND c.id <= %s
+        ORDER BY c.id
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    """
+    params = [
+        text_message_id,
+        Source.BROADCAST,
+        False,
+        Status.QUEUED,
+        stamp,
+        stamp,
+        stamp,
+        *_eligible_params(text_message_id, after, segment_ids),
+        upto,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def _enqueue_batch(ids: list[int]) -> None:
+    from .tasks import outbound_send_batch
+
+    outbound_send_batch.apply_async(args=(ids,), queue="sms_bulk")
+
+
+@dataclass
+class BroadcastRun:
+    """What one run did for one text message; ``locked`` means another run was on it, so this one did nothing."""
+
+    text_message_id: int
+    name: str
+    queued: int = 0
+    already_sent: int = 0
+    dnc: int = 0
+    no_number: int = 0
+    contacts: int = 0
+    remaining: int = 0  # eligible contacts left for a later run (--limit)
+    batches: int = 0
+    locked: bool = False
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        head = f"text message {self.text_message_id} “{self.name}”"
+        if self.locked:
+            return f"{head}: skipped, another run is sending it"
+        verb = "would queue" if self.dry_run else "queued"
+        return (
+            f"{head}: {verb} {self.queued}, skipped {self.dnc} Do Not Contact, {self.no_number} without a number, "
+            f"{self.already_sent} already sent, {self.remaining} left for a later run "
+            f"({self.contacts} contacts in its segments, {self.batches} batches)"
+        )
+
+
+def broadcast_send(
+    *,
+    text_message: TextMessage,
+    limit: int | None = None,
+    batch: int = DEFAULT_BATCH,
+    on_progress: Callable[[int, int], None] | None = None,
+    enqueue: Callable[[list[int]], None] = _enqueue_batch,
+) -> BroadcastRun:
+    """Queue the broadcast for every contact who should get it and has not yet; at most ``limit`` rows.
+
+    Holds the message's lock for the whole run (returns ``locked=True`` at once if another run holds it). Each batch
+    commits on its own and hands its row ids to one task after that commit, so a run killed half-way leaves only
+    whole batches behind (and a batch committed whose task was never sent is re-enqueued by the sweeper).
+    ``on_progress(queued, target)`` is called after each batch.
+    """
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    if limit is not None and limit < 0:
+        raise ValueError("limit must not be negative")
+    run = BroadcastRun(text_message_id=text_message.pk, name=text_message.name)
+    with broadcast_lock(text_message_id=text_message.pk) as lock:
+        if lock is None:
+            run.locked = True
+            return run
+        audience = broadcast_audience(text_message=text_message)
+        run.contacts, run.already_sent = audience.contacts, audience.already_sent
+        run.dnc, run.no_number = audience.dnc, audience.no_number
+        target = audience.will_receive if limit is None else min(limit, audience.will_receive)
+        segment_ids = _segment_ids(text_message)
+        after = 0
+        _progress_set(text_message.pk, state="running", queued=0, target=target)
+        while segment_ids and (limit is None or run.queued < limit):
+            size = batch if limit is None else min(batch, limit - run.queued)
+            upto = _batch_upper_bound(text_message_id=text_message.pk, segment_ids=segment_ids, after=after, size=size)
+            if upto is None:
+                break
+            with transaction.atomic():
+                ids = _insert_batch(text_message_id=text_message.pk, segment_ids=segment_ids, after=after, upto=upto)
+                if ids:
+                    transaction.on_commit(lambda ids=ids: enqueue(ids))  # type: ignore[misc]
+            after = upto
+            run.queued += len(ids)
+            run.batches += 1
+            lock()
+            _progress_set(text_message.pk, state="running", queued=run.queued, target=target)
+            if on_progress:
+                on_progress(run.queued, target)
+        run.remaining = max(0, audience.will_receive - run.queued)
+        _progress_set(text_message.pk, state="done", queued=run.queued, target=target, summary=run.summary())
+    logger.info("broadcast %s", run.summary())
+    return run
+
+
+def broadcast_dry_run(
+    *, text_message: TextMessage, limit: int | None = None, batch: int = DEFAULT_BATCH
+) -> Iterator[tuple[int, str]]:
+    """Yield ``(contact id, mobile)`` of who a run would queue now, in id order, one batch in memory at a time."""
+    segment_ids = _segment_ids(text_message)
+    if not segment_ids:
+        return
+    where, _ = _eligible_sql(segment_ids)
+    after, given = 0, 0
+    while limit is None or given < limit:
+        size = batch if limit is None else min(batch, limit - given)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT c.id, c.mobile {where} ORDER BY c.id LIMIT %s",
+                [*_eligible_params(text_message.pk, after, segment_ids), size],
+            )
+            rows = cursor.fetchall()
+        if not rows:
+            return
+        for contact_id, mobile in rows:
+            yield int(contact_id), str(mobile)
+        given += len(rows)
+        after = int(rows[-1][0])
+
+
+def broadcasts_send_all(
+    *,
+    text_message_ids: list[int] | None = None,
+    limit: int | None = None,
+    batch: int = DEFAULT_BATCH,
+    on_progress: Callable[[TextMessage, int, int], None] | None = None,
+    on_result: Callable[[BroadcastRun], None] | None = None,
+) -> list[BroadcastRun]:
+    """Run every due broadcast (or those given, if due); ``limit`` counts across all of them, as Mautic's does.
+
+    A message that fails is logged and the others still run; the failure is re-raised at the end.
+    """
+    due = broadcasts_due()
+    if text_message_ids is not None:
+        due = due.filter(pk__in=text_message_ids)
+    runs: list[BroadcastRun] = []
+    failure: Exception | None = None
+    for text in list(due):
+        left = None if limit is None else limit - sum(r.queued for r in runs)
+        if left is not None and left <= 0:
+            break
+        progress = (lambda q, t, text=text: on_progress(text, q, t)) if on_progress else None
+        try:
+            run = broadcast_send(text_message=text, limit=left, batch=batch, on_progress=progress)
+        except Exception as exc:
+            logger.exception("broadcast of text message %s failed", text.pk)
+            _progress_set(text.pk, state="failed", queued=0, target=0, summary=str(exc)[:300])
+            failure = failure or exc
+            continue
+        runs.append(run)
+        if on_result:
+            on_result(run)
+    if failure is not None:
+        raise failure
+    return runs
+
+
+# One run per message at a time
+
+
+@contextlib.contextmanager
+def broadcast_lock(*, text_message_id: int) -> Iterator[Callable[[], None] | None]:
+    """Hold the message's lock: yields a keep-alive callable, or None when another run holds it (no waiting).
+
+    PostgreSQL: a session-level advisory lock, which the server frees if the holding process dies. Otherwise Redis
+    with a TTL renewed by the keep-alive (a dead holder frees it when the TTL runs out), or, on a single machine with
+    neither, a file lock that the kernel frees with the process.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, text_message_id])
+            got = bool(cursor.fetchone()[0])
+        if not got:
+            yield None
+            return
+        try:
+            yield lambda: None
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, text_message_id])
+        return
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        lock = client.lock(f"smsapp:lock:broadcast:{text_message_id}", timeout=REDIS_LOCK_TTL_SECONDS)
+        if not lock.acquire(blocking=False):
+            yield None
+            return
+
+        def renew() -> None:
+            lock.reacquire()  # raises LockNotOwnedError if the TTL ran out and another run took over: stop this one
+
+        try:
+            yield renew
+        finally:
+            with contextlib.suppress(Exception):
+                lock.release()
+        return
+    folder = settings.VAR_DIR / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"broadcast-{text_message_id}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        try:
+            yield lambda: None
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# Progress for the UI (cache: Redis when configured, the shared file cache otherwise)
+
+
+@dataclass(frozen=True)
+class Progress:
+    state: str  # "queued" (Send now pressed), "running", "done", "failed", or "" (nothing recorded)
+    queued: int = 0
+    target: int = 0
+    summary: str = ""
+    at: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.state in {"queued", "running"}
+
+    @property
+    def percent(self) -> int:
+        if self.state == "done":
+            return 100
+        return int(100 * self.queued / self.target) if self.target else 0
+
+
+def _progress_key(text_message_id: int) -> str:
+    return f"smsapp:broadcast:progress:{text_message_id}"
+
+
+def _progress_set(text_message_id: int, *, state: str, queued: int, target: int, summary: str = "") -> None:
+    progress = Progress(state=state, queued=queued, target=target, summary=summary, at=timezone.now().isoformat())
+    # Progress is a convenience for the page: a cache outage must not stop a broadcast.
+    with contextlib.suppress(Exception):
+        cache.set(_progress_key(text_message_id), asdict(progress), PROGRESS_TTL_SECONDS)
+
+
+def broadcast_progress(*, text_message_id: int) -> Progress:
+    try:
+        data = cache.get(_progress_key(text_message_id))
+    except Exception:
+        data = None
+    return Progress(**data) if isinstance(data, dict) else Progress(state="")
+
+
+def broadcast_request_send(*, text_message: TextMessage) -> None:
+    """ "Send now": queue the same job as cron for this one message, on ``sms_bulk``, after commit."""
+    from .broadcast_tasks import broadcast_send_task
+
+    _progress_set(text_message.pk, state="queued", queued=0, target=0)
+    transaction.on_commit(lambda: broadcast_send_task.apply_async(args=(text_message.pk,), queue="sms_bulk"))
