@@ -62,8 +62,8 @@ def _twilio(settings: Any) -> None:
 
 
 def _post(client: Client, params: dict[str, str], signature: str | None) -> Any:
-    headers = {"HTTP_X_TWILIO_SIGNATURE": signature} if signature is not None else {}
-    return client.post(PATH, urlencode(params), content_type="application/x-www-form-urlencoded", **headers)
+    headers = {"X-Twilio-Signature": signature} if signature is not None else {}
+    return client.post(PATH, urlencode(params), content_type="application/x-www-form-urlencoded", headers=headers)
 
 
 @settings(
