@@ -205,6 +205,9 @@ def parse_twilio_params(params: Mapping[str, str], *, account_sid: str) -> Inbou
     """Twilio's form fields -> an event; ``WebhookRejected(400)`` for a malformed or foreign payload."""
     get = params.get
     raw = {k: str(get(k) or "") for k in params}
+    # Twilio never sends a NUL character, and PostgreSQL cannot store one (text or jsonb): found by the fuzz test.
+    if any("\x00" in k or "\x00" in v for k, v in raw.items()):
+        raise WebhookRejected(400, "A field contains a NUL character.")
     sid = str(get("MessageSid") or get("SmsSid") or "")
     status = str(get("MessageStatus") or get("SmsStatus") or "").lower()
     their_account = str(get("AccountSid") or "")
