@@ -120,6 +120,9 @@ class ContactPatch(Schema):
 
 class ContactQuery(PageQuery):
     mobile: Text | None = Field(None, description="A number in any common format; matched exactly once normalised.")
+    country: Text | None = Field(
+        None, pattern="^[A-Za-z]{2}$", description="ISO country for a `mobile` written without its country code."
+    )
     segment: Id | None = Field(None, description="Only members of this segment.")
     dnc: bool | None = Field(None, description="true: only SMS Do Not Contact; false: only contactable.")
     q: Text | None = Field(None, max_length=200, description="Name, email or number.")
@@ -244,7 +247,7 @@ def contact_list(request: HttpRequest, query: Query[ContactQuery]) -> ContactPag
     contacts = Contact.objects.all()
     if query.mobile is not None:
         try:
-            contacts = contacts.filter(mobile=phone_to_e164(query.mobile))
+            contacts = contacts.filter(mobile=phone_to_e164(query.mobile, region=query.country))
         except InvalidPhoneNumber as exc:
             raise FieldErrors({"mobile": [str(exc)]}) from None
     if query.segment is not None:
