@@ -188,6 +188,19 @@ SMS_PROVIDER = env.str("SMS_PROVIDER", default="twilio")
 # Only with DEBUG on: accept unsigned callbacks (the plugin page says so loudly).
 SMS_CALLBACK_SKIP_SIGNATURE = DEBUG and env.bool("SMS_CALLBACK_SKIP_SIGNATURE", default=False)
 
+# SMS sending pipeline (texts)
+# Quiet hours for marketing messages, in each contact's timezone ("HH:MM"; an end before the start spans midnight).
+SMS_QUIET_HOURS_START = env.str("SMS_QUIET_HOURS_START", default="08:00")
+SMS_QUIET_HOURS_END = env.str("SMS_QUIET_HOURS_END", default="21:00")
+# Transient provider errors: exponential backoff with jitter from the base, capped, up to this many attempts.
+SMS_MAX_ATTEMPTS = env.int("SMS_MAX_ATTEMPTS", default=5)
+SMS_RETRY_BASE_SECONDS = env.float("SMS_RETRY_BASE_SECONDS", default=30.0)
+SMS_RETRY_MAX_SECONDS = env.float("SMS_RETRY_MAX_SECONDS", default=3600.0)
+# A row in `sending` for longer than this belongs to a dead worker: the sweeper requeues it or marks it unknown.
+SMS_SENDING_STALE_SECONDS = env.float("SMS_SENDING_STALE_SECONDS", default=300.0)
+# A worker waits at most this long for a sender's rate-limit slot before handing the row back to the queue.
+SMS_RATE_MAX_WAIT_SECONDS = env.float("SMS_RATE_MAX_WAIT_SECONDS", default=30.0)
+
 # Contacts
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US")
 PHONENUMBER_DEFAULT_REGION = DEFAULT_PHONE_REGION

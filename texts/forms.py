@@ -1,1 +1,112 @@
-"""forms of the texts app."""
+"""Forms of the texts app: they validate; views never parse raw input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from contacts.models import Contact, Segment
+from contacts.phones import InvalidPhoneNumber, phone_to_e164
+
+from .models import OutboundMessage, Status, TextMessage
+from .personalise import UnknownTokens, personalise_validate
+from .segments import validate_length
+
+
+def custom_field_exists(key: str) -> bool:
+    return Contact.objects.filter(custom_fields__has_key=key).exists()
+
+
+class TextMessageForm(forms.ModelForm):
+    media_urls_text = forms.CharField(
+        label="Media URLs (MMS)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="One https:// URL per line; leave empty for a plain SMS.",
+    )
+    segments = forms.ModelMultipleChoiceField(
+        queryset=Segment.objects.all(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="With segments this is a segment (broadcast) message: each member receives it once.",
+    )
+
+    class Meta:
+        model = TextMessage
+        fields = ["name", "body", "language", "category", "is_published", "publish_up", "publish_down", "segments"]
+        widgets = {
+            "body": forms.Textarea(attrs={"rows": 6, "id": "id_body", "aria-describedby": "sms-counter"}),
+            "publish_up": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+            "publish_down": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        }
+        help_texts = {
+            "body": "Personalise with {{first_name}}, {{first_name|there}} (with a fallback), {{custom.plan}} "
+            "or {contactfield=firstname}.",
+            "category": "Marketing messages obey Do Not Contact and quiet hours; "
+            "transactional ones only Do Not Contact.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            self.initial["media_urls_text"] = "\n".join(self.instance.media_urls or [])
+
+    def clean_body(self) -> str:
+        body: str = self.cleaned_data["body"]
+        try:
+            validate_length(body)
+            personalise_validate(body, custom_field_exists=custom_field_exists)
+        except (UnknownTokens, ValueError) as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return body
+
+    def clean_media_urls_text(self) -> list[str]:
+        urls = [line.strip() for line in self.cleaned_data["media_urls_text"].splitlines() if line.strip()]
+        validator = forms.URLField(assume_scheme="https")
+        for url in urls:
+            try:
+                validator.clean(url)
+            except forms.ValidationError:
+                raise forms.ValidationError(f"“{url}” is not a URL.") from None
+        if len(urls) > 10:
+            raise forms.ValidationError("Twilio accepts at most 10 media URLs per message.")
+        return urls
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        up, down = data.get("publish_up"), data.get("publish_down")
+        if up and down and down <= up:
+            self.add_error("publish_down", "Publish until must be after publish from.")
+        return data
+
+    def save(self, commit: bool = True) -> TextMessage:
+        self.instance.media_urls = self.cleaned_data.get("media_urls_text", [])
+        return super().save(commit=commit)
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(label="Search", required=False, max_length=200)
+
+
+class PreviewForm(forms.Form):
+    contact = forms.ModelChoiceField(queryset=Contact.objects.all(), required=False, label="Preview for")
+    body = forms.CharField(required=False, max_length=10_000)
+
+
+class TestSendForm(forms.Form):
+    to_number = forms.CharField(label="Send a test to", max_length=32, help_text="Any number, e.g. +44 7911 123456")
+
+    def clean_to_number(self) -> str:
+        try:
+            return phone_to_e164(self.cleaned_data["to_number"])
+        except InvalidPhoneNumber as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class OutboundFilterForm(forms.Form):
+    status = forms.ChoiceField(choices=[("", "Any status"), *Status.choices], required=False)
+    text_message = forms.ModelChoiceField(
+        queryset=TextMessage.objects.order_by("name"), required=False, empty_label="Any text message"
+    )
+    source = forms.ChoiceField(choices=[("", "Any source"), *OutboundMessage.Source.choices], required=False)

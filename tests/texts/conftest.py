@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from contacts.models import Contact
+from providers.base import ErrorKind, ProviderError, Sender, SendRequest, SendResult
+from texts.models import TextMessage
+
+
+@dataclass(frozen=True)
+class StubSenderConfig:
+    sender: Sender
+    rate_per_second: float = 100.0
+
+    @property
+    def key(self) -> str:
+        return f"{self.sender.kind}:{self.sender.value}"
+
+
+@dataclass
+class StubConfig:
+    senders: tuple[StubSenderConfig, ...]
+    status_callback_url: str | None = None
+
+
+@dataclass
+class RecordingProvider:
+    """A provider for unit tests: records each request, answers from a script of errors (None = success)."""
+
+    errors: dict[str, list[ProviderError | None]] = field(default_factory=dict)
+    requests: list[SendRequest] = field(default_factory=list)
+    counter: Any = field(default_factory=lambda: itertools.count(1))
+    name: str = "recording"
+
+    def send(self, request: SendRequest) -> SendResult:
+        self.requests.append(request)
+        script = self.errors.get(request.to)
+        error = script.pop(0) if script else None
+        if error is not None:
+            raise error
+        return SendResult(
+            sid=f"SM{next(self.counter):032d}", status="queued", price=Decimal("-0.0079"), price_unit="USD"
+        )
+
+
+@dataclass
+class Pipeline:
+    provider: RecordingProvider
+    config: StubConfig
+    waits: list[tuple[str, float, int]]
+
+    def kwargs(self) -> dict[str, Callable[..., Any]]:
+        def wait(*, sender_key: str, rate_per_second: float, cost: int = 1, max_wait: float | None = None) -> float:
+            self.waits.append((sender_key, rate_per_second, cost))
+            return 0.0
+
+        return {"get_provider": lambda: self.provider, "get_config": lambda: self.config, "wait_for_slot": wait}
+
+
+NUMBERS = ("+14155550001", "+14155550002", "+14155550003")
+
+
+@pytest.fixture
+def pipeline() -> Pipeline:
+    senders = tuple(StubSenderConfig(Sender("number", n), 1.0) for n in NUMBERS)
+    return Pipeline(provider=RecordingProvider(), config=StubConfig(senders=senders), waits=[])
+
+
+@pytest.fixture
+def transactional_text(db: None) -> TextMessage:
+    return TextMessage.objects.create(name="Receipt", body="Hi {{first_name|there}}, paid.", category="transactional")
+
+
+@pytest.fixture
+def marketing_text(db: None) -> TextMessage:
+    return TextMessage.objects.create(name="Sale", body="Hi {{first_name}}, 20% off {{custom.plan|today}}!")
+
+
+@pytest.fixture
+def make_contact(db: None) -> Callable[..., Contact]:
+    numbers = itertools.count(100)
+
+    def _make(**kwargs: Any) -> Contact:
+        kwargs.setdefault("mobile", f"+1415555{next(numbers):04d}")
+        kwargs.setdefault("first_name", "Ada")
+        kwargs.setdefault("country", "US")
+        kwargs.setdefault("timezone", "America/Los_Angeles")
+        return Contact.objects.create(**kwargs)
+
+    return _make
+
+
+def transient(code: str = "20429", *, may_have_sent: bool = False) -> ProviderError:
+    return ProviderError(ErrorKind.TRANSIENT, code, "Too Many Requests", status=429, may_have_sent=may_have_sent)

@@ -1,0 +1,123 @@
+"""Personalisation tokens in a text message body: substitution only, never a template engine.
+
+Accepted forms:
+
+- ``{{first_name}}``, ``{{ last_name }}``: a contact field;
+- ``{{custom.plan}}`` or ``{{plan}}``: a custom field (the bare name works when no contact field has that name);
+- ``{{first_name|there}}``: with a fallback used when the contact has no value;
+- ``{contactfield=firstname}`` and ``{contactfield=firstname|there}``: Mautic's form, with Mautic's field aliases.
+
+User text is never handed to Django's template engine: ``{{ settings.SECRET_KEY }}`` is refused, ``{% load %}``
+stays literal text, and the renderer only looks names up in a fixed table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# {{ name }} or {{ name|fallback }}; {contactfield=name} or {contactfield=name|fallback}
+TOKEN_RE = re.compile(
+    r"\{\{\s*(?P<name>[^{}|]*?)\s*(?:\|(?P<fallback>[^{}]*?))?\s*\}\}"
+    r"|\{contactfield=(?P<m_name>[^{}|]*?)(?:\|(?P<m_fallback>[^{}]*))?\}"
+)
+NAME_RE = re.compile(r"^(custom\.)?[A-Za-z_][A-Za-z0-9_]*$")
+
+# Contact attributes a marketer may use, and the names Mautic gives some of them.
+CONTACT_FIELDS = ("first_name", "last_name", "email", "mobile", "country", "timezone", "preferred_language")
+ALIASES = {
+    "firstname": "first_name",
+    "lastname": "last_name",
+    "phone": "mobile",
+    "mobile_number": "mobile",
+    "language": "preferred_language",
+}
+
+
+@dataclass(frozen=True)
+class Token:
+    raw: str  # the token as written, for error messages
+    field: str  # a CONTACT_FIELDS name, or "custom.<key>"
+    fallback: str
+
+
+class UnknownTokens(ValueError):
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+        names = ", ".join(tokens)
+        super().__init__(
+            f"Unknown personalisation token{'s' if len(tokens) > 1 else ''}: {names}. "
+            f"Use a contact field ({', '.join('{{' + f + '}}' for f in CONTACT_FIELDS[:2])}, …) or "
+            "{{custom.<field>}} for a custom field."
+        )
+
+
+def _resolve(name: str) -> str | None:
+    """The field a token names, or None when it cannot name one (syntax); custom keys are checked by the caller."""
+    if not NAME_RE.match(name):
+        return None
+    if name.startswith("custom."):
+        return name
+    key = ALIASES.get(name.lower(), name.lower() if name.lower() in CONTACT_FIELDS else name)
+    return key if key in CONTACT_FIELDS else f"custom.{name}"
+
+
+def parse_tokens(body: str) -> list[Token]:
+    """Every token in ``body``; raises ``UnknownTokens`` for one whose name is not a field name at all."""
+    tokens: list[Token] = []
+    bad: list[str] = []
+    for match in TOKEN_RE.finditer(body):
+        name = (match.group("name") if match.group("name") is not None else match.group("m_name") or "").strip()
+        fallback = match.group("fallback") if match.group("name") is not None else match.group("m_fallback")
+        field = _resolve(name)
+        if field is None:
+            bad.append(match.group(0))
+            continue
+        tokens.append(Token(raw=match.group(0), field=field, fallback=(fallback or "").strip()))
+    if bad:
+        raise UnknownTokens(bad)
+    return tokens
+
+
+def personalise_validate(body: str, *, custom_field_exists: Callable[[str], bool]) -> list[Token]:
+    """Check every token names a field; raises ``UnknownTokens`` naming the ones that do not.
+
+    ``{{custom.x}}`` is always accepted (custom fields vary per contact; the marketer said "custom"). A bare name that
+    is not a contact field must be a custom field some contact has, else it is most likely a typo.
+    """
+    tokens = parse_tokens(body)
+    unknown = [
+        t.raw
+        for t in tokens
+        if t.field.startswith("custom.")
+        and not t.raw.replace(" ", "").startswith(("{{custom.", "{contactfield=custom."))
+        and not custom_field_exists(t.field.removeprefix("custom."))
+    ]
+    if unknown:
+        raise UnknownTokens(unknown)
+    return tokens
+
+
+def _value(contact: Any, field: str) -> str:
+    if field.startswith("custom."):
+        custom: Mapping[str, Any] = getattr(contact, "custom_fields", None) or {}
+        value = custom.get(field.removeprefix("custom."))
+    else:
+        value = getattr(contact, field, None)
+    return "" if value is None else str(value)
+
+
+def personalise_render(body: str, *, contact: Any) -> str:
+    """``body`` with each token replaced by the contact's value (or the fallback, or nothing)."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = (match.group("name") if match.group("name") is not None else match.group("m_name") or "").strip()
+        fallback = match.group("fallback") if match.group("name") is not None else match.group("m_fallback")
+        field = _resolve(name)
+        if field is None:
+            return match.group(0)
+        return _value(contact, field) or (fallback or "").strip()
+
+    return TOKEN_RE.sub(replace, body)
