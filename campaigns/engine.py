@@ -338,7 +338,7 @@ def _outbound_enqueue() -> Callable[..., int] | None:
 
 def _text_message(text_message_id: Any) -> Any:
     try:
-        model = apps.get_model("texts", "TextMessage")  # type: ignore[misc] # until the texts app has its models
+        model = apps.get_model("texts", "TextMessage")
     except LookupError:
         return None
     return model.objects.filter(pk=text_message_id).first() if text_message_id else None

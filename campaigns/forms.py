@@ -41,7 +41,7 @@ class CampaignForm(forms.ModelForm):
 
 def text_message_choices() -> list[tuple[str, str]]:
     try:
-        model = apps.get_model("texts", "TextMessage")  # type: ignore[misc] # until the texts app has its models
+        model = apps.get_model("texts", "TextMessage")
     except LookupError:
         return []
     return [(str(pk), name) for pk, name in model.objects.order_by("name").values_list("pk", "name")]

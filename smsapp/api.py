@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Annotated, Any, TypeVar
@@ -164,6 +165,20 @@ def no_nul_anywhere(value: Any) -> Any:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _sane_datetime(value: dt.datetime) -> dt.datetime:
+    # Aware, in UTC, and in a range both databases store: "9999-12-31T23:59-05:00" would overflow converting to UTC.
+    try:
+        value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if not 1900 <= value.year <= 9000:
+        raise ValueError("must be between the years 1900 and 9000")
+    return value
+
+
+When = Annotated[dt.datetime, AfterValidator(_sane_datetime)]
 
 # Every operation can answer these besides its own codes; declared so the OpenAPI document tells the truth.
 COMMON_ERRORS: dict[int, type[Schema]] = {401: ErrorOut, 429: ErrorOut}
