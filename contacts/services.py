@@ -229,6 +229,12 @@ def segment_rebuild(*, segment: Segment) -> dict[str, int]:
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
     if segment.kind != Segment.Kind.FILTER:
         return {"added": 0, "removed": 0, "members": _segment_count(segment)}
+    if not (segment.filters or {}).get("rules"):
+        # No rules match nobody: the SQL for "no rows" cannot be compiled (EmptyResultSet), so only drop leavers.
+        removed, _ = SegmentMembership.objects.filter(
+            segment=segment, manually_added=False, manually_removed=False
+        ).delete()
+        return {"added": 0, "removed": removed, "members": _segment_count(segment)}
     matching = segment_matching_contacts(segment=segment).values("id")
     select_sql, select_params = matching.query.sql_with_params()
     table = SegmentMembership._meta.db_table

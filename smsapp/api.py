@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
 from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Annotated, Any, TypeVar
@@ -21,9 +22,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 from ninja.security import HttpBearer
 from ninja.throttling import AuthRateThrottle
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from .models import ApiToken, token_hash
 from .roles import is_admin
@@ -56,6 +58,16 @@ def _docs_need_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     return wrapper
 
 
+class JsonObjectParser(Parser):
+    """Bodies are JSON objects: a list or a bare value would otherwise fill a schema with its defaults."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        data = json.loads(request.body)
+        if not isinstance(data, dict):
+            raise ValueError("The request body must be a JSON object.")
+        return data
+
+
 api = NinjaAPI(
     title="smsapp API",
     version="1",
@@ -64,6 +76,7 @@ api = NinjaAPI(
     auth=BearerToken(),
     throttle=[AuthRateThrottle(settings.API_RATE_LIMIT)],
     docs_decorator=_docs_need_login,
+    parser=JsonObjectParser(),
 )
 
 
@@ -167,6 +180,18 @@ def no_nul_anywhere(value: Any) -> Any:
 Text = Annotated[str, AfterValidator(_no_nul)]
 
 
+def _iso_datetime(value: Any) -> Any:
+    # ISO 8601 text only: pydantic would also read 0 or "0.5" as Unix timestamps, which the document does not allow.
+    if isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string, e.g. 2026-01-31T09:00:00Z")
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"“{value}” is not an ISO 8601 date-time, e.g. 2026-01-31T09:00:00Z") from None
+
+
 def _sane_datetime(value: dt.datetime) -> dt.datetime:
     # Aware, in UTC, and in a range both databases store: "9999-12-31T23:59-05:00" would overflow converting to UTC.
     try:
@@ -178,7 +203,7 @@ def _sane_datetime(value: dt.datetime) -> dt.datetime:
     return value
 
 
-When = Annotated[dt.datetime, AfterValidator(_sane_datetime)]
+When = Annotated[dt.datetime, BeforeValidator(_iso_datetime), AfterValidator(_sane_datetime)]
 
 # Every operation can answer these besides its own codes; declared so the OpenAPI document tells the truth.
 COMMON_ERRORS: dict[int, type[Schema]] = {401: ErrorOut, 429: ErrorOut}

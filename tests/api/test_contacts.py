@@ -133,6 +133,9 @@ def test_malformed_json_and_nul_characters_are_400(api: ApiClient) -> None:
     response = api.post("/api/v1/contacts", "{not json", content_type=JSON)
     assert response.status_code == 400
     assert response["Content-Type"].startswith(JSON)
+    for not_an_object in ([None, None], "Ada", 3):
+        refused = _post(api, "/api/v1/contacts", not_an_object)
+        assert refused.status_code == 400, not_an_object
     response = _post(api, "/api/v1/contacts", {"first_name": "a\x00b"})
     assert response.status_code == 400
     assert "first_name" in response.json()["errors"]
@@ -318,6 +321,13 @@ def test_create_filter_segment_builds_membership(api: ApiClient, make_contact: C
     assert body["member_count"] == 1
     members = api.get(f"/api/v1/segments/{body['id']}/contacts").json()["items"]
     assert [m["id"] for m in members] == [match.pk]
+
+
+def test_filter_segment_without_rules_is_empty(api: ApiClient, make_contact: Callable[..., Contact]) -> None:
+    make_contact()
+    response = _post(api, "/api/v1/segments", {"name": "No rules yet", "kind": "filter", "filters": None})
+    assert response.status_code == 201
+    assert response.json()["member_count"] == 0
 
 
 def test_invalid_filters_are_400_naming_each_rule(api: ApiClient) -> None:

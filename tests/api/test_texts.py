@@ -204,6 +204,7 @@ def test_outbound_log_filters(api: ApiClient, text: TextMessage, make_contact: C
     assert ids(contact=ann.pk, status="sent", until=since) == [a1]
     assert api.get("/api/v1/outbound-messages", {"status": "lost"}).status_code == 400
     assert api.get("/api/v1/outbound-messages", {"since": "yesterday"}).status_code == 400
+    assert api.get("/api/v1/outbound-messages", {"until": "0.5"}).status_code == 400
     assert api.get("/api/v1/outbound-messages", {"since": "9999-12-31T23:59:59-12:00"}).status_code == 400
     assert api.get(f"/api/v1/outbound-messages/{a2}").json()["status"] == "failed"
     assert api.get(f"/api/v1/outbound-messages/{b1 + 10}").status_code == 404
