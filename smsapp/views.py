@@ -21,7 +21,16 @@ User = get_user_model()
 
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "smsapp/dashboard.html", {"cards": dashboard_data.cards()})
+    steps = dashboard_data.setup_steps()
+    return render(
+        request,
+        "smsapp/dashboard.html",
+        {
+            "cards": dashboard_data.cards(),
+            "steps": steps if not all(step.done for step in steps) else [],
+            "activity": dashboard_data.recent_activity(),
+        },
+    )
 
 
 @login_not_required
