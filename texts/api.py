@@ -19,12 +19,12 @@ from pydantic import Field
 
 from contacts.models import Contact, Segment
 from contacts.services import contact_is_dnc
+from providers.segments import MAX_BODY_CHARACTERS
 from smsapp.api import FieldErrors, Id, PageQuery, Text, When, keyset_page, responses
 
 from .forms import TextMessageForm
 from .models import OutboundMessage, Source, TextMessage
 from .models import Status as OutboundStatus
-from .segments import MAX_BODY_CHARACTERS
 from .services import outbound_enqueue
 
 router = Router()
