@@ -171,7 +171,9 @@ def _with_dnc(queryset: QuerySet[Contact]) -> QuerySet[Contact]:
 
 
 def contact_out(contact: Contact) -> ContactOut:
-    entries: list[DoNotContact] = getattr(contact, "active_sms_dnc", None) or list(dnc_active().filter(contact=contact))
+    entries: list[DoNotContact] | None = getattr(contact, "active_sms_dnc", None)
+    if entries is None:  # not prefetched (a single contact): one query
+        entries = list(dnc_active().filter(contact=contact))
     entry = entries[0] if entries else None
     return ContactOut(
         id=contact.pk,
