@@ -146,7 +146,9 @@ class MeOut(Schema):
     role: str
 
 
-@api.get("/me", response={200: MeOut, 401: ErrorOut}, tags=["account"], summary="The token's user and role")
+@api.get(
+    "/me", response={200: MeOut, 401: ErrorOut, 429: ErrorOut}, tags=["account"], summary="The token's user and role"
+)
 def me(request: HttpRequest) -> MeOut:
     return MeOut(username=request.user.get_username(), role="admin" if is_admin(request.user) else "marketer")
 
