@@ -7,6 +7,7 @@ rate, whether inbound is on, and where each value came from.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -108,8 +109,50 @@ def _sender_from_env(value: str, rate: Decimal | None) -> tuple[str, SenderConfi
     return SenderType.ALPHANUMERIC, SenderConfig(Sender("alphanumeric", value), float(rate or 10), "TWILIO_FROM")
 
 
+# The configuration is read on every send and every webhook; it changes when an admin saves the page. Each process
+# keeps it for a few seconds: a save in this process clears it at once (signals below), other processes see it
+# within SMS_CONFIG_CACHE_SECONDS.
+_cache: tuple[float, tuple[object, ...], TwilioConfig] | None = None
+
+
+def _settings_key() -> tuple[object, ...]:
+    return tuple(
+        getattr(settings, name, "")
+        for name in (
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_AUTH_TOKEN",
+            "TWILIO_API_KEY_SID",
+            "TWILIO_API_KEY_SECRET",
+            "TWILIO_FROM",
+            "TWILIO_MESSAGING_SERVICE_SID",
+            "TWILIO_API_BASE_URL",
+            "TWILIO_TIMEOUT_SECONDS",
+            "PUBLIC_BASE_URL",
+        )
+    )
+
+
+def config_changed(**kwargs: object) -> None:
+    """Forget the cached configuration (connected to saves of the plugin's models)."""
+    global _cache
+    _cache = None
+
+
 def get_config() -> TwilioConfig:
-    """The configuration in effect now (one query)."""
+    """The configuration in effect now (one query, or none within SMS_CONFIG_CACHE_SECONDS of the last)."""
+    global _cache
+    ttl = float(getattr(settings, "SMS_CONFIG_CACHE_SECONDS", 5.0))
+    key = _settings_key()
+    now = time.monotonic()
+    cached = _cache
+    if ttl > 0 and cached is not None and cached[1] == key and now - cached[0] < ttl:
+        return cached[2]
+    config = _load_config()
+    _cache = (now, key, config)
+    return config
+
+
+def _load_config() -> TwilioConfig:
     row = _stored()
     from_env: set[str] = set()
     problems: list[str] = []

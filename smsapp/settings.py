@@ -183,6 +183,8 @@ TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="").rstrip("/")
 TWILIO_TIMEOUT_SECONDS = env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)
 # Key for encrypting credentials at rest. Unset: derived from SECRET_KEY (rotate both together).
 SMSAPP_ENCRYPTION_KEY = _secret("SMSAPP_ENCRYPTION_KEY")
+# Seconds each process keeps the plugin configuration before reading it again (a save in the same process clears it).
+SMS_CONFIG_CACHE_SECONDS = env.float("SMS_CONFIG_CACHE_SECONDS", default=5.0)
 # Which transport sends: "twilio" or "console" (prints, for development), like Django's email backends.
 SMS_PROVIDER = env.str("SMS_PROVIDER", default="twilio")
 # Only with DEBUG on: accept unsigned callbacks (the plugin page says so loudly).

@@ -108,6 +108,12 @@ def _settings_sections() -> list[dict[str, object]]:
             "url": reverse("providers:twilio_settings"),
             "admin_only": True,
         },
+        {
+            "title": "SMS keywords",
+            "description": "Opt-out (STOP), opt-in (START), help and custom words, and their auto-replies.",
+            "url": reverse("texts_inbound:keywords"),
+            "admin_only": False,
+        },
     ]
 
 

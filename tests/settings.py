@@ -23,3 +23,6 @@ STORAGES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so that worker processes started by a test see the same database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+# Tests change Twilio settings and rows between (and inside) tests; read the configuration afresh each time. The cache
+# itself is tested in tests/providers/test_config_cache.py.
+SMS_CONFIG_CACHE_SECONDS = 0.0

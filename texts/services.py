@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, TimelineEvent
@@ -416,7 +417,11 @@ def _send_one(
     mine = Q(claim=token)
     media = row.text_message.media_urls if row.text_message else []
     request = SendRequest(
-        to=row.to_number, body=row.body, sender=sender_config.sender, media_urls=tuple(media), status_callback=callback
+        to=row.to_number,
+        body=row.body,
+        sender=sender_config.sender,
+        media_urls=tuple(media),
+        status_callback=status_callback_for(callback, row.pk),
     )
     try:
         result = provider.send(request)
@@ -441,7 +446,25 @@ def _send_one(
         error_code="",
         error_message="",
     )
+    if not moved:
+        # A status callback can arrive before this write: it attached the SID (through the message id in its URL)
+        # and moved the message on already. Keep what only the API answer tells, and count the message as sent.
+        moved = list(OutboundMessage.objects.filter(pk=row.pk, provider_sid=result.sid).values_list("pk", flat=True))
+        OutboundMessage.objects.filter(pk__in=moved).update(
+            price=result.price,
+            price_unit=result.price_unit or "",
+            segments=result.segments or row.segments,
+            sent_at=Coalesce(F("sent_at"), Now()),
+        )
     outcome.sent.extend(moved)
+
+
+def status_callback_for(callback: str | None, message_id: int) -> str | None:
+    """The status callback URL for one message: it names the message, so a callback that arrives before the worker
+    has recorded the provider's SID still finds it (Twilio signs the whole URL, query included)."""
+    if not callback:
+        return None
+    return f"{callback}{'&' if '?' in callback else '?'}m={message_id}"
 
 
 def _write_error(row: OutboundMessage, exc: Any, *, mine: Q, outcome: BatchOutcome, kinds: Any) -> None:
