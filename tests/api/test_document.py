@@ -32,6 +32,8 @@ EXPECTED = {
     ("post", "/api/v1/text-messages/{text_message_id}/send"),
     ("get", "/api/v1/outbound-messages"),
     ("get", "/api/v1/outbound-messages/{message_id}"),
+    ("get", "/api/v1/inbound-messages"),
+    ("get", "/api/v1/inbound-messages/{message_id}"),
     ("get", "/api/v1/campaigns"),
     ("get", "/api/v1/campaigns/{campaign_id}"),
     ("get", "/api/v1/campaigns/{campaign_id}/contacts"),

@@ -1,41 +1,32 @@
-"""API: inbound messages (the model comes with the Twilio callback work; these tests skip until it is merged)."""
+"""API: inbound messages (list with contact and time filters, read)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pytest
-from django.apps import apps
 from django.utils import timezone
 
 from contacts.models import Contact
+from texts.models import InboundMessage
 
 from .conftest import ApiClient
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def inbound_model() -> Any:
-    try:
-        return apps.get_model("texts", "InboundMessage")
-    except LookupError:
-        pytest.skip("texts.InboundMessage is not merged yet (branch callback)")
-
-
-def test_inbound_list_filters_by_contact_and_time(api: ApiClient, inbound_model: Any) -> None:
+def test_inbound_list_filters_by_contact_and_time(api: ApiClient) -> None:
     ann = Contact.objects.create(mobile="+447911000001")
     bob = Contact.objects.create(mobile="+447911000002")
 
     def received(contact: Contact, body: str, sid: str) -> int:
-        row = inbound_model.objects.create(
+        row = InboundMessage.objects.create(
             message_sid=sid, account_sid="AC1", from_number=str(contact.mobile), body=body, contact=contact
         )
         return int(row.pk)
 
     first = received(ann, "STOP", "SM1")
-    inbound_model.objects.filter(pk=first).update(received_at=timezone.now() - dt.timedelta(days=2))
+    InboundMessage.objects.filter(pk=first).update(received_at=timezone.now() - dt.timedelta(days=2))
     second = received(bob, "Hello", "SM2")
     third = received(ann, "Thanks", "SM3")
     page = api.get("/api/v1/inbound-messages", {"limit": 2}).json()
