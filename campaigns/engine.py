@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import importlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
@@ -26,6 +24,8 @@ from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
 from contacts.services import dnc_active, timeline_record_many
+from texts.models import Source
+from texts.services import outbound_enqueue
 
 from .models import (
     Campaign,
@@ -327,21 +327,10 @@ def _timeline_title(campaign_name: str, event: CampaignEvent, status: str, path:
     return f"Campaign “{campaign_name}”: {event.label}{outcome}{failed}"
 
 
-def _outbound_enqueue() -> Callable[..., int] | None:
-    """The texts app's sending entry point, or None where the texts app does not provide it."""
-    try:
-        module = importlib.import_module("texts.services")
-    except ImportError:
-        return None
-    return getattr(module, "outbound_enqueue", None)
-
-
-def _text_message(text_message_id: Any) -> Any:
-    try:
-        model = apps.get_model("texts", "TextMessage")  # type: ignore[misc] # until the texts app has its models
-    except LookupError:
-        return None
-    return model.objects.filter(pk=text_message_id).first() if text_message_id else None
+def campaign_send_ref(*, event_id: int, entry: int) -> str:
+    """The outbound log's ``source_ref`` for a campaign send: unique per (event, contact, entry) with the contact,
+    by texts' partial unique constraint, so a re-run after a crash never queues a second text."""
+    return f"campaign-event:{event_id}:{entry}"
 
 
 def _run_action(batch: _Batch, *, now: dt.datetime) -> tuple[str, str]:
@@ -349,18 +338,22 @@ def _run_action(batch: _Batch, *, now: dt.datetime) -> tuple[str, str]:
     event, ids = batch.event, batch.contact_ids
     kind = event.kind
     if kind == EventKind.SEND_TEXT_MESSAGE:
-        text_message = _text_message(event.prop("text_message_id"))
-        enqueue = _outbound_enqueue()
+        text_message = event.text_message
         if text_message is None:
-            return LogStatus.FAILED, "The text message no longer exists"
-        if enqueue is None:
-            return LogStatus.FAILED, "Sending text messages is not available"
-        # One call per event batch: DNC, missing numbers and quiet hours are the pipeline's business.
-        queued = enqueue(
-            text_message=text_message,
-            contact_ids=ids,
-            source="campaign",
-            source_ref=f"campaign-event:{event.pk}",
+            return LogStatus.FAILED, "The action has no text message"
+        # One call per entry in the batch (almost always one): Do Not Contact, missing numbers and quiet hours are
+        # the pipeline's business, not the campaign's.
+        by_entry: dict[int, list[int]] = defaultdict(list)
+        for _, contact_id, entry in batch.rows:
+            by_entry[entry].append(contact_id)
+        queued = sum(
+            outbound_enqueue(
+                text_message=text_message,
+                contacts=contact_ids,
+                source=Source.CAMPAIGN,
+                source_ref=campaign_send_ref(event_id=event.pk, entry=entry),
+            )
+            for entry, contact_ids in by_entry.items()
         )
         return LogStatus.DONE, f"Queued {queued} of {len(ids)} in this batch"
     if kind in (EventKind.ADD_TO_SEGMENT, EventKind.REMOVE_FROM_SEGMENT):
@@ -497,7 +490,7 @@ def logs_run(*, log_ids: list[int], now: dt.datetime | None = None, summary: Run
     by_event: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
     for log_id, event_id, contact_id, entry in rows:
         by_event[event_id].append((log_id, contact_id, entry))
-    events = CampaignEvent.objects.select_related("campaign").in_bulk(list(by_event))
+    events = CampaignEvent.objects.select_related("campaign", "text_message").in_bulk(list(by_event))
     for event_id, event_rows in by_event.items():
         batch = _Batch(event=events[event_id], rows=event_rows)
         try:

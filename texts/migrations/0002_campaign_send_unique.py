@@ -1,0 +1,18 @@
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("texts", "0001_initial"),
+    ]
+
+    operations = [
+        migrations.AddConstraint(
+            model_name="outboundmessage",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("source", "campaign")),
+                fields=("source_ref", "contact"),
+                name="one_campaign_send_per_event_contact_entry",
+            ),
+        ),
+    ]
