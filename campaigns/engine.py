@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
-from contacts.services import dnc_active, timeline_record_many
+from contacts.services import dnc_active, segment_member_ids, timeline_record_many
 from texts.models import Source
 from texts.services import outbound_enqueue
 
@@ -83,24 +83,25 @@ def members_sync(*, campaign: Campaign, now: dt.datetime | None = None) -> tuple
     Manual additions stay whatever the segments say; a manual removal is a row that keeps the contact out.
     """
     now = now or timezone.now()
-    m2m = Campaign.segments.through
+    # Who is in a segment is the contacts app's rule (manual removals excluded): one lazy subquery, reused twice.
+    segment_ids = list(campaign.segments.values_list("id", flat=True))
+    in_segments = segment_member_ids(segment_ids)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {_table(CampaignMember)} (campaign_id, contact_id, manually_added, manually_removed, entry,
-                                                  added_at)
-            SELECT DISTINCT %s, sm.contact_id, false, false, 1, %s
-            FROM {_table(SegmentMembership)} sm
-            JOIN {_table(m2m)} cs ON cs.segment_id = sm.segment_id
-            WHERE cs.campaign_id = %s AND sm.manually_removed = false
-            ON CONFLICT (campaign_id, contact_id) DO NOTHING
-            """,  # noqa: S608 - table names come from model metadata, values are parameters
-            [campaign.pk, _db_now(now), campaign.pk],
-        )
-        added = max(cursor.rowcount, 0)
-        in_segments = SegmentMembership.objects.filter(segment__campaigns=campaign, manually_removed=False).values(
-            "contact_id"
-        )
+        added = 0
+        if segment_ids:  # (an empty IN () cannot be compiled; a campaign of manual additions only adds none)
+            members_sql, members_params = in_segments.query.sql_with_params()
+            cursor.execute(
+                f"""
+                INSERT INTO {_table(CampaignMember)} (campaign_id, contact_id, manually_added, manually_removed,
+                                                      entry, added_at)
+                SELECT %s, s.id, false, false, 1, %s
+                FROM ({members_sql}) s
+                WHERE true
+                ON CONFLICT (campaign_id, contact_id) DO NOTHING
+                """,  # noqa: S608 - table names come from model metadata, values are parameters
+                [campaign.pk, _db_now(now), *members_params],
+            )
+            added = max(cursor.rowcount, 0)
         leaving = CampaignMember.objects.filter(
             campaign=campaign, manually_added=False, manually_removed=False
         ).exclude(contact_id__in=in_segments)
@@ -402,11 +403,7 @@ def _condition_yes(event: CampaignEvent, ids: list[int]) -> set[int]:
     if event.kind == EventKind.DNC_SMS:
         return set(dnc_active().filter(contact_id__in=ids).values_list("contact_id", flat=True))
     if event.kind == EventKind.IN_SEGMENT:
-        return set(
-            SegmentMembership.objects.filter(
-                segment_id__in=event.prop("segment_ids", []), contact_id__in=ids, manually_removed=False
-            ).values_list("contact_id", flat=True)
-        )
+        return set(segment_member_ids(event.prop("segment_ids", [])).filter(id__in=ids))
     return set(contacts.filter(field_condition_q(event.properties)).values_list("id", flat=True))
 
 

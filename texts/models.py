@@ -149,7 +149,7 @@ class OutboundMessage(models.Model):
             # "campaign-event:<event id>:<entry>", so a re-run after a crash cannot queue a second text.
             models.UniqueConstraint(
                 fields=["source_ref", "contact"],
-                condition=Q(source="campaign"),
+                condition=Q(source="campaign") & ~Q(source_ref=""),
                 name="one_campaign_send_per_event_contact_entry",
             ),
         ]

@@ -84,7 +84,9 @@ def test_a_new_entry_sends_again_but_the_same_entry_never(
     assert outbound_enqueue(text_message=welcome, contacts=[contact.pk], source="campaign", source_ref=first) == 1
     assert outbound_enqueue(text_message=welcome, contacts=[contact.pk], source="campaign", source_ref=first) == 0
     assert outbound_enqueue(text_message=welcome, contacts=[contact.pk], source="campaign", source_ref=again) == 1
-    # Test sends and API sends are not campaign sends: the constraint leaves them alone.
+    # Only a campaign event's ref is unique: campaign-sourced sends without one, and other sources, are left alone.
+    assert outbound_enqueue(text_message=welcome, contacts=[contact.pk], source="campaign") == 1
+    assert outbound_enqueue(text_message=welcome, contacts=[contact.pk], source="campaign") == 1
     assert outbound_enqueue(text_message=welcome, contacts=[contact.pk], source="api", source_ref=first) == 1
     assert outbound_enqueue(text_message=welcome, contacts=[contact.pk], source="api", source_ref=first) == 1
 

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="outboundmessage",
             constraint=models.UniqueConstraint(
-                condition=models.Q(("source", "campaign")),
+                condition=models.Q(("source", "campaign"), models.Q(("source_ref", ""), _negated=True)),
                 fields=("source_ref", "contact"),
                 name="one_campaign_send_per_event_contact_entry",
             ),
