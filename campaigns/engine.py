@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -23,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
-from contacts.services import dnc_active, segment_member_ids, timeline_record_many
+from contacts.services import dnc_active, segment_member_ids
 from texts.models import Source
 from texts.services import outbound_enqueue
 
@@ -189,30 +190,72 @@ def roots_schedule(*, campaign: Campaign, now: dt.datetime | None = None) -> int
     return total
 
 
+def _finished_rows_sql(log_ids: list[int]) -> tuple[str, tuple[Any, ...]]:
+    """A SELECT of (campaign_id, contact_id, entry) for these logs, to feed the INSERT … SELECTs below."""
+    rows = CampaignEventLog.objects.filter(id__in=log_ids).order_by().values_list("campaign_id", "contact_id", "entry")
+    sql, params = rows.query.sql_with_params()
+    return sql, tuple(params)
+
+
 def _children_schedule(
-    *, event: CampaignEvent, path: str | None, rows: list[tuple[int, int]], now: dt.datetime, tz_of: dict[int, str]
+    *, event: CampaignEvent, path: str | None, rows: list[tuple[int, int, int]], now: dt.datetime, tz_of: dict[int, str]
 ) -> int:
-    """Schedule the children of ``event`` on ``path`` for (contact_id, entry) rows, in one statement."""
+    """Schedule the children of ``event`` on ``path`` for (log_id, contact_id, entry) rows.
+
+    A child without an hour/weekday window has one trigger time for everyone: one INSERT … SELECT from the finished
+    logs (building a model per contact was the engine's biggest cost). A windowed child's time depends on each
+    contact's timezone, so its rows are built in Python.
+    """
     children = [c for c in _children_of(event) if c.path == path]
     if not children or not rows:
         return 0
+    source_sql, source_params = _finished_rows_sql([r[0] for r in rows])
     logs = []
     for child in children:
-        fixed = None if child.has_window else trigger_at(event=child, now=now, tz="")
-        for contact_id, entry in rows:
-            when = fixed or trigger_at(event=child, now=now, tz=tz_of.get(contact_id, ""))
-            logs.append(
-                CampaignEventLog(
-                    event_id=child.pk,
-                    campaign_id=event.campaign_id,
-                    contact_id=contact_id,
-                    entry=entry,
-                    status=LogStatus.SCHEDULED,
-                    trigger_at=when,
+        if not child.has_window:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"""
+                    INSERT INTO {_table(CampaignEventLog)} (event_id, campaign_id, contact_id, entry, status,
+                                                            trigger_at, detail, created_at)
+                    SELECT %s, s.campaign_id, s.contact_id, s.entry, 'scheduled', %s, '', %s
+                    FROM ({source_sql}) s
+                    WHERE true
+                    ON CONFLICT (event_id, contact_id, entry) DO NOTHING
+                    """,  # noqa: S608 - table names come from model metadata, values are parameters
+                    [child.pk, _db_now(trigger_at(event=child, now=now, tz="")), _db_now(now), *source_params],
                 )
+            continue
+        tz_of = tz_of or _timezones([r[1] for r in rows])
+        logs += [
+            CampaignEventLog(
+                event_id=child.pk,
+                campaign_id=event.campaign_id,
+                contact_id=contact_id,
+                entry=entry,
+                status=LogStatus.SCHEDULED,
+                trigger_at=trigger_at(event=child, now=now, tz=tz_of.get(contact_id, "")),
             )
+            for _, contact_id, entry in rows
+        ]
     CampaignEventLog.objects.bulk_create(logs, batch_size=2000, ignore_conflicts=True)
-    return len(logs)
+    return len(rows) * len(children)
+
+
+def _timeline_write(*, rows: list[tuple[int, int, int]], title: str, detail: dict[str, Any], now: dt.datetime) -> None:
+    """One timeline entry per contact of ``rows``, alike but for the contact: one INSERT … SELECT (the contacts
+    app's ``timeline_record_many`` builds a model per entry, too slow at a campaign's scale)."""
+    source_sql, source_params = _finished_rows_sql([r[0] for r in rows])
+    detail_sql = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {_table(TimelineEvent)} (contact_id, kind, title, detail, occurred_at, created_at)
+            SELECT s.contact_id, %s, %s, {detail_sql}, %s, %s
+            FROM ({source_sql}) s
+            """,  # noqa: S608 - table names come from model metadata, values are parameters
+            ["campaign.event", title[:255], json.dumps(detail), _db_now(now), _db_now(now), *source_params],
+        )
 
 
 def _children_of(event: CampaignEvent) -> list[CampaignEvent]:
@@ -298,27 +341,20 @@ def _finish(
             status=status, path_taken=path, executed_at=now, detail=detail[:255]
         )
         if status == LogStatus.DONE:
-            _children_schedule(event=batch.event, path=path, rows=[(r[1], r[2]) for r in rows], now=now, tz_of=tz_of)
-    campaign_name = batch.event.campaign.name
-    timeline_record_many(
-        entries=[
-            TimelineEvent(
-                contact_id=contact_id,
-                kind="campaign.event",
-                title=_timeline_title(campaign_name, batch.event, status, path_of.get(contact_id)),
-                detail={
-                    "campaign_id": batch.event.campaign_id,
-                    "event_id": batch.event.pk,
-                    "kind": batch.event.kind,
-                    "status": status,
-                    "path": path_of.get(contact_id),
-                    "detail": detail[:255],
-                },
-                occurred_at=now,
-            )
-            for _, contact_id, _ in batch.rows
-        ]
-    )
+            _children_schedule(event=batch.event, path=path, rows=rows, now=now, tz_of=tz_of)
+        _timeline_write(
+            rows=rows,
+            title=_timeline_title(batch.event.campaign.name, batch.event, status, path),
+            detail={
+                "campaign_id": batch.event.campaign_id,
+                "event_id": batch.event.pk,
+                "kind": batch.event.kind,
+                "status": status,
+                "path": path,
+                "detail": detail[:255],
+            },
+            now=now,
+        )
     return len(batch.rows)
 
 
@@ -442,7 +478,7 @@ def reply_matches(event: CampaignEvent, body: str) -> bool:
 
 def _run_batch(batch: _Batch, *, now: dt.datetime, summary: RunSummary) -> None:
     event = batch.event
-    tz_of = _timezones(batch.contact_ids)
+    tz_of = _timezones(batch.contact_ids) if event.has_window else {}  # children look theirs up when they need it
     # Outside its window (the run came late, or the window was edited): back to scheduled at the next opening.
     if event.has_window:
         outside = [r for r in batch.rows if not is_allowed(now, event=event, tz=tz_of.get(r[1], ""))]
@@ -538,7 +574,7 @@ def decisions_time_out(
                     status=LogStatus.DONE,
                     path_of=dict.fromkeys(b.contact_ids, Path.NO),
                     detail="No reply in time",
-                    tz_of=_timezones(b.contact_ids),
+                    tz_of={},
                 )
             total += len(rows)
             summary.timed_out += len(rows)
@@ -569,7 +605,7 @@ def reply_received(*, contact_id: int, body: str, now: dt.datetime | None = None
                 status=LogStatus.DONE,
                 path_of={contact_id: Path.YES},
                 detail="Replied",
-                tz_of=_timezones([contact_id]),
+                tz_of={},
             )
             moved.append(log.pk)
     return moved
