@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -87,6 +88,7 @@ def twilio_settings(request: HttpRequest) -> HttpResponse:
             "token_mask": mask(token),
             "secret_mask": mask(secret),
             "env_fields": {field: env for field, env in ENV_FIELDS.items() if env in config.from_env},
+            "skip_signature": settings.SMS_CALLBACK_SKIP_SIGNATURE,
             "env_sender": sorted(config.from_env & {"TWILIO_FROM", "TWILIO_MESSAGING_SERVICE_SID"}),
         },
     )

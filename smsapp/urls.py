@@ -19,6 +19,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("contacts.urls")),
     path("", include("texts.urls")),
+    path("", include("texts.urls_callback")),
     path("", include("campaigns.urls")),
     path("", include("providers.urls")),
 ]

@@ -21,7 +21,16 @@ User = get_user_model()
 
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "smsapp/dashboard.html", {"cards": dashboard_data.cards()})
+    steps = dashboard_data.setup_steps()
+    return render(
+        request,
+        "smsapp/dashboard.html",
+        {
+            "cards": dashboard_data.cards(),
+            "steps": steps if not all(step.done for step in steps) else [],
+            "activity": dashboard_data.recent_activity(),
+        },
+    )
 
 
 @login_not_required
@@ -98,6 +107,12 @@ def _settings_sections() -> list[dict[str, object]]:
             "description": "Credentials, senders, callback URL and test connection for text messages.",
             "url": reverse("providers:twilio_settings"),
             "admin_only": True,
+        },
+        {
+            "title": "SMS keywords",
+            "description": "Opt-out (STOP), opt-in (START), help and custom words, and their auto-replies.",
+            "url": reverse("texts_inbound:keywords"),
+            "admin_only": False,
         },
     ]
 

@@ -8,10 +8,10 @@ from django import forms
 
 from contacts.models import Contact, Segment
 from contacts.phones import InvalidPhoneNumber, phone_to_e164
+from providers.segments import validate_length
 
 from .models import OutboundMessage, Status, TextMessage
 from .personalise import UnknownTokens, personalise_validate
-from .segments import validate_length
 
 
 def custom_field_exists(key: str) -> bool:

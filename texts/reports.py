@@ -6,15 +6,10 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Abs, Coalesce, TruncDay, TruncHour
 
-from contacts.models import DoNotContact, TimelineEvent
-
-from .models import OutboundMessage, Status, TextMessage
-
-# Timeline kinds an inbound reply is recorded under (the callback writes them); counted only after our message.
-REPLY_TIMELINE_KINDS = ("sms.received", "sms.reply", "sms.inbound")
+from .models import InboundMessage, KeywordKind, OutboundMessage, Status, TextMessage
 
 
 @dataclass(frozen=True)
@@ -39,21 +34,10 @@ def report_for(text_message: TextMessage) -> Report:
         cost=Sum(Abs(F("price"))),
     )
     units = list(messages.exclude(price_unit="").values_list("price_unit", flat=True).distinct()[:2])
-    reached = messages.filter(sent_at__isnull=False, contact__isnull=False)
-    replies = (
-        TimelineEvent.objects.filter(kind__in=REPLY_TIMELINE_KINDS)
-        .filter(Exists(reached.filter(contact_id=OuterRef("contact_id"), sent_at__lte=OuterRef("occurred_at"))))
-        .values("contact_id")
-        .distinct()
-        .count()
-    )
-    opt_outs = (
-        DoNotContact.objects.filter(channel="sms", reason=DoNotContact.Reason.UNSUBSCRIBED)
-        .filter(Exists(reached.filter(contact_id=OuterRef("contact_id"), sent_at__lte=OuterRef("created_at"))))
-        .values("contact_id")
-        .distinct()
-        .count()
-    )
+    # Replies and opt-outs are the inbound messages linked (in_reply_to) to this text message's sends.
+    inbound = InboundMessage.objects.filter(in_reply_to__text_message=text_message)
+    replies = inbound.count()
+    opt_outs = inbound.filter(action=KeywordKind.OPT_OUT).values("contact_id").distinct().count()
     finished = counts[Status.DELIVERED] + counts[Status.UNDELIVERED]
     return Report(
         counts=counts,

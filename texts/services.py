@@ -27,11 +27,11 @@ from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, TimelineEvent
 from contacts.services import dnc_active, dnc_add, timeline_record_many
+from providers.segments import MAX_BODY_CHARACTERS, count_segments
 
 from . import quiet_hours
 from .models import TIMESTAMP_FIELD, OutboundMessage, Source, Status, TextMessage
 from .personalise import personalise_render
-from .segments import MAX_BODY_CHARACTERS, count_segments
 from .senders import NoSender, choose_sender, last_numbers
 from .signals import message_status_changed
 

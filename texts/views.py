@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from contacts.models import Contact
+from providers.segments import count_segments
 
 from . import services
 from .errors import explain
@@ -17,7 +18,6 @@ from .forms import OutboundFilterForm, PreviewForm, SearchForm, TestSendForm, Te
 from .models import OutboundMessage, Status, TextMessage
 from .personalise import UnknownTokens, personalise_render, personalise_validate
 from .reports import bar_width, chart_for, report_for
-from .segments import count_segments
 
 PAGE_SIZE = 50
 

@@ -1,4 +1,4 @@
-// Port of texts/segments.py for the editor's live counter. Keep the two in step: tests/texts/test_segments.py
+// Port of providers/segments.py for the editor's live counter. Keep the two in step: tests/texts/test_segments.py
 // evaluates SmsCounter.count() in Chromium on the same cases as the Python function.
 (function () {
   "use strict";

@@ -35,3 +35,10 @@ def test_wrong_password_shows_an_error(page: Any, live_server: Any, marketer_use
     page.get_by_role("button", name="Log in").click()
     assert page.get_by_role("alert").is_visible()
     assert page.url.endswith("/login/")
+
+
+def test_the_stylesheet_paints_the_brand_colour(page: Any, live_server: Any) -> None:
+    # A broken custom property silently turns every primary button white-on-white; look at the real pixels' colour.
+    page.goto(f"{live_server.url}/login/")
+    colour = page.get_by_role("button", name="Log in").evaluate("b => getComputedStyle(b).backgroundColor")
+    assert colour == "rgb(79, 70, 229)"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,8 +14,10 @@ from campaigns import services
 from campaigns.models import Campaign, CampaignEvent, CampaignEventLog, LogStatus
 from contacts.models import Contact, Segment, SegmentMembership
 from smsapp.testing import procs
-from texts.models import OutboundMessage, TextMessage
-from texts.signals import inbound_received
+from texts.models import InboundMessage, OutboundMessage, TextMessage
+
+CALLBACK = "/sms/twilio/callback"
+ANN = "+447911123456"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -134,9 +135,11 @@ def test_seed_create_a_new_text_message_then_send_and_follow_a_reply(
     login: Any, marketer_user: User, live_server: Any, fake_twilio: Any, twilio_settings: Any
 ) -> None:
     """Seed 000/001 "Create a new Text Message", word for word, then the campaign it builds runs for real: the
-    engine sends through a Celery worker to fake_twilio, and a reply moves the contact down the yes path."""
+    engine sends through a Celery worker to fake_twilio, and a reply posted to /sms/twilio/callback moves the contact
+    down the yes path."""
+    twilio_settings.PUBLIC_BASE_URL = live_server.url  # the callback view checks signatures against this URL
     segment = Segment.objects.create(name="Newsletter")
-    ann = Contact.objects.create(first_name="Ann", mobile="+447911123456", timezone="UTC")
+    ann = Contact.objects.create(first_name="Ann", mobile=ANN, timezone="UTC")
     SegmentMembership.objects.create(segment=segment, contact=ann)
     TextMessage.objects.create(name="Thanks for replying", body="Thanks {{first_name}}, we will call you.")
     worker = procs.start_worker(name="seed", env=_worker_env(fake_twilio, live_server))
@@ -196,7 +199,7 @@ def test_seed_create_a_new_text_message_then_send_and_follow_a_reply(
         assert summary.waiting == 1
         _wait_until(lambda: len(fake_twilio.messages()) == 1, "the first text at fake_twilio", worker)
         first = fake_twilio.messages()[0]
-        assert (first["to"], first["body"]) == (ann.mobile, "Hello Ann, reply YES for a call.")
+        assert (first["to"], first["body"]) == (ANN, "Hello Ann, reply YES for a call.")
         _wait_until(
             lambda: OutboundMessage.objects.filter(contact=ann, provider_sid=first["sid"]).exists(),
             "the outbound row to record the provider's sid",
@@ -204,14 +207,21 @@ def test_seed_create_a_new_text_message_then_send_and_follow_a_reply(
         )
         assert CampaignEventLog.objects.get(event=decision).status == LogStatus.WAITING
 
-        # The reply. TODO(coordinator): once the callback branch lands, post it the real way with
-        # fake_twilio.send_inbound(...) to live_server.url + "/sms/twilio/callback" (PUBLIC_BASE_URL is set).
-        inbound_received.send(
-            sender=OutboundMessage, inbound=SimpleNamespace(body="Yes please", contact_id=ann.pk), contact=ann
+        # The first text's status callbacks reach the real callback view and move it to delivered.
+        _wait_until(
+            lambda: OutboundMessage.objects.filter(contact=ann, status="delivered").exists(),
+            "the delivered status callback",
+            worker,
         )
+
+        # The reply, the real way: fake_twilio posts it, signed, to the callback view, which stores it and tells
+        # the campaigns app; the contact takes the yes path at once, through the worker, not at the next engine run.
+        record = fake_twilio.send_inbound(ANN, "+15005550006", "Yes please", url=live_server.url + CALLBACK)
+        assert record["status"] == 200
+        assert InboundMessage.objects.get().contact == ann
         _wait_until(lambda: len(fake_twilio.messages()) == 2, "the yes-path text at fake_twilio", worker)
         second = fake_twilio.messages()[1]
-        assert (second["to"], second["body"]) == (ann.mobile, "Thanks Ann, we will call you.")
+        assert (second["to"], second["body"]) == (ANN, "Thanks Ann, we will call you.")
         log = CampaignEventLog.objects.get(event=decision)
         assert (log.status, log.path_taken) == (LogStatus.DONE, "yes")
         assert CampaignEventLog.objects.get(event=thanks).status == LogStatus.DONE

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
-BEFORE = [("campaigns", "0001_initial"), ("texts", "0002_campaign_send_unique")]
+BEFORE = [("campaigns", "0001_initial"), ("texts", "0003_campaign_send_unique")]
 AFTER = [("campaigns", "0002_campaignevent_text_message")]
 
 
@@ -38,4 +38,4 @@ def test_text_message_id_property_becomes_the_foreign_key() -> None:
         # A dangling id is dropped: publishing then names the action that needs a text message.
         assert (gone_after.text_message_id, gone_after.properties) == (None, {})
     finally:
-        _migrate([("campaigns", "0002_campaignevent_text_message"), ("texts", "0002_campaign_send_unique")])
+        _migrate([("campaigns", "0002_campaignevent_text_message"), ("texts", "0003_campaign_send_unique")])

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from texts.segments import Encoding, count_segments, is_gsm7, validate_length
+from providers.segments import Encoding, count_segments, is_gsm7, validate_length
 
 EMOJI = "\U0001f600"  # 😀, outside the BMP: two UTF-16 code units
 

@@ -8,8 +8,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from contacts.models import Contact, DoNotContact, Segment, TimelineEvent
-from texts.models import OutboundMessage, Status, TextMessage
+from contacts.models import Contact, Segment
+from texts.models import InboundMessage, OutboundMessage, Status, TextMessage
 
 pytestmark = pytest.mark.django_db
 
@@ -156,13 +156,24 @@ def test_report_counts_from_real_rows(marketer_client: Client) -> None:
             price=price,
             price_unit="USD" if price else "",
         )
-    TimelineEvent.objects.create(contact=replier, kind="sms.received", title="Reply", occurred_at=now)
-    DoNotContact.objects.create(contact=leaver, reason="unsubscribed", source="keyword")
+    sends = {m.contact_id: m for m in OutboundMessage.objects.filter(contact__isnull=False)}
+    for n, (contact, body, action) in enumerate([(replier, "Thanks!", ""), (leaver, "STOP", "opt_out")]):
+        InboundMessage.objects.create(
+            message_sid=f"SMin{n}",
+            account_sid="AC1",
+            from_number=contact.mobile,
+            body=body,
+            contact=contact,
+            in_reply_to=sends[contact.pk],
+            action=action,
+        )
+    # A reply with no link to this text message counts for nothing here.
+    InboundMessage.objects.create(message_sid="SMother", account_sid="AC1", from_number="+14155550113", body="hi")
     response = marketer_client.get(f"/text-messages/{text.pk}/report/")
     report = response.context["report"]
     assert report.counts["delivered"] == 2
     assert report.pending == 1
-    assert (report.replies, report.opt_outs) == (1, 1)
+    assert (report.replies, report.opt_outs) == (2, 1)  # the STOP is a reply too
     assert report.delivery_rate == pytest.approx(2 / 3)
     assert report.cost == Decimal("0.0158")
     assert report.segments == 4

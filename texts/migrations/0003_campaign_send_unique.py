@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("texts", "0001_initial"),
+        ("texts", "0002_inbound_keywords"),
     ]
 
     operations = [

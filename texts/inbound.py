@@ -1,0 +1,254 @@
+"""What Twilio's callbacks do: store a reply and act on its keyword, or apply a delivery status.
+
+Both are safe against Twilio's retries and against concurrent deliveries of the same callback: a reply is stored once
+per MessageSid by the unique constraint (the loser of a race sees the IntegrityError and answers as for a retry), and
+a status moves a message only forward through ``outbound_transition``'s conditional UPDATE.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from contacts.models import Contact, DoNotContact
+from contacts.phones import InvalidPhoneNumber, phone_to_e164
+from contacts.services import contact_get_or_create_by_mobile, dnc_add, dnc_remove, timeline_record
+from providers.base import InboundEvent, StatusEvent
+
+from .keywords import DEFAULT_HELP_TEXT, OPT_OUT_TYPES, keyword_match
+from .models import TIMESTAMP_FIELD, OutboundMessage, Status
+from .models_inbound import InboundMessage, Keyword, KeywordKind
+from .signals import inbound_received, message_status_changed
+
+logger = logging.getLogger(__name__)
+
+# Every status Twilio posts -> the outbound log's. Twilio's early statuses (accepted, scheduled, queued, sending)
+# all mean "the provider has it", which is `sent` for the log: they can move a message out of `unknown` and never
+# back from `delivered`. `read` is a delivery (WhatsApp/RCS), `canceled` a scheduled message that never left.
+TWILIO_STATUS = {
+    "accepted": Status.SENT,
+    "scheduled": Status.SENT,
+    "queued": Status.SENT,
+    "sending": Status.SENT,
+    "sent": Status.SENT,
+    "delivered": Status.DELIVERED,
+    "read": Status.DELIVERED,
+    "partially_delivered": Status.DELIVERED,
+    "undelivered": Status.UNDELIVERED,
+    "failed": Status.FAILED,
+    "canceled": Status.FAILED,
+}
+UNSUBSCRIBED_CODE = "21610"
+FINAL = (Status.DELIVERED, Status.UNDELIVERED, Status.FAILED)  # shown on the timeline
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    inbound: InboundMessage
+    created: bool
+    reply: str  # the TwiML <Message> to answer with, "" for none
+
+
+def _contact_for(event: InboundEvent) -> tuple[Contact | None, str]:
+    """The contact who owns the sender's number (created if unknown) and the number in E.164."""
+    try:
+        contact, _ = contact_get_or_create_by_mobile(mobile=event.from_number, country=event.from_country)
+    except InvalidPhoneNumber as exc:
+        # A short code or an alphanumeric sender texting us: stored, but it is nobody we can text back.
+        logger.info("inbound %s from a number that is not a mobile: %s", event.message_sid, exc)
+        return None, event.from_number
+    return contact, phone_to_e164(event.from_number, region=event.from_country or None)
+
+
+def _last_outbound(contact: Contact | None, number: str) -> OutboundMessage | None:
+    sent = OutboundMessage.objects.filter(to_number=number, sent_at__isnull=False)
+    if contact is not None:
+        sent = sent.filter(contact=contact)  # the (contact, -queued_at) index
+    return sent.order_by("-queued_at", "-id").first()
+
+
+def _action_for(event: InboundEvent, keyword: Keyword | None) -> str:
+    if keyword is not None:
+        return str(keyword.kind)
+    return str(OPT_OUT_TYPES.get(event.opt_out_type, ""))
+
+
+def _reply_for(action: str, keyword: Keyword | None, *, help_text: str) -> str:
+    if keyword is not None and keyword.auto_reply.strip():
+        return keyword.auto_reply.strip()
+    if action == KeywordKind.HELP:
+        return help_text.strip() or DEFAULT_HELP_TEXT
+    return ""
+
+
+def _apply_action(action: str, contact: Contact | None, body: str) -> None:
+    if contact is None:
+        return
+    if action == KeywordKind.OPT_OUT:
+        dnc_add(
+            contact=contact,
+            reason=DoNotContact.Reason.UNSUBSCRIBED,
+            source=DoNotContact.Source.KEYWORD,
+            comment=body[:500],
+        )
+    elif action == KeywordKind.OPT_IN:
+        # Lifts only an opt-out a keyword made: a marketer's or a carrier's (21610) stays.
+        dnc_remove(
+            contact=contact,
+            source=DoNotContact.Source.KEYWORD,
+            comment=body[:500],
+            only_sources={DoNotContact.Source.KEYWORD},
+        )
+
+
+def inbound_receive(*, event: InboundEvent, help_text: str = "", can_reply: bool = True) -> InboundResult:
+    """Store an inbound message once, link it, act on its keyword, record it on the timeline; the reply to send.
+
+    A retry (same MessageSid) changes nothing and gets the same reply. ``inbound_received`` is sent after commit.
+    ``can_reply`` false (outbound-only direction, an alphanumeric sender) still honours the keyword but says nothing.
+    """
+    existing = InboundMessage.objects.filter(message_sid=event.message_sid).first()
+    if existing is not None:
+        return InboundResult(existing, False, existing.reply if can_reply else "")
+    contact, number = _contact_for(event)
+    keyword = keyword_match(event.body)
+    action = _action_for(event, keyword)
+    reply = _reply_for(action, keyword, help_text=help_text)
+    if event.opt_out_type:
+        # With Twilio's Advanced Opt-Out on, Twilio itself answers STOP/START/HELP: a second answer would be noise.
+        reply = ""
+    raw = dict(event.raw)
+    count = len(event.media_urls)
+    try:
+        with transaction.atomic():
+            inbound = InboundMessage.objects.create(
+                message_sid=event.message_sid,
+                account_sid=event.account_sid,
+                from_number=number[:32],
+                to_number=event.to_number[:32],
+                body=event.body,
+                media_urls=list(event.media_urls),
+                media_content_types=[raw.get(f"MediaContentType{i}", "") for i in range(count)],
+                from_country=event.from_country[:2].upper(),
+                opt_out_type=event.opt_out_type[:16],
+                raw=raw,
+                contact=contact,
+                in_reply_to=_last_outbound(contact, number),
+                keyword=keyword,
+                action=action,
+                reply=reply,
+            )
+            _apply_action(action, contact, event.body)
+            if contact is not None:
+                _record_reply(inbound, contact)
+            transaction.on_commit(lambda: _announce(inbound))
+    except IntegrityError:
+        # The same MessageSid committed by a concurrent delivery of this webhook: that one did the work.
+        inbound = InboundMessage.objects.get(message_sid=event.message_sid)
+        return InboundResult(inbound, False, inbound.reply if can_reply else "")
+    return InboundResult(inbound, True, reply if can_reply else "")
+
+
+def _record_reply(inbound: InboundMessage, contact: Contact) -> None:
+    media = [
+        {"url": url, "content_type": ctype}
+        for url, ctype in zip(inbound.media_urls, inbound.media_content_types, strict=False)
+    ]
+    timeline_record(
+        contact=contact,
+        kind="sms.reply",
+        title=f"Text message reply: {inbound.body[:80]}" if inbound.body else "Text message reply (media)",
+        detail={
+            "inbound_id": inbound.pk,
+            "body": inbound.body,
+            "media": media,
+            "keyword": inbound.keyword.word if inbound.keyword else "",
+            "action": inbound.action,
+            "in_reply_to": inbound.in_reply_to_id,
+        },
+        occurred_at=inbound.received_at,
+    )
+
+
+def _announce(inbound: InboundMessage) -> None:
+    # Robust: the reply is stored and answered whatever a subscriber (a campaign) does with it.
+    results = inbound_received.send_robust(
+        sender=InboundMessage,
+        inbound=inbound,
+        contact_id=inbound.contact_id,
+        body=inbound.body,
+        in_reply_to_id=inbound.in_reply_to_id,
+    )
+    for receiver, outcome in results:
+        if isinstance(outcome, Exception):
+            logger.error("inbound_received receiver %r failed for inbound %s", receiver, inbound.pk, exc_info=outcome)
+
+
+def outbound_status_apply(*, event: StatusEvent) -> bool:
+    """Apply a status callback to the message with this SID; returns whether the message moved.
+
+    Unknown SIDs and unknown statuses are logged and ignored (Twilio must get a 200 either way, or it retries).
+    """
+    target = TWILIO_STATUS.get(event.status)
+    if target is None:
+        logger.warning("status callback %s with a status not understood: %r", event.message_sid, event.status)
+        return False
+    moved = _move_by_sid(event.message_sid, target, event.error_code)
+    if moved is None:
+        row = OutboundMessage.objects.filter(provider_sid=event.message_sid).values("pk", "contact_id").first()
+        if row is None:
+            logger.info("status callback for unknown message SID %s (%s)", event.message_sid, event.status)
+            return False
+        contact_id: int | None = row["contact_id"]  # a repeated or late callback: the message is already past it
+    else:
+        contact_id = moved[1]
+        message_status_changed.send(sender=OutboundMessage, message_ids=[moved[0]], status=target)
+    if (event.error_code == UNSUBSCRIBED_CODE and contact_id) or (moved and contact_id and target in FINAL):
+        with transaction.atomic():
+            if event.error_code == UNSUBSCRIBED_CODE:
+                dnc_add(
+                    contact=Contact.objects.get(pk=contact_id),
+                    reason=DoNotContact.Reason.UNSUBSCRIBED,
+                    source=DoNotContact.Source.PROVIDER,
+                    comment=f"Twilio error {UNSUBSCRIBED_CODE}: the recipient unsubscribed.",
+                )
+            if moved and target in FINAL:
+                _record_status(moved[0], contact_id, target, event.error_code)
+    return moved is not None
+
+
+def _move_by_sid(message_sid: str, target: str, error_code: str) -> tuple[int, int | None] | None:
+    """One conditional ``UPDATE … WHERE provider_sid = … AND status IN (allowed) RETURNING``: (id, contact id) of
+    the message that moved, None when none did. The row lock the UPDATE takes and PostgreSQL's re-check of the WHERE
+    clause after waiting make concurrent callbacks serialise: a status never moves backwards, the highest wins.
+    """
+    allowed = sorted(OutboundMessage.allowed_from(target))
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    table = OutboundMessage._meta.db_table
+    stamp = TIMESTAMP_FIELD[target]
+    placeholders = ", ".join(["%s"] * len(allowed))
+    set_error = ", error_code = %s" if error_code else ""
+    sql = (
+        f"UPDATE {table} SET status = %s, {stamp} = %s, updated_at = %s{set_error} "  # noqa: S608 (names from models)
+        f"WHERE provider_sid = %s AND status IN ({placeholders}) RETURNING id, contact_id"
+    )
+    params: list[Any] = [target, now, now, *([error_code[:32]] if error_code else []), message_sid, *allowed]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return (int(row[0]), row[1]) if row else None
+
+
+def _record_status(message_id: int, contact_id: int, status: str, error_code: str) -> None:
+    message = OutboundMessage.objects.select_related("text_message").get(pk=message_id)
+    name = message.text_message.name if message.text_message else "Text message"
+    if status == Status.DELIVERED:
+        kind, title = "sms.delivered", f"Text message delivered: {name}"
+    else:
+        kind, title = "sms.failed", f"Text message {status}: {name}"
+    detail = {"outbound_id": message_id, "status": status, "error_code": error_code}
+    timeline_record(contact=contact_id, kind=kind, title=title, detail=detail)

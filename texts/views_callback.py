@@ -1,0 +1,110 @@
+"""Twilio's webhook (``POST /sms/twilio/callback``) and Settings > SMS keywords.
+
+The webhook is thin: the provider verifies the signature and parses the fields, ``texts.inbound`` does the work, and
+the answer is TwiML built with the ``twilio`` package (``<Response/>``, or one ``<Message>`` for a keyword reply).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from twilio.twiml.messaging_response import MessagingResponse
+
+from providers.base import InboundEvent, WebhookRejected
+from providers.config import get_config
+from providers.registry import get_provider
+
+from .inbound import inbound_receive, outbound_status_apply
+from .keywords import KeywordForm
+from .models_inbound import InboundMessage, Keyword
+
+logger = logging.getLogger(__name__)
+
+
+def _twiml(reply: str = "") -> HttpResponse:
+    response = MessagingResponse()
+    if reply:
+        response.message(reply)
+    return HttpResponse(str(response), content_type="application/xml")
+
+
+@csrf_exempt
+@require_POST
+def twilio_callback(request: HttpRequest) -> HttpResponse:
+    """Inbound replies and delivery status callbacks alike (Twilio posts both to the same URL)."""
+    # The URL Twilio signed is the public one (behind a proxy the request's own host and scheme differ).
+    url = settings.PUBLIC_BASE_URL + request.get_full_path()
+    try:
+        event = get_provider().parse_webhook(url=url, params=request.POST.dict(), headers=dict(request.headers))
+    except WebhookRejected as exc:
+        logger.warning("Twilio callback refused (%s): %s", exc.status, exc.reason)
+        return HttpResponse(exc.reason, status=exc.status, content_type="text/plain")
+    if isinstance(event, InboundEvent):
+        config = get_config()
+        sender = config.default_sender
+        can_reply = config.inbound_enabled and (sender is None or sender.sender.can_receive_replies)
+        result = inbound_receive(event=event, help_text=config.help_text, can_reply=can_reply)
+        if not result.created:
+            logger.info("inbound %s received again (a retry): nothing changed", event.message_sid)
+        return _twiml(result.reply)
+    outbound_status_apply(event=event)
+    return _twiml()
+
+
+# Settings > SMS keywords (every logged-in user: marketers manage keywords)
+
+
+def _keyword_page(request: HttpRequest, form: KeywordForm, *, editing: Keyword | None = None) -> HttpResponse:
+    return render(
+        request,
+        "texts/keywords/list.html",
+        {
+            "keywords": Keyword.objects.all(),
+            "form": form,
+            "editing": editing,
+            "skip_signature": settings.SMS_CALLBACK_SKIP_SIGNATURE,
+            "help_text": get_config().help_text,
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def keyword_list(request: HttpRequest) -> HttpResponse:
+    form = KeywordForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        keyword = form.save()
+        messages.success(request, f"Keyword {keyword.word} added.")
+        return redirect("texts_inbound:keywords")
+    return _keyword_page(request, form)
+
+
+@require_http_methods(["GET", "POST"])
+def keyword_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    keyword = get_object_or_404(Keyword, pk=pk)
+    form = KeywordForm(request.POST or None, instance=keyword)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Keyword {keyword.word} saved.")
+        return redirect("texts_inbound:keywords")
+    return _keyword_page(request, form, editing=keyword)
+
+
+@require_POST
+def keyword_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    keyword = get_object_or_404(Keyword, pk=pk)
+    keyword.delete()
+    messages.success(request, f"Keyword {keyword.word} deleted.")
+    return redirect("texts_inbound:keywords")
+
+
+@require_GET
+def inbound_list(request: HttpRequest) -> HttpResponse:
+    """The latest replies, for the marketer checking what came back."""
+    rows = InboundMessage.objects.select_related("contact", "keyword", "in_reply_to__text_message")[:100]
+    return render(request, "texts/keywords/inbound.html", {"rows": rows})
