@@ -39,7 +39,7 @@ def campaign_problems(*, campaign: Campaign) -> list[str]:
                 f"“{event.label}” is a decision at the start of the campaign: start with an action or a condition, "
                 "so that there is something for the contact to respond to."
             )
-        if event.kind == EventKind.SEND_TEXT_MESSAGE and not event.prop("text_message_id"):
+        if event.kind == EventKind.SEND_TEXT_MESSAGE and event.text_message_id is None:
             problems.append(f"“{event.label}” has no text message: choose one.")
     return problems
 
