@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import logging
-import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+
+from smsapp.locks import job_lock
 
 from .filters import filters_to_q
 from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
@@ -260,47 +259,10 @@ def segment_rebuild(*, segment: Segment) -> dict[str, int]:
 
 @contextlib.contextmanager
 def _exclusive(name: str) -> Iterator[bool]:
-    """A lock held across processes and machines; yields False when another holder has it (no waiting).
-
-    Redis when configured (every machine shares it); otherwise a PostgreSQL advisory lock; otherwise (the embedded
-    single-machine setup on SQLite) a file lock in the shared var folder.
-    """
-    if settings.REDIS_URL:
-        import redis
-
-        lock = redis.Redis.from_url(settings.REDIS_URL).lock(f"smsapp:lock:{name}", timeout=3600)
-        if not lock.acquire(blocking=False):
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            with contextlib.suppress(Exception):
-                lock.release()
-        return
-    if connection.vendor == "postgresql":
-        key = zlib.crc32(name.encode())
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            got = bool(cursor.fetchone()[0])
-        try:
-            yield got
-        finally:
-            if got:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-        return
-    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    with open(settings.VAR_DIR / f"{name}.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """A lock held across processes and machines (``smsapp.locks.job_lock``); yields False when another holder has
+    it (no waiting)."""
+    with job_lock(name, ttl=600) as held:
+        yield held is not None
 
 
 def segments_rebuild_all(*, segment_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]] | None:
