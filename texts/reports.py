@@ -32,13 +32,16 @@ def report_for(text_message: TextMessage) -> Report:
     totals = messages.aggregate(
         segments=Sum("segments", filter=Q(provider_sid__isnull=False)),
         cost=Sum(Abs(F("price"))),
+        # Failed after the provider accepted it (it has a SID): a delivery that did not happen. A refusal at the API
+        # (21211, 21610: no SID) never reached a carrier and says nothing about delivery.
+        failed_after_sending=Count("id", filter=Q(status=Status.FAILED, provider_sid__isnull=False)),
     )
     units = list(messages.exclude(price_unit="").values_list("price_unit", flat=True).distinct()[:2])
     # Replies and opt-outs are the inbound messages linked (in_reply_to) to this text message's sends.
     inbound = InboundMessage.objects.filter(in_reply_to__text_message=text_message)
     replies = inbound.count()
     opt_outs = inbound.filter(action=KeywordKind.OPT_OUT).values("contact_id").distinct().count()
-    finished = counts[Status.DELIVERED] + counts[Status.UNDELIVERED]
+    finished = counts[Status.DELIVERED] + counts[Status.UNDELIVERED] + totals["failed_after_sending"]
     return Report(
         counts=counts,
         total=sum(counts.values()),

@@ -500,11 +500,14 @@ def _record_timeline(outcome: BatchOutcome) -> None:
     ids = outcome.sent + outcome.failed
     if not ids:
         return
+    # What this send did, not the row's status now: a status callback can overtake the worker's write and move a sent
+    # message on to failed already (it records that on the timeline itself), which is no "not sent".
+    not_sent = set(outcome.failed)
     entries: list[TimelineEvent] = []
     rows = OutboundMessage.objects.filter(pk__in=ids, contact__isnull=False).select_related("text_message")
     for row in rows.only("id", "contact_id", "status", "body", "error_code", "error_message", "text_message__name"):
         name = row.text_message.name if row.text_message else "Text message"
-        if row.status == Status.FAILED:
+        if row.pk in not_sent:
             kind, title = "sms.failed", f"Text message not sent: {name}"
         else:
             kind, title = "sms.sent", f"Text message sent: {name}"

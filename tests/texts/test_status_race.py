@@ -106,3 +106,31 @@ def test_a_callback_that_overtakes_the_worker_keeps_its_status_and_the_send_is_r
     assert row.sent_at is not None
     assert pipeline.provider.requests[0].status_callback == f"https://sms.example.com/sms/twilio/callback?m={row.pk}"
     assert TimelineEvent.objects.filter(contact=contact, kind="sms.sent").count() == 1
+
+
+def test_a_failed_callback_that_overtakes_the_worker_leaves_one_sent_and_one_failed_entry(
+    pipeline: Pipeline, transactional_text: TextMessage, make_contact: Callable[..., Contact]
+) -> None:
+    """Twilio accepted the message, then the carrier failed it (30006) before the worker wrote the SID: the timeline
+    says sent, then failed, once each; never "not sent" (found by the end-to-end scenario)."""
+    pipeline.config.status_callback_url = "https://sms.example.com/sms/twilio/callback"
+    original_send = pipeline.provider.send
+
+    def send_then_fail(request: SendRequest) -> SendResult:
+        result = original_send(request)
+        assert request.status_callback is not None
+        message_id = int(request.status_callback.rsplit("m=", 1)[1])
+        event = StatusEvent(message_sid=result.sid, status="failed", error_code="30006")
+        outbound_status_apply(event=event, outbound_id=message_id)
+        return result
+
+    pipeline.provider.send = send_then_fail  # type: ignore[method-assign]
+    contact = make_contact()
+    services.outbound_enqueue(text_message=transactional_text, contacts=[contact.pk], source="api")
+    ids = list(OutboundMessage.objects.values_list("pk", flat=True))
+    outcome = services.outbound_process_batch(message_ids=ids, **pipeline.kwargs())
+    assert (outcome.sent, outcome.failed) == (ids, [])
+    assert OutboundMessage.objects.get().status == Status.FAILED
+    entries = list(TimelineEvent.objects.filter(contact=contact).order_by("id").values_list("kind", "title"))
+    assert [kind for kind, _ in entries] == ["sms.failed", "sms.sent"]  # the callback's entry was written first
+    assert not any("not sent" in title for _, title in entries)

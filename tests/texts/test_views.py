@@ -150,7 +150,8 @@ def test_report_counts_from_real_rows(marketer_client: Client) -> None:
             status=status,
             error_code=code,
             segments=1,
-            provider_sid=f"SM{i}" if status != Status.QUEUED else None,
+            # 21211 is a refusal at the API: Twilio gave no SID.
+            provider_sid=f"SM{i}" if status not in (Status.QUEUED, Status.FAILED) else None,
             sent_at=now if status in (Status.DELIVERED, Status.UNDELIVERED) else None,
             failed_at=now if status == Status.FAILED else None,
             price=price,
@@ -176,11 +177,35 @@ def test_report_counts_from_real_rows(marketer_client: Client) -> None:
     assert (report.replies, report.opt_outs) == (2, 1)  # the STOP is a reply too
     assert report.delivery_rate == pytest.approx(2 / 3)
     assert report.cost == Decimal("0.0158")
-    assert report.segments == 4
+    assert report.segments == 3
     page = response.content.decode()
     assert "<svg" in page
     assert "The handset was unreachable" in page  # 30003 explained in words
     assert "The &#x27;To&#x27; number is not a valid phone number." in page
+
+
+def test_delivery_rate_counts_failures_after_sending_but_not_refusals_at_the_api(marketer_client: Client) -> None:
+    """Of the messages the provider accepted, the share delivered (the report's docstring; found by the e2e run)."""
+    text = TextMessage.objects.create(name="Rate", body="Hi")
+    rows = [
+        (Status.DELIVERED, "", "SMa"),
+        (Status.DELIVERED, "", "SMb"),
+        (Status.UNDELIVERED, "30003", "SMc"),
+        (Status.FAILED, "30006", "SMd"),  # accepted, then the carrier failed it
+        (Status.FAILED, "21610", None),  # refused at the API: never sent
+    ]
+    for i, (status, code, message_sid) in enumerate(rows):
+        OutboundMessage.objects.create(
+            text_message=text,
+            to_number=f"+1415555030{i}",
+            source="broadcast",
+            status=status,
+            error_code=code,
+            provider_sid=message_sid,
+        )
+    response = marketer_client.get(f"/text-messages/{text.pk}/report/")
+    assert response.context["report"].delivery_rate == pytest.approx(2 / 4)
+    assert "50%" in response.content.decode()
 
 
 def test_outbound_log_filters(marketer_client: Client) -> None:
