@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
-from contacts.services import dnc_active, segment_member_ids
+from contacts.services import dnc_active, dnc_add_many, dnc_remove_many, segment_member_ids
 from texts.models import Source
 from texts.services import outbound_enqueue
 
@@ -412,24 +412,18 @@ def _run_action(batch: _Batch, *, now: dt.datetime) -> tuple[str, str]:
         )
         return LogStatus.DONE, f"Removed from {segment.name}"
     if kind == EventKind.ADD_DNC:
-        already = set(dnc_active().filter(contact_id__in=ids).values_list("contact_id", flat=True))
-        DoNotContact.objects.bulk_create(
-            [
-                DoNotContact(
-                    contact_id=cid,
-                    reason=DoNotContact.Reason.MANUAL,
-                    source=DoNotContact.Source.CAMPAIGN,
-                    comment=f"Campaign {event.campaign.name}",
-                )
-                for cid in ids
-                if cid not in already
-            ],
-            ignore_conflicts=True,  # the partial unique constraint keeps one active entry per contact
+        dnc_add_many(
+            contact_ids=ids,
+            reason=DoNotContact.Reason.MANUAL,
+            source=DoNotContact.Source.CAMPAIGN,
+            comment=f"Campaign {event.campaign.name}",
         )
         return LogStatus.DONE, "Marked Do Not Contact (SMS)"
     if kind == EventKind.REMOVE_DNC:
-        lifted = dnc_active().filter(contact_id__in=ids).update(lifted_at=now, lifted_by=DoNotContact.Source.CAMPAIGN)
-        return LogStatus.DONE, f"Do Not Contact lifted for {lifted}"
+        lifted = dnc_remove_many(
+            contact_ids=ids, source=DoNotContact.Source.CAMPAIGN, comment=f"Campaign {event.campaign.name}"
+        )
+        return LogStatus.DONE, f"Do Not Contact lifted for {len(lifted)}"
     return LogStatus.FAILED, f"Unknown action {kind}"
 
 

@@ -95,6 +95,56 @@ def dnc_add(
 
 
 @transaction.atomic
+def dnc_add_many(
+    *, contact_ids: Iterable[int], reason: str, source: str, channel: str = Channel.SMS, comment: str = ""
+) -> list[int]:
+    """Mark many contacts Do Not Contact in one statement; returns the ids newly marked (already-marked contacts keep
+    their entry). ``INSERT … ON CONFLICT DO NOTHING RETURNING`` against the partial unique index decides, so
+    concurrent calls never make two active entries, and each new entry gets exactly one timeline entry."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return []
+    table = DoNotContact._meta.db_table
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, '', '')"] * len(ids))
+    params: list[Any] = []
+    for contact_id in ids:
+        params += [contact_id, channel, reason, source, comment, now]
+    sql = (
+        f"INSERT INTO {table} (contact_id, channel, reason, source, comment, created_at, lifted_by, lifted_comment) "  # noqa: S608
+        f"VALUES {rows} ON CONFLICT (contact_id, channel) WHERE lifted_at IS NULL DO NOTHING RETURNING contact_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        marked = sorted(int(row[0]) for row in cursor.fetchall())
+    title = f"Do Not Contact ({channel.upper()}): {DoNotContact.Reason(reason).label}"
+    detail = {"channel": channel, "reason": reason, "source": source, "comment": comment}
+    timeline_record_many(
+        entries=[TimelineEvent(contact_id=cid, kind="dnc.added", title=title, detail=detail) for cid in marked]
+    )
+    return marked
+
+
+@transaction.atomic
+def dnc_remove_many(
+    *, contact_ids: Iterable[int], source: str, channel: str = Channel.SMS, comment: str = ""
+) -> list[int]:
+    """Lift the active Do Not Contact of many contacts in one statement (history stays); returns the ids lifted."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return []
+    entries = dnc_active(channel=channel).filter(contact_id__in=ids)
+    lifted = sorted(set(entries.values_list("contact_id", flat=True)))
+    entries.filter(contact_id__in=lifted).update(lifted_at=timezone.now(), lifted_by=source, lifted_comment=comment)
+    title = f"Do Not Contact ({channel.upper()}) lifted"
+    detail = {"channel": channel, "source": source, "comment": comment}
+    timeline_record_many(
+        entries=[TimelineEvent(contact_id=cid, kind="dnc.removed", title=title, detail=detail) for cid in lifted]
+    )
+    return lifted
+
+
+@transaction.atomic
 def dnc_remove(
     *,
     contact: Contact,

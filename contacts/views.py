@@ -6,7 +6,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -34,6 +33,7 @@ from .services import (
     contact_search,
     contacts_with_dnc_flag,
     dnc_add,
+    dnc_add_many,
     dnc_remove,
     segment_add_contacts,
     segment_count_matching,
@@ -117,16 +117,13 @@ def contact_bulk(request: HttpRequest) -> HttpResponse:
         done = segment_remove_contacts(segment=segment, contact_ids=ids)
         messages.success(request, f"{done} contact(s) removed from {segment}.")
     else:
-        done = 0
-        with transaction.atomic():
-            for contact in form.cleaned_data["ids"]:
-                done += dnc_add(
-                    contact=contact,
-                    reason=DoNotContact.Reason.MANUAL,
-                    source=DoNotContact.Source.MARKETER,
-                    comment=f"Bulk action by {request.user.get_username()}",
-                )[1]
-        messages.success(request, f"{done} contact(s) marked Do Not Contact for SMS.")
+        marked = dnc_add_many(
+            contact_ids=ids,
+            reason=DoNotContact.Reason.MANUAL,
+            source=DoNotContact.Source.MARKETER,
+            comment=f"Bulk action by {request.user.get_username()}",
+        )
+        messages.success(request, f"{len(marked)} contact(s) marked Do Not Contact for SMS.")
     return redirect(back)
 
 

@@ -81,6 +81,11 @@ def test_dnc_actions_mark_and_lift(campaign: Campaign, make_contacts: Make, add_
     services.campaign_event_save(campaign=campaign2, kind="remove_dnc", data={})
     run()
     assert not any(contact_is_dnc(contact=c) for c in contacts)
+    # Each change is on the contact's timeline, once, with the campaign as its source.
+    added = TimelineEvent.objects.filter(kind="dnc.added", contact=contacts[0])
+    assert [(e.detail["source"], e.detail["comment"]) for e in added] == [("campaign", f"Campaign {campaign.name}")]
+    assert TimelineEvent.objects.filter(kind="dnc.added", contact=contacts[1]).count() == 1  # the marketer's only
+    assert TimelineEvent.objects.filter(kind="dnc.removed", contact__in=contacts).count() == 2
 
 
 @pytest.mark.parametrize(
