@@ -354,8 +354,21 @@ def test_failure_records_error_code_and_timeline(twilio: Client) -> None:
     post(twilio, status_params(message.provider_sid or "", "undelivered", error_code="30003"))
     message.refresh_from_db()
     assert (message.status, message.error_code) == (Status.UNDELIVERED, "30003")
-    assert TimelineEvent.objects.get(contact=contact, kind="sms.failed").detail["error_code"] == "30003"
+    entry = TimelineEvent.objects.get(contact=contact, kind="sms.failed")
+    assert entry.detail == {"outbound_id": message.pk, "status": "undelivered", "error_code": "30003"}
+    assert entry.title == "Text message undelivered: Text message"
     assert not contact_is_dnc(contact=contact)
+
+
+def test_delivery_on_the_timeline_names_the_text_message(twilio: Client) -> None:
+    contact = Contact.objects.create(mobile=NUMBER)
+    text = TextMessage.objects.create(name="Spring sale", body="Hi")
+    message = _sent(contact, text=text)
+    post(twilio, status_params(message.provider_sid or "", "delivered"))
+    post(twilio, status_params(message.provider_sid or "", "delivered"))  # a retry writes nothing more
+    entry = TimelineEvent.objects.get(contact=contact, kind="sms.delivered")
+    assert entry.title == "Text message delivered: Spring sale"
+    assert entry.detail == {"outbound_id": message.pk, "status": "delivered", "error_code": ""}
 
 
 def test_21610_marks_the_recipient_dnc(twilio: Client) -> None:
