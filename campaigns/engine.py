@@ -584,8 +584,11 @@ def reply_received(*, contact_id: int, body: str, now: dt.datetime | None = None
         campaign__is_published=True,
         event__kind__in=DECISION_KINDS,
     ).select_related("event", "event__campaign")
+    candidates = list(waiting)  # read outside a transaction: most replies find nothing waiting, and cost one query
+    if not candidates:
+        return moved
     with transaction.atomic():
-        for log in waiting:
+        for log in candidates:
             if not reply_matches(log.event, body):
                 continue
             won = CampaignEventLog.objects.filter(id=log.pk, status=LogStatus.WAITING).update(
