@@ -27,7 +27,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "segments": ("segments.py", [], ["--contacts", "100000"]),
     "broadcast": ("broadcast.py", [], ["--contacts", "100000"]),
     "dispatch": ("dispatch.py", [], ["--messages", "2000"]),
-    "webhooks": ("webhooks.py", [], ["--requests", "3000"]),
+    "webhooks": ("webhooks.py", [], ["--callbacks", "2000", "--replies", "500"]),
     "campaigns": ("campaigns.py", [], ["--contacts", "20000"]),
     "faults": ("faults.py", [], ["--contacts", "10000"]),
     "api": ("api.py", [], ["--contacts", "100000"]),
