@@ -14,10 +14,10 @@ the workers drain ``sms_bulk`` (fake_twilio answering 429 to a fifth of requests
 4. Redis is stopped for 30 seconds (it keeps nothing: every queued task is gone) and started again.
 
 Signed inbound replies go through fake_twilio to the public callback all along, Redis outage included. Recovery after
-each fault is the time from its end until the send rate is back above half of its rate just before the fault (or
-the queue is empty). At the end (bounded by a deadline): messages sent, duplicates at fake_twilio, lost (audience
-contacts with no row, or rows still queued/sending), ``unknown`` by reason, failed by error code, replies sent vs
-stored. The last line is ``RESULT {json}``.
+each fault is the time from its end until the send rate is back above half the steady rate measured before the first
+fault (or the queue is empty). At the end (bounded by a deadline): messages sent, duplicates at fake_twilio, lost
+(audience contacts with no row, or rows still queued/sending), ``unknown`` by reason, failed by error code, replies
+sent vs stored. The last line is ``RESULT {json}``.
 """
 
 from __future__ import annotations
@@ -397,12 +397,18 @@ def main() -> int:
         log(f"steady rate before any fault (429s on a fifth of requests): {baseline_rate:.0f}/s")
 
         faults = [fault_postgres(stack, sampler)]
+        # Faults follow each other closely: each one's "pre-fault rate" is the steady rate before the first fault.
+        reference = baseline_rate
+        faults[-1].pre_rate = reference
         wait_recovery(sampler, faults[-1], timeout=180)
         faults.append(fault_twilio_down(stack, sampler, 10))
+        faults[-1].pre_rate = reference
         wait_recovery(sampler, faults[-1], timeout=180)
         faults.append(fault_kill_workers(stack, sampler, kills=4, every=3))
+        faults[-1].pre_rate = reference
         wait_recovery(sampler, faults[-1], timeout=180)
         faults.append(fault_redis(stack, sampler, replies, 30))
+        faults[-1].pre_rate = reference
         wait_recovery(sampler, faults[-1], timeout=240)
 
         drained, manual_sweeps = drain(stack, sampler, deadline)
