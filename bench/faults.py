@@ -296,6 +296,18 @@ def fault_redis(stack: Any, sampler: Sampler, replies: Replies, seconds: float) 
     return FaultRecord(f"Redis down {seconds:.0f}s", start, time.monotonic(), rate)
 
 
+def revive(stack: Any, died: list[str]) -> None:
+    """Start a new worker for each one that exited on its own, as the process supervisor would (docker-compose's
+    ``restart: unless-stopped``): kombu's Redis transport can crash a worker when the broker vanishes (an
+    AttributeError in ``restore_unacked`` on the closed connection), which is the supervisor's to handle."""
+    for worker in list(stack.workers):
+        if not worker.alive:
+            stack.workers.remove(worker)
+            died.append(worker.name)
+            log(f"{worker.name} exited by itself ({worker.popen.returncode}): starting a new one")
+            stack.start_worker()
+
+
 def sweep_by_hand(stack: Any) -> str:
     code = (
         "from texts.services import outbound_sweep as s; r = s(); "
@@ -305,7 +317,7 @@ def sweep_by_hand(stack: Any) -> str:
     return (proc.stdout.strip() or proc.stderr.strip()[-300:]).replace("\n", " ")
 
 
-def drain(stack: Any, sampler: Sampler, deadline: float) -> tuple[bool, int]:
+def drain(stack: Any, sampler: Sampler, deadline: float, died: list[str]) -> tuple[bool, int]:
     """Wait until nothing is queued or sending (bounded). Beat runs the sweeper every minute; if nothing moves for
     three minutes, sweep by hand once (and say so: beat should have)."""
     manual = 0
@@ -314,6 +326,7 @@ def drain(stack: Any, sampler: Sampler, deadline: float) -> tuple[bool, int]:
         _, done, pending = sampler.latest()
         if pending == 0:
             return True, manual
+        revive(stack, died)
         if (done, pending) != last_seen:
             last_seen, last_change = (done, pending), time.monotonic()
         elif time.monotonic() - last_change > 180:
@@ -396,6 +409,7 @@ def main() -> int:
         baseline_rate = pre_rate(sampler)
         log(f"steady rate before any fault (429s on a fifth of requests): {baseline_rate:.0f}/s")
 
+        died: list[str] = []
         faults = [fault_postgres(stack, sampler)]
         # Faults follow each other closely: each one's "pre-fault rate" is the steady rate before the first fault.
         reference = baseline_rate
@@ -408,10 +422,12 @@ def main() -> int:
         faults[-1].pre_rate = reference
         wait_recovery(sampler, faults[-1], timeout=180)
         faults.append(fault_redis(stack, sampler, replies, 30))
+        time.sleep(3)  # a worker that crashes on the broker's return does so within a second or two
+        revive(stack, died)
         faults[-1].pre_rate = reference
         wait_recovery(sampler, faults[-1], timeout=240)
 
-        drained, manual_sweeps = drain(stack, sampler, deadline)
+        drained, manual_sweeps = drain(stack, sampler, deadline, died)
         send_seconds = time.monotonic() - fan_started
         log(f"{'drained' if drained else 'DEADLINE reached'} after {send_seconds:.0f}s")
         time.sleep(3)  # the last replies' requests
@@ -481,7 +497,10 @@ def main() -> int:
             f"while Redis was down: {len(down_replies)} posted, {down_stored} stored; fake_twilio unreachable "
             f"for {replies.unreachable} attempts (nothing posted)"
         )
-        log(f"manual sweeps: {manual_sweeps}; secrets in logs: {leaked or 'none'}")
+        log(
+            f"manual sweeps: {manual_sweeps}; workers that exited by themselves: {died or 'none'}; "
+            f"secrets in logs: {leaked or 'none'}"
+        )
         overall = sent / send_seconds if send_seconds else 0.0
         log(f"overall {overall:.0f} msg/s over {send_seconds:.0f}s, steady pre-fault {baseline_rate:.0f}/s")
         db.close()
@@ -519,6 +538,13 @@ def main() -> int:
             "replies",
             f"= {len(down_replies)}",
             down_stored == len(down_replies) and bool(down_replies),
+        ),
+        figure(
+            "workers that exited by themselves (restarted as a supervisor would)",
+            len(died),
+            "workers",
+            "reported",
+            None,
         ),
         figure(
             "overall send rate through all faults",
