@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "webhooks": ("webhooks.py", [], ["--requests", "3000"]),
     "campaigns": ("campaigns.py", [], ["--contacts", "20000"]),
     "faults": ("faults.py", [], ["--contacts", "10000"]),
+    "api": ("api.py", [], ["--contacts", "100000"]),
 }
 
 

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import importlib
-
 from django.apps import AppConfig
 
 
@@ -11,12 +9,10 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         from smsapp.celery import schedule_periodic
+        from texts.signals import inbound_received
 
         from .receivers import on_inbound_received
 
         schedule_periodic("campaigns-process", "campaigns.process", 60, queue="sms_bulk")
-        try:
-            signals = importlib.import_module("texts.signals")
-        except ImportError:  # the texts app without its signals: replies then move nobody until it has them
-            return
-        signals.inbound_received.connect(on_inbound_received, dispatch_uid="campaigns.on_inbound_received")
+        # A reply moves contacts waiting on a decision down its yes path at once (texts does not know campaigns).
+        inbound_received.connect(on_inbound_received, dispatch_uid="campaigns.on_inbound_received")

@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import importlib
+import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
-from contacts.services import dnc_active, timeline_record_many
+from contacts.services import dnc_active, segment_member_ids
+from texts.models import Source
+from texts.services import outbound_enqueue
 
 from .models import (
     Campaign,
@@ -83,24 +84,25 @@ def members_sync(*, campaign: Campaign, now: dt.datetime | None = None) -> tuple
     Manual additions stay whatever the segments say; a manual removal is a row that keeps the contact out.
     """
     now = now or timezone.now()
-    m2m = Campaign.segments.through
+    # Who is in a segment is the contacts app's rule (manual removals excluded): one lazy subquery, reused twice.
+    segment_ids = list(campaign.segments.values_list("id", flat=True))
+    in_segments = segment_member_ids(segment_ids)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {_table(CampaignMember)} (campaign_id, contact_id, manually_added, manually_removed, entry,
-                                                  added_at)
-            SELECT DISTINCT %s, sm.contact_id, false, false, 1, %s
-            FROM {_table(SegmentMembership)} sm
-            JOIN {_table(m2m)} cs ON cs.segment_id = sm.segment_id
-            WHERE cs.campaign_id = %s AND sm.manually_removed = false
-            ON CONFLICT (campaign_id, contact_id) DO NOTHING
-            """,  # noqa: S608 - table names come from model metadata, values are parameters
-            [campaign.pk, _db_now(now), campaign.pk],
-        )
-        added = max(cursor.rowcount, 0)
-        in_segments = SegmentMembership.objects.filter(segment__campaigns=campaign, manually_removed=False).values(
-            "contact_id"
-        )
+        added = 0
+        if segment_ids:  # (an empty IN () cannot be compiled; a campaign of manual additions only adds none)
+            members_sql, members_params = in_segments.query.sql_with_params()
+            cursor.execute(
+                f"""
+                INSERT INTO {_table(CampaignMember)} (campaign_id, contact_id, manually_added, manually_removed,
+                                                      entry, added_at)
+                SELECT %s, s.id, false, false, 1, %s
+                FROM ({members_sql}) s
+                WHERE true
+                ON CONFLICT (campaign_id, contact_id) DO NOTHING
+                """,  # noqa: S608 - table names come from model metadata, values are parameters
+                [campaign.pk, _db_now(now), *members_params],
+            )
+            added = max(cursor.rowcount, 0)
         leaving = CampaignMember.objects.filter(
             campaign=campaign, manually_added=False, manually_removed=False
         ).exclude(contact_id__in=in_segments)
@@ -188,30 +190,72 @@ def roots_schedule(*, campaign: Campaign, now: dt.datetime | None = None) -> int
     return total
 
 
+def _finished_rows_sql(log_ids: list[int]) -> tuple[str, tuple[Any, ...]]:
+    """A SELECT of (campaign_id, contact_id, entry) for these logs, to feed the INSERT … SELECTs below."""
+    rows = CampaignEventLog.objects.filter(id__in=log_ids).order_by().values_list("campaign_id", "contact_id", "entry")
+    sql, params = rows.query.sql_with_params()
+    return sql, tuple(params)
+
+
 def _children_schedule(
-    *, event: CampaignEvent, path: str | None, rows: list[tuple[int, int]], now: dt.datetime, tz_of: dict[int, str]
+    *, event: CampaignEvent, path: str | None, rows: list[tuple[int, int, int]], now: dt.datetime, tz_of: dict[int, str]
 ) -> int:
-    """Schedule the children of ``event`` on ``path`` for (contact_id, entry) rows, in one statement."""
+    """Schedule the children of ``event`` on ``path`` for (log_id, contact_id, entry) rows.
+
+    A child without an hour/weekday window has one trigger time for everyone: one INSERT … SELECT from the finished
+    logs (building a model per contact was the engine's biggest cost). A windowed child's time depends on each
+    contact's timezone, so its rows are built in Python.
+    """
     children = [c for c in _children_of(event) if c.path == path]
     if not children or not rows:
         return 0
+    source_sql, source_params = _finished_rows_sql([r[0] for r in rows])
     logs = []
     for child in children:
-        fixed = None if child.has_window else trigger_at(event=child, now=now, tz="")
-        for contact_id, entry in rows:
-            when = fixed or trigger_at(event=child, now=now, tz=tz_of.get(contact_id, ""))
-            logs.append(
-                CampaignEventLog(
-                    event_id=child.pk,
-                    campaign_id=event.campaign_id,
-                    contact_id=contact_id,
-                    entry=entry,
-                    status=LogStatus.SCHEDULED,
-                    trigger_at=when,
+        if not child.has_window:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"""
+                    INSERT INTO {_table(CampaignEventLog)} (event_id, campaign_id, contact_id, entry, status,
+                                                            trigger_at, detail, created_at)
+                    SELECT %s, s.campaign_id, s.contact_id, s.entry, 'scheduled', %s, '', %s
+                    FROM ({source_sql}) s
+                    WHERE true
+                    ON CONFLICT (event_id, contact_id, entry) DO NOTHING
+                    """,  # noqa: S608 - table names come from model metadata, values are parameters
+                    [child.pk, _db_now(trigger_at(event=child, now=now, tz="")), _db_now(now), *source_params],
                 )
+            continue
+        tz_of = tz_of or _timezones([r[1] for r in rows])
+        logs += [
+            CampaignEventLog(
+                event_id=child.pk,
+                campaign_id=event.campaign_id,
+                contact_id=contact_id,
+                entry=entry,
+                status=LogStatus.SCHEDULED,
+                trigger_at=trigger_at(event=child, now=now, tz=tz_of.get(contact_id, "")),
             )
+            for _, contact_id, entry in rows
+        ]
     CampaignEventLog.objects.bulk_create(logs, batch_size=2000, ignore_conflicts=True)
-    return len(logs)
+    return len(rows) * len(children)
+
+
+def _timeline_write(*, rows: list[tuple[int, int, int]], title: str, detail: dict[str, Any], now: dt.datetime) -> None:
+    """One timeline entry per contact of ``rows``, alike but for the contact: one INSERT … SELECT (the contacts
+    app's ``timeline_record_many`` builds a model per entry, too slow at a campaign's scale)."""
+    source_sql, source_params = _finished_rows_sql([r[0] for r in rows])
+    detail_sql = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {_table(TimelineEvent)} (contact_id, kind, title, detail, occurred_at, created_at)
+            SELECT s.contact_id, %s, %s, {detail_sql}, %s, %s
+            FROM ({source_sql}) s
+            """,  # noqa: S608 - table names come from model metadata, values are parameters
+            ["campaign.event", title[:255], json.dumps(detail), _db_now(now), _db_now(now), *source_params],
+        )
 
 
 def _children_of(event: CampaignEvent) -> list[CampaignEvent]:
@@ -297,27 +341,20 @@ def _finish(
             status=status, path_taken=path, executed_at=now, detail=detail[:255]
         )
         if status == LogStatus.DONE:
-            _children_schedule(event=batch.event, path=path, rows=[(r[1], r[2]) for r in rows], now=now, tz_of=tz_of)
-    campaign_name = batch.event.campaign.name
-    timeline_record_many(
-        entries=[
-            TimelineEvent(
-                contact_id=contact_id,
-                kind="campaign.event",
-                title=_timeline_title(campaign_name, batch.event, status, path_of.get(contact_id)),
-                detail={
-                    "campaign_id": batch.event.campaign_id,
-                    "event_id": batch.event.pk,
-                    "kind": batch.event.kind,
-                    "status": status,
-                    "path": path_of.get(contact_id),
-                    "detail": detail[:255],
-                },
-                occurred_at=now,
-            )
-            for _, contact_id, _ in batch.rows
-        ]
-    )
+            _children_schedule(event=batch.event, path=path, rows=rows, now=now, tz_of=tz_of)
+        _timeline_write(
+            rows=rows,
+            title=_timeline_title(batch.event.campaign.name, batch.event, status, path),
+            detail={
+                "campaign_id": batch.event.campaign_id,
+                "event_id": batch.event.pk,
+                "kind": batch.event.kind,
+                "status": status,
+                "path": path,
+                "detail": detail[:255],
+            },
+            now=now,
+        )
     return len(batch.rows)
 
 
@@ -327,21 +364,10 @@ def _timeline_title(campaign_name: str, event: CampaignEvent, status: str, path:
     return f"Campaign “{campaign_name}”: {event.label}{outcome}{failed}"
 
 
-def _outbound_enqueue() -> Callable[..., int] | None:
-    """The texts app's sending entry point, or None where the texts app does not provide it."""
-    try:
-        module = importlib.import_module("texts.services")
-    except ImportError:
-        return None
-    return getattr(module, "outbound_enqueue", None)
-
-
-def _text_message(text_message_id: Any) -> Any:
-    try:
-        model = apps.get_model("texts", "TextMessage")
-    except LookupError:
-        return None
-    return model.objects.filter(pk=text_message_id).first() if text_message_id else None
+def campaign_send_ref(*, event_id: int, entry: int) -> str:
+    """The outbound log's ``source_ref`` for a campaign send: unique per (event, contact, entry) with the contact,
+    by texts' partial unique constraint, so a re-run after a crash never queues a second text."""
+    return f"campaign-event:{event_id}:{entry}"
 
 
 def _run_action(batch: _Batch, *, now: dt.datetime) -> tuple[str, str]:
@@ -349,18 +375,22 @@ def _run_action(batch: _Batch, *, now: dt.datetime) -> tuple[str, str]:
     event, ids = batch.event, batch.contact_ids
     kind = event.kind
     if kind == EventKind.SEND_TEXT_MESSAGE:
-        text_message = _text_message(event.prop("text_message_id"))
-        enqueue = _outbound_enqueue()
+        text_message = event.text_message
         if text_message is None:
-            return LogStatus.FAILED, "The text message no longer exists"
-        if enqueue is None:
-            return LogStatus.FAILED, "Sending text messages is not available"
-        # One call per event batch: DNC, missing numbers and quiet hours are the pipeline's business.
-        queued = enqueue(
-            text_message=text_message,
-            contact_ids=ids,
-            source="campaign",
-            source_ref=f"campaign-event:{event.pk}",
+            return LogStatus.FAILED, "The action has no text message"
+        # One call per entry in the batch (almost always one): Do Not Contact, missing numbers and quiet hours are
+        # the pipeline's business, not the campaign's.
+        by_entry: dict[int, list[int]] = defaultdict(list)
+        for _, contact_id, entry in batch.rows:
+            by_entry[entry].append(contact_id)
+        queued = sum(
+            outbound_enqueue(
+                text_message=text_message,
+                contacts=contact_ids,
+                source=Source.CAMPAIGN,
+                source_ref=campaign_send_ref(event_id=event.pk, entry=entry),
+            )
+            for entry, contact_ids in by_entry.items()
         )
         return LogStatus.DONE, f"Queued {queued} of {len(ids)} in this batch"
     if kind in (EventKind.ADD_TO_SEGMENT, EventKind.REMOVE_FROM_SEGMENT):
@@ -409,11 +439,7 @@ def _condition_yes(event: CampaignEvent, ids: list[int]) -> set[int]:
     if event.kind == EventKind.DNC_SMS:
         return set(dnc_active().filter(contact_id__in=ids).values_list("contact_id", flat=True))
     if event.kind == EventKind.IN_SEGMENT:
-        return set(
-            SegmentMembership.objects.filter(
-                segment_id__in=event.prop("segment_ids", []), contact_id__in=ids, manually_removed=False
-            ).values_list("contact_id", flat=True)
-        )
+        return set(segment_member_ids(event.prop("segment_ids", [])).filter(id__in=ids))
     return set(contacts.filter(field_condition_q(event.properties)).values_list("id", flat=True))
 
 
@@ -452,7 +478,7 @@ def reply_matches(event: CampaignEvent, body: str) -> bool:
 
 def _run_batch(batch: _Batch, *, now: dt.datetime, summary: RunSummary) -> None:
     event = batch.event
-    tz_of = _timezones(batch.contact_ids)
+    tz_of = _timezones(batch.contact_ids) if event.has_window else {}  # children look theirs up when they need it
     # Outside its window (the run came late, or the window was edited): back to scheduled at the next opening.
     if event.has_window:
         outside = [r for r in batch.rows if not is_allowed(now, event=event, tz=tz_of.get(r[1], ""))]
@@ -497,7 +523,7 @@ def logs_run(*, log_ids: list[int], now: dt.datetime | None = None, summary: Run
     by_event: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
     for log_id, event_id, contact_id, entry in rows:
         by_event[event_id].append((log_id, contact_id, entry))
-    events = CampaignEvent.objects.select_related("campaign").in_bulk(list(by_event))
+    events = CampaignEvent.objects.select_related("campaign", "text_message").in_bulk(list(by_event))
     for event_id, event_rows in by_event.items():
         batch = _Batch(event=events[event_id], rows=event_rows)
         try:
@@ -548,7 +574,7 @@ def decisions_time_out(
                     status=LogStatus.DONE,
                     path_of=dict.fromkeys(b.contact_ids, Path.NO),
                     detail="No reply in time",
-                    tz_of=_timezones(b.contact_ids),
+                    tz_of={},
                 )
             total += len(rows)
             summary.timed_out += len(rows)
@@ -579,7 +605,7 @@ def reply_received(*, contact_id: int, body: str, now: dt.datetime | None = None
                 status=LogStatus.DONE,
                 path_of={contact_id: Path.YES},
                 detail="Replied",
-                tz_of=_timezones([contact_id]),
+                tz_of={},
             )
             moved.append(log.pk)
     return moved

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.apps import apps
 from django.db.models import Q
 
 from contacts.models import Contact, Segment
+from texts.models import TextMessage
 
 from .engine import CONTACT_FIELDS
 from .models import EVENT_TYPE_OF_KIND, Campaign, CampaignEvent, EventKind, EventType, IntervalUnit, TriggerMode
@@ -39,19 +39,16 @@ class CampaignForm(forms.ModelForm):
         help_texts = {"segments": "Contacts in these segments join the campaign; they leave it when they leave them."}
 
 
-def text_message_choices() -> list[tuple[str, str]]:
-    try:
-        model = apps.get_model("texts", "TextMessage")
-    except LookupError:
-        return []
-    return [(str(pk), name) for pk, name in model.objects.order_by("name").values_list("pk", "name")]
-
-
 class EventForm(forms.Form):
     """One event; the fields shown depend on its kind (``FIELDS_BY_KIND``)."""
 
     name = forms.CharField(label="Label on the canvas", max_length=200, required=False)
-    text_message = forms.ChoiceField(label="Text message", required=False)
+    text_message = forms.ModelChoiceField(
+        label="Text message",
+        queryset=TextMessage.objects.order_by("name"),
+        required=False,
+        empty_label="Choose a text message…",
+    )
     segment = forms.ModelChoiceField(label="Segment", queryset=Segment.objects.all(), required=False)
     segments = forms.ModelMultipleChoiceField(
         label="Segments", queryset=Segment.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
@@ -109,7 +106,6 @@ class EventForm(forms.Form):
         EventKind.DNC_SMS: ("name", *TRIGGER),
     }
     PROPERTY_FIELDS = {
-        "text_message": "text_message_id",
         "segment": "segment_id",
         "segments": "segment_ids",
         "field": "field",
@@ -125,8 +121,6 @@ class EventForm(forms.Form):
             kwargs["initial"] = self.initial_from(instance)
         super().__init__(*args, **kwargs)
         self.kind = kind
-        text_field: Any = self.fields["text_message"]
-        text_field.choices = [("", "Choose a text message…"), *text_message_choices()]
         self.fields["text_message"].widget.attrs["data-text-message-select"] = ""
         custom = [("custom:" + k, f"Custom: {k}") for k in self._custom_keys()]
         field_field: Any = self.fields["field"]
@@ -145,10 +139,10 @@ class EventForm(forms.Form):
     @classmethod
     def initial_from(cls, event: CampaignEvent) -> dict[str, Any]:
         initial: dict[str, Any] = {k: getattr(event, k) for k in ("name", "wait_amount", "wait_unit", *cls.TRIGGER)}
+        initial["text_message"] = event.text_message_id
         for field, prop in cls.PROPERTY_FIELDS.items():
             if prop in event.properties:
-                value = event.properties[prop]
-                initial[field] = str(value) if field == "text_message" else value
+                initial[field] = event.properties[prop]
         return initial
 
     @property
@@ -192,14 +186,14 @@ class EventForm(forms.Form):
             if field not in self.fields:
                 continue
             value = data.get(field)
-            if field == "text_message":
-                value = int(value) if value else None
-            elif field == "segment":
+            if field == "segment":
                 value = value.pk if value else None
             elif field == "segments":
                 value = [s.pk for s in value or []]
             properties[prop] = value
         out: dict[str, Any] = {"name": data.get("name", ""), "properties": properties}
+        if "text_message" in self.fields:
+            out["text_message"] = data.get("text_message")
         if self.is_decision:
             out.update(wait_amount=data["wait_amount"], wait_unit=data.get("wait_unit") or "days")
         else:

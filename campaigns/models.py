@@ -1,8 +1,8 @@
 """Campaigns: source segments, a tree of events (actions, decisions, conditions), members and the event log.
 
 The event log is the engine's unit of work: one row per event, contact and entry, unique, so an event runs at most
-once per contact and entry however many engine runs overlap or crash. Text messages are referenced by id inside an
-event's ``properties`` (not a foreign key) so that this app's schema does not depend on the texts app's migrations.
+once per contact and entry however many engine runs overlap or crash. A Send Text Message action refers to its text
+message by a foreign key that PROTECTs it: a text message used by a campaign cannot be deleted from under it.
 """
 
 from __future__ import annotations
@@ -106,6 +106,10 @@ class CampaignEvent(models.Model):
     event_type = models.CharField(max_length=10, choices=EventType.choices)
     kind = models.CharField(max_length=32, choices=EventKind.choices)
     name = models.CharField(max_length=200, blank=True)
+    # Send Text Message only. PROTECT: deleting a text message a campaign still sends would fail every contact later.
+    text_message = models.ForeignKey(
+        "texts.TextMessage", null=True, blank=True, on_delete=models.PROTECT, related_name="campaign_events"
+    )
     properties = models.JSONField(default=dict, blank=True)
     trigger_mode = models.CharField(max_length=10, choices=TriggerMode.choices, default=TriggerMode.IMMEDIATE)
     trigger_interval = models.PositiveIntegerField(null=True, blank=True)

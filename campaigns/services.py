@@ -7,16 +7,16 @@ command and the tasks call.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
+
+from smsapp.locks import job_lock
 
 from . import engine
 from .models import Campaign, CampaignEvent, CampaignEventLog, CampaignMember, EventKind, EventType, LogStatus
@@ -39,7 +39,7 @@ def campaign_problems(*, campaign: Campaign) -> list[str]:
                 f"“{event.label}” is a decision at the start of the campaign: start with an action or a condition, "
                 "so that there is something for the contact to respond to."
             )
-        if event.kind == EventKind.SEND_TEXT_MESSAGE and not event.prop("text_message_id"):
+        if event.kind == EventKind.SEND_TEXT_MESSAGE and event.text_message_id is None:
             problems.append(f"“{event.label}” has no text message: choose one.")
     return problems
 
@@ -151,53 +151,11 @@ def _noop() -> None:
 
 @contextlib.contextmanager
 def exclusive(name: str = LOCK_NAME) -> Iterator[Callable[[], None] | None]:
-    """A lock across processes: yields a ``renew`` callable, or None at once when another run holds it.
-
-    Redis when configured (a short lease the run renews after every batch, so a killed run's lock expires within
-    ``CAMPAIGNS_LOCK_SECONDS``); otherwise a PostgreSQL advisory lock (freed with the dead session); otherwise
-    (embedded, SQLite) a file lock (freed with the dead process).
-    """
-    if settings.REDIS_URL:
-        import redis
-
-        lock = redis.Redis.from_url(settings.REDIS_URL).lock(f"smsapp:lock:{name}", timeout=_lock_seconds())
-        if not lock.acquire(blocking=False):
-            yield None
-            return
-
-        def renew() -> None:
-            lock.reacquire()
-
-        try:
-            yield renew
-        finally:
-            with contextlib.suppress(Exception):
-                lock.release()
-        return
-    if connection.vendor == "postgresql":
-        key = zlib.crc32(name.encode())
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            row = cursor.fetchone()
-        got = bool(row and row[0])
-        try:
-            yield _noop if got else None
-        finally:
-            if got:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-        return
-    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    with open(settings.VAR_DIR / f"{name.replace(':', '-')}.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield None
-            return
-        try:
-            yield _noop
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """A lock across processes (``smsapp.locks.job_lock``): yields a ``renew`` callable to call after every batch,
+    or None at once when another run holds it. A killed run's lock goes with its database session (PostgreSQL), its
+    lease (Redis, within ``CAMPAIGNS_LOCK_SECONDS``) or its process (file lock)."""
+    with job_lock(name, ttl=_lock_seconds()) as renew:
+        yield renew
 
 
 def campaigns_process(

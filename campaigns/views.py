@@ -67,7 +67,7 @@ def campaign_edit(request: HttpRequest, campaign_id: int) -> HttpResponse:
 
 def _tree(campaign: Campaign) -> list[CampaignEvent]:
     """The events as a tree (children attached to each event), with their log counts."""
-    events = list(campaign.events.all())
+    events = list(campaign.events.select_related("text_message"))
     counts = services.event_counts(campaign=campaign)
     by_parent: dict[tuple[int | None, str | None], list[CampaignEvent]] = {}
     for event in events:

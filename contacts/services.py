@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import logging
-import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+
+from smsapp.locks import job_lock
 
 from .filters import filters_to_q
 from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
-from .phones import phone_to_e164, region_of
+from .phones import InvalidPhoneNumber, looks_like_phone, phone_to_e164, region_of
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +143,56 @@ def contact_get_or_create_by_mobile(*, mobile: str, country: str = "") -> tuple[
     return contact, True
 
 
+def contact_search(*, queryset: QuerySet[Contact], text: str) -> QuerySet[Contact]:
+    """Contacts whose name or email contains ``text``, or whose number is ``text`` in any format (or contains it)."""
+    text = text.strip()
+    if not text:
+        return queryset
+    if looks_like_phone(text):
+        try:
+            return queryset.filter(mobile=phone_to_e164(text))
+        except InvalidPhoneNumber:
+            # A partial number: match the digits inside the stored E.164 form.
+            return queryset.filter(mobile__contains="".join(ch for ch in text if ch.isdigit()))
+    q = Q(email__icontains=text) | Q(first_name__icontains=text) | Q(last_name__icontains=text)
+    first, _, last = text.partition(" ")
+    if last:
+        q |= Q(first_name__icontains=first, last_name__icontains=last.strip())
+    return queryset.filter(q)
+
+
+def contacts_in_segment(*, queryset: QuerySet[Contact], segment_id: int) -> QuerySet[Contact]:
+    """Narrow ``queryset`` to a segment's members (manually removed ones excluded), as one semi-join."""
+    member = SegmentMembership.objects.filter(segment_id=segment_id, manually_removed=False, contact_id=OuterRef("pk"))
+    return queryset.filter(Exists(member))
+
+
 # Segments
+
+
+@transaction.atomic
+def segment_create(*, name: str, description: str = "", kind: str, filters: dict[str, Any] | None = None) -> Segment:
+    """A new segment (filters already validated by ``filters_clean``), its membership built at once."""
+    segment = Segment.objects.create(
+        name=name, description=description, kind=kind, filters=filters if kind == Segment.Kind.FILTER else {}
+    )
+    segment_rebuild(segment=segment)
+    segment.refresh_from_db()
+    return segment
+
+
+def segment_referrers(*, segment: Segment) -> list[Segment]:
+    """Filter-based segments whose rules name this segment (deleting it would break their filters)."""
+    key = str(segment.pk)
+    return [
+        other
+        for other in Segment.objects.filter(kind=Segment.Kind.FILTER).exclude(pk=segment.pk)
+        if any(
+            rule.get("field") == "segment" and str(rule.get("value")) == key
+            for rule in (other.filters or {}).get("rules") or []
+            if isinstance(rule, dict)
+        )
+    ]
 
 
 def segment_member_ids(segment_ids: Iterable[int]) -> QuerySet[Contact, int]:
@@ -180,6 +228,12 @@ def segment_rebuild(*, segment: Segment) -> dict[str, int]:
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
     if segment.kind != Segment.Kind.FILTER:
         return {"added": 0, "removed": 0, "members": _segment_count(segment)}
+    if not (segment.filters or {}).get("rules"):
+        # No rules match nobody: the SQL for "no rows" cannot be compiled (EmptyResultSet), so only drop leavers.
+        removed, _ = SegmentMembership.objects.filter(
+            segment=segment, manually_added=False, manually_removed=False
+        ).delete()
+        return {"added": 0, "removed": removed, "members": _segment_count(segment)}
     matching = segment_matching_contacts(segment=segment).values("id")
     select_sql, select_params = matching.query.sql_with_params()
     table = SegmentMembership._meta.db_table
@@ -205,47 +259,10 @@ def segment_rebuild(*, segment: Segment) -> dict[str, int]:
 
 @contextlib.contextmanager
 def _exclusive(name: str) -> Iterator[bool]:
-    """A lock held across processes and machines; yields False when another holder has it (no waiting).
-
-    Redis when configured (every machine shares it); otherwise a PostgreSQL advisory lock; otherwise (the embedded
-    single-machine setup on SQLite) a file lock in the shared var folder.
-    """
-    if settings.REDIS_URL:
-        import redis
-
-        lock = redis.Redis.from_url(settings.REDIS_URL).lock(f"smsapp:lock:{name}", timeout=3600)
-        if not lock.acquire(blocking=False):
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            with contextlib.suppress(Exception):
-                lock.release()
-        return
-    if connection.vendor == "postgresql":
-        key = zlib.crc32(name.encode())
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            got = bool(cursor.fetchone()[0])
-        try:
-            yield got
-        finally:
-            if got:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-        return
-    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    with open(settings.VAR_DIR / f"{name}.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """A lock held across processes and machines (``smsapp.locks.job_lock``); yields False when another holder has
+    it (no waiting)."""
+    with job_lock(name, ttl=600) as held:
+        yield held is not None
 
 
 def segments_rebuild_all(*, segment_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]] | None:

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -30,8 +30,8 @@ from .forms import (
 )
 from .importer import MappingError, contact_import_create, contact_import_queue
 from .models import Contact, ContactImport, DoNotContact, Segment, SegmentMembership
-from .phones import InvalidPhoneNumber, looks_like_phone, phone_to_e164
 from .services import (
+    contact_search,
     contacts_with_dnc_flag,
     dnc_add,
     dnc_remove,
@@ -51,20 +51,7 @@ def _is_htmx(request: HttpRequest) -> bool:
 
 
 def _search(queryset: QuerySet[Contact], text: str) -> QuerySet[Contact]:
-    text = text.strip()
-    if not text:
-        return queryset
-    if looks_like_phone(text):
-        try:
-            return queryset.filter(mobile=phone_to_e164(text))
-        except InvalidPhoneNumber:
-            # A partial number: match the digits inside the stored E.164 form.
-            return queryset.filter(mobile__contains="".join(ch for ch in text if ch.isdigit()))
-    q = Q(email__icontains=text) | Q(first_name__icontains=text) | Q(last_name__icontains=text)
-    first, _, last = text.partition(" ")
-    if last:
-        q |= Q(first_name__icontains=first, last_name__icontains=last.strip())
-    return queryset.filter(q)
+    return contact_search(queryset=queryset, text=text)
 
 
 @require_GET

@@ -7,18 +7,25 @@ admins and marketers; admin-only operations call ``require_admin``. Errors are J
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import binascii
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
 from functools import wraps
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 from ninja.security import HttpBearer
 from ninja.throttling import AuthRateThrottle
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from .models import ApiToken, token_hash
 from .roles import is_admin
@@ -51,6 +58,16 @@ def _docs_need_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     return wrapper
 
 
+class JsonObjectParser(Parser):
+    """Bodies are JSON objects: a list or a bare value would otherwise fill a schema with its defaults."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        data = json.loads(request.body)
+        if not isinstance(data, dict):
+            raise ValueError("The request body must be a JSON object.")
+        return data
+
+
 api = NinjaAPI(
     title="smsapp API",
     version="1",
@@ -59,6 +76,7 @@ api = NinjaAPI(
     auth=BearerToken(),
     throttle=[AuthRateThrottle(settings.API_RATE_LIMIT)],
     docs_decorator=_docs_need_login,
+    parser=JsonObjectParser(),
 )
 
 
@@ -128,9 +146,121 @@ class MeOut(Schema):
     role: str
 
 
-@api.get("/me", response={200: MeOut, 401: ErrorOut}, tags=["account"], summary="The token's user and role")
+@api.get(
+    "/me", response={200: MeOut, 401: ErrorOut, 429: ErrorOut}, tags=["account"], summary="The token's user and role"
+)
 def me(request: HttpRequest) -> MeOut:
     return MeOut(username=request.user.get_username(), role="admin" if is_admin(request.user) else "marketer")
+
+
+# Shared pieces of the apps' routers.
+
+# Ids fit a signed 64-bit column: a larger one is a 400 from validation, not a database overflow (500).
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+MAX_IDS_PER_REQUEST = 1000
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text and jsonb cannot hold U+0000: refuse it as bad input instead of failing in the database.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+def no_nul_anywhere(value: Any) -> Any:
+    """A JSON value with no NUL in any string, key or nested value (for free-form JSON bodies)."""
+    if isinstance(value, str):
+        return _no_nul(value)
+    if isinstance(value, dict):
+        return {_no_nul(str(key)): no_nul_anywhere(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [no_nul_anywhere(item) for item in value]
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _iso_datetime(value: Any) -> Any:
+    # ISO 8601 text only: pydantic would also read 0 or "0.5" as Unix timestamps, which the document does not allow.
+    if isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string, e.g. 2026-01-31T09:00:00Z")
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"“{value}” is not an ISO 8601 date-time, e.g. 2026-01-31T09:00:00Z") from None
+
+
+def _sane_datetime(value: dt.datetime) -> dt.datetime:
+    # Aware, in UTC, and in a range both databases store: "9999-12-31T23:59-05:00" would overflow converting to UTC.
+    try:
+        value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if not 1900 <= value.year <= 9000:
+        raise ValueError("must be between the years 1900 and 9000")
+    return value
+
+
+When = Annotated[dt.datetime, BeforeValidator(_iso_datetime), AfterValidator(_sane_datetime)]
+
+# Every operation can answer these besides its own codes; declared so the OpenAPI document tells the truth.
+COMMON_ERRORS: dict[int, type[Schema]] = {401: ErrorOut, 429: ErrorOut}
+
+
+def responses(ok: dict[int, Any], *errors: int) -> dict[int, Any]:
+    """``response=`` for an operation: its success codes, its own error codes, and 401/429 (413 with a body)."""
+    return {**ok, **dict.fromkeys(errors, ErrorOut), **COMMON_ERRORS}
+
+
+class ContactIds(Schema):
+    contact_ids: list[Id] = Field(min_length=1, max_length=MAX_IDS_PER_REQUEST)
+
+
+class MembershipChange(Schema):
+    changed: int = Field(description="How many contacts joined (or left).")
+    member_count: int
+
+
+# Keyset pagination: ``?cursor=<opaque>&limit=``, newest first by id. No OFFSET and no COUNT(*), so the millionth
+# row costs what the first does; the cursor is the last id seen, encoded so clients do not build it themselves.
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+M = TypeVar("M", bound=Model)
+
+
+class PageQuery(Schema):
+    cursor: Text | None = Field(None, description="`next_cursor` from the previous page; absent for the first.")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+
+
+def cursor_encode(pk: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{pk}".encode()).decode().rstrip("=")
+
+
+def cursor_decode(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, raw = text.partition(":")
+        pk = int(raw)
+        if kind != "id" or not 1 <= pk <= MAX_ID:
+            raise ValueError(text)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise FieldErrors({"cursor": ["Invalid cursor: pass next_cursor from the previous page as it is."]}) from None
+    return pk
+
+
+def keyset_page(queryset: QuerySet[M], page: PageQuery) -> tuple[Sequence[M], str | None]:
+    """One page of ``queryset`` newest first, and the cursor of the next page (None on the last)."""
+    rows = queryset.order_by("-pk")
+    if page.cursor:
+        rows = rows.filter(pk__lt=cursor_decode(page.cursor))
+    items = list(rows[: page.limit + 1])
+    next_cursor = cursor_encode(items[page.limit - 1].pk) if len(items) > page.limit else None
+    return items[: page.limit], next_cursor
 
 
 def _routers() -> None:

@@ -15,28 +15,24 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import logging
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, SegmentMembership
+from smsapp.locks import job_lock
 
 from .models import OutboundMessage, Source, Status, TextMessage
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 1000
-# The first key of the two-key advisory lock: a namespace, so a text message id cannot collide with other locks.
-LOCK_NAMESPACE = zlib.crc32(b"smsapp.broadcasts") & 0x7FFFFFFF
 # A Redis lock outlives a dead holder by at most this long; a live holder renews it after every batch.
 REDIS_LOCK_TTL_SECONDS = 60
 PROGRESS_TTL_SECONDS = 24 * 3600
@@ -352,55 +348,14 @@ def broadcasts_send_all(
 
 @contextlib.contextmanager
 def broadcast_lock(*, text_message_id: int) -> Iterator[Callable[[], None] | None]:
-    """Hold the message's lock: yields a keep-alive callable, or None when another run holds it (no waiting).
+    """Hold the message's lock (``smsapp.locks.job_lock``): yields a keep-alive callable, or None when another run
+    holds it (no waiting). A dead holder's lock goes with its database session, its Redis lease or its process."""
+    with job_lock(broadcast_lock_name(text_message_id), ttl=REDIS_LOCK_TTL_SECONDS) as renew:
+        yield renew
 
-    PostgreSQL: a session-level advisory lock, which the server frees if the holding process dies. Otherwise Redis
-    with a TTL renewed by the keep-alive (a dead holder frees it when the TTL runs out), or, on a single machine with
-    neither, a file lock that the kernel frees with the process.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, text_message_id])
-            got = bool(cursor.fetchone()[0])
-        if not got:
-            yield None
-            return
-        try:
-            yield lambda: None
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, text_message_id])
-        return
-    if settings.REDIS_URL:
-        import redis
 
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        lock = client.lock(f"smsapp:lock:broadcast:{text_message_id}", timeout=REDIS_LOCK_TTL_SECONDS)
-        if not lock.acquire(blocking=False):
-            yield None
-            return
-
-        def renew() -> None:
-            lock.reacquire()  # raises LockNotOwnedError if the TTL ran out and another run took over: stop this one
-
-        try:
-            yield renew
-        finally:
-            with contextlib.suppress(Exception):
-                lock.release()
-        return
-    folder = settings.VAR_DIR / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"broadcast-{text_message_id}.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield None
-            return
-        try:
-            yield lambda: None
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def broadcast_lock_name(text_message_id: int) -> str:
+    return f"broadcast:{text_message_id}"
 
 
 # Progress for the UI (cache: Redis when configured, the shared file cache otherwise)

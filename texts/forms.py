@@ -40,6 +40,8 @@ class TextMessageForm(forms.ModelForm):
             "publish_up": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
             "publish_down": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         }
+        # The seed's words ("Fill in the Internal Name, Text Message and if required, change the language").
+        labels = {"name": "Internal Name", "body": "Text Message", "language": "Language"}
         help_texts = {
             "body": "Personalise with {{first_name}}, {{first_name|there}} (with a fallback), {{custom.plan}} "
             "or {contactfield=firstname}.",

@@ -145,6 +145,13 @@ class OutboundMessage(models.Model):
                 condition=Q(source="broadcast"),
                 name="one_broadcast_per_contact",
             ),
+            # A campaign event sends once per contact and campaign entry: the engine's source_ref is
+            # "campaign-event:<event id>:<entry>", so a re-run after a crash cannot queue a second text.
+            models.UniqueConstraint(
+                fields=["source_ref", "contact"],
+                condition=Q(source="campaign") & ~Q(source_ref=""),
+                name="one_campaign_send_per_event_contact_entry",
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="outbound_due"),

@@ -2,7 +2,8 @@
 
 - ``message_status_changed(sender=OutboundMessage, message_ids=[...], status="sent")``: sent once per batch of
   messages that moved to ``status`` together.
-- ``inbound_received(sender=..., inbound=<the inbound message>, contact=<Contact>)``: a reply was stored.
+- ``inbound_received(sender=InboundMessage, inbound=<the inbound message>, contact_id=<int or None>, body=<str>,
+  in_reply_to_id=<outbound message id or None>)``: a reply was stored (sent after commit).
 """
 
 from __future__ import annotations

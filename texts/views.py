@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count, ProtectedError, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -47,13 +47,17 @@ def text_message_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def text_message_create(request: HttpRequest) -> HttpResponse:
+    # ?popup=1: opened by the campaign builder's "New Text Message" button in a window of its own.
+    popup = (request.POST if request.method == "POST" else request.GET).get("popup") == "1"
     form = TextMessageForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         form.instance.created_by = request.user if request.user.is_authenticated else None
         text = form.save()
+        if popup:  # tell the builder which message to select, then close the window
+            return render(request, "campaigns/text_message_saved_popup.html", {"text_message": text})
         messages.success(request, f"Text message “{text.name}” created.")
         return redirect("texts:edit", pk=text.pk)
-    return render(request, "texts/edit.html", _editor_context(form, None))
+    return render(request, "texts/edit.html", {**_editor_context(form, None), "popup": popup})
 
 
 @require_http_methods(["GET", "POST"])
@@ -105,7 +109,11 @@ def text_message_delete(request: HttpRequest, pk: int) -> HttpResponse:
         )
         return redirect("texts:edit", pk=text.pk)
     name = text.name
-    text.delete()
+    try:
+        text.delete()
+    except ProtectedError:  # a campaign's Send Text Message action still uses it
+        messages.error(request, f"“{name}” is used by a campaign: choose another text message there first.")
+        return redirect("texts:edit", pk=text.pk)
     messages.success(request, f"Text message “{name}” deleted.")
     return redirect("texts:list")
 

@@ -282,18 +282,6 @@ def test_stale_running_logs_are_run_again_once(campaign: Campaign, make_contacts
     assert statuses(event) == {contact.pk: ("done", None)}
 
 
-def test_send_text_message_without_a_text_message_fails_clearly(
-    campaign: Campaign, make_contacts: Make, add_event: Add
-) -> None:
-    make_contacts(1)
-    event = add_event("send_text_message", properties={"text_message_id": 999_999})
-    summary = run()
-    assert summary.failed == 1
-    log = CampaignEventLog.objects.get(event=event)
-    assert log.status == LogStatus.FAILED
-    assert "text message" in log.detail.lower() or "not available" in log.detail.lower()
-
-
 def test_publishing_refuses_what_cannot_run(add_event: Add) -> None:
     empty = Campaign.objects.create(name="Empty")
     with pytest.raises(ValidationError) as info:

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, Segment, SegmentMembership
 from contacts.services import dnc_add, segment_add_contacts, segment_remove_contacts
+from smsapp.locks import ADVISORY_NAMESPACE, advisory_key
 from texts import broadcasts
 from texts.models import OutboundMessage, Source, Status, TextMessage
 
@@ -322,7 +323,8 @@ def lock_held_elsewhere(text_message_id: int) -> Iterator[None]:
     other = connections.create_connection("default")
     try:
         with other.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [broadcasts.LOCK_NAMESPACE, text_message_id])
+            key = advisory_key(broadcasts.broadcast_lock_name(text_message_id))
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_NAMESPACE, key])
             assert cursor.fetchone()[0]
         yield
     finally:

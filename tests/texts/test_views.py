@@ -200,3 +200,29 @@ def test_pages_need_login(client: Client) -> None:
     text = TextMessage.objects.create(name="A", body="a")
     for url in ("/text-messages/", f"/text-messages/{text.pk}/", f"/text-messages/{text.pk}/report/"):
         assert client.get(url).status_code == 302
+
+
+def test_create_in_the_builders_popup_window_hands_the_message_back(marketer_client: Client) -> None:
+    form = marketer_client.get("/text-messages/new/?popup=1").content.decode()
+    # The seed's words on the labels, and the popup flag carried through the form.
+    assert '<label for="id_name">Internal Name <span' in form
+    assert '<label for="id_body">Text Message <span' in form
+    assert '<label for="id_language">Language</label>' in form
+    assert '<input type="hidden" name="popup" value="1">' in form
+    response = marketer_client.post("/text-messages/new/", form_data(name="Welcome SMS", popup="1"))
+    text = TextMessage.objects.get()
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert response.templates[0].name == "campaigns/text_message_saved_popup.html"
+    assert f'data-id="{text.pk}"' in page
+    assert 'data-name="Welcome SMS"' in page
+    assert "js/popup-saved.js" in page
+
+
+def test_create_popup_with_errors_stays_in_the_popup(marketer_client: Client) -> None:
+    response = marketer_client.post("/text-messages/new/", form_data(name="", popup="1"))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert not TextMessage.objects.exists()
+    assert "This field is required" in page
+    assert '<input type="hidden" name="popup" value="1">' in page

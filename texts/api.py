@@ -1,0 +1,370 @@
+"""The REST API of text messages, sending to a contact, and the outbound message log.
+
+Text messages are validated by ``TextMessageForm`` (personalisation tokens, 1,600 characters, media URLs), so the API
+and the editor refuse the same input with the same messages. A send goes through ``outbound_enqueue`` on the
+``sms_priority`` queue, like Mautic's ``/api/smses/{id}/contact/{contactId}/send``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from django.db import transaction
+from django.db.models import Prefetch, Q
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Path, Query, Router, Schema, Status
+from pydantic import Field
+
+from contacts.models import Contact, Segment
+from contacts.services import contact_is_dnc
+from providers.segments import MAX_BODY_CHARACTERS
+from smsapp.api import FieldErrors, Id, PageQuery, Text, When, keyset_page, responses
+
+from .forms import TextMessageForm
+from .models import InboundMessage, OutboundMessage, Source, TextMessage
+from .models import Status as OutboundStatus
+from .services import outbound_enqueue
+
+router = Router()
+
+Category = Literal["marketing", "transactional"]
+OutboundStatusName = Literal["queued", "sending", "sent", "delivered", "undelivered", "failed", "unknown"]
+
+
+class TextMessageIn(Schema):
+    name: Text = Field(min_length=1, max_length=200, description="Internal name")
+    body: Text = Field(
+        min_length=1,
+        max_length=10_000,
+        description=f"At most {MAX_BODY_CHARACTERS} characters; tokens like {{{{first_name}}}} must exist.",
+    )
+    language: Text = Field("en", max_length=16)
+    category: Category = "marketing"
+    is_published: bool = True
+    publish_up: When | None = None
+    publish_down: When | None = None
+    media_urls: list[Text] = Field(default_factory=list, max_length=10)
+    segment_ids: list[Id] = Field(
+        default_factory=list, max_length=1000, description="With segments this is a segment (broadcast) message."
+    )
+
+
+class TextMessagePatch(Schema):
+    """Only the fields sent change."""
+
+    name: Text | None = Field(None, min_length=1, max_length=200)
+    body: Text | None = Field(None, min_length=1, max_length=10_000)
+    language: Text | None = Field(None, max_length=16)
+    category: Category | None = None
+    is_published: bool | None = None
+    publish_up: When | None = None
+    publish_down: When | None = None
+    media_urls: list[Text] | None = Field(None, max_length=10)
+    segment_ids: list[Id] | None = Field(None, max_length=1000)
+
+
+class TextMessageOut(Schema):
+    id: int
+    name: str
+    body: str
+    language: str
+    category: str
+    is_published: bool
+    publish_up: dt.datetime | None
+    publish_down: dt.datetime | None
+    media_urls: list[str]
+    segment_ids: list[int]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class TextMessagePage(Schema):
+    items: list[TextMessageOut]
+    next_cursor: str | None
+
+
+class TextMessageQuery(PageQuery):
+    q: Text | None = Field(None, max_length=200, description="Part of the internal name.")
+
+
+class SendIn(Schema):
+    contact_id: Id
+
+
+class OutboundOut(Schema):
+    id: int
+    contact_id: int | None
+    text_message_id: int | None
+    to_number: str
+    sender: str
+    source: str
+    status: str
+    body: str = Field(description="As rendered for the contact (empty until a worker claims the message).")
+    segments: int | None
+    encoding: str
+    provider_sid: str | None
+    error_code: str
+    error_message: str
+    attempts: int
+    queued_at: dt.datetime
+    sent_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+    failed_at: dt.datetime | None
+    updated_at: dt.datetime
+
+
+class OutboundPage(Schema):
+    items: list[OutboundOut]
+    next_cursor: str | None
+
+
+class OutboundQuery(PageQuery):
+    contact: Id | None = None
+    text_message: Id | None = None
+    status: OutboundStatusName | None = None
+    since: When | None = Field(None, description="Queued at or after (ISO 8601).")
+    until: When | None = Field(None, description="Queued before (ISO 8601).")
+
+
+# Text messages
+
+
+def _segments_prefetch() -> Prefetch[Any]:
+    return Prefetch("segments", queryset=Segment.objects.only("pk").order_by("pk"))
+
+
+def text_out(text: TextMessage) -> TextMessageOut:
+    return TextMessageOut(
+        id=text.pk,
+        name=text.name,
+        body=text.body,
+        language=text.language,
+        category=text.category,
+        is_published=text.is_published,
+        publish_up=text.publish_up,
+        publish_down=text.publish_down,
+        media_urls=list(text.media_urls or []),
+        segment_ids=[segment.pk for segment in text.segments.all()],
+        created_at=text.created_at,
+        updated_at=text.updated_at,
+    )
+
+
+def _get_text(text_id: int) -> TextMessage:
+    return get_object_or_404(TextMessage.objects.prefetch_related(_segments_prefetch()), pk=text_id)
+
+
+def _save_text(data: dict[str, Any], *, request: HttpRequest, text: TextMessage | None) -> TextMessage:
+    """Validate through the editor's form (same rules and messages) and save; a 400 names each bad field."""
+    segment_ids = data.pop("segment_ids")
+    media_urls = data.pop("media_urls")
+    form_data = {k: v for k, v in data.items() if v is not None}
+    form_data["is_published"] = "on" if data["is_published"] else ""
+    form_data["segments"] = [str(pk) for pk in segment_ids]
+    form_data["media_urls_text"] = "\n".join(media_urls)
+    form = TextMessageForm(form_data, instance=text)
+    if not form.is_valid():
+        errors = {field: [str(e) for e in errs] for field, errs in form.errors.items()}
+        renamed = {"segments": "segment_ids", "media_urls_text": "media_urls"}
+        raise FieldErrors({renamed.get(field, field): messages for field, messages in errors.items()})
+    if text is None:
+        form.instance.created_by = request.user if request.user.is_authenticated else None
+    return form.save()
+
+
+def _current(text: TextMessage) -> dict[str, Any]:
+    return {
+        "name": text.name,
+        "body": text.body,
+        "language": text.language,
+        "category": text.category,
+        "is_published": text.is_published,
+        "publish_up": text.publish_up,
+        "publish_down": text.publish_down,
+        "media_urls": list(text.media_urls or []),
+        "segment_ids": [segment.pk for segment in text.segments.all()],
+    }
+
+
+@router.get("/text-messages", response=responses({200: TextMessagePage}, 400), tags=["text messages"], summary="List")
+def text_message_list(request: HttpRequest, query: Query[TextMessageQuery]) -> TextMessagePage:
+    texts = TextMessage.objects.prefetch_related(_segments_prefetch())
+    if query.q:
+        texts = texts.filter(name__icontains=query.q)
+    rows, next_cursor = keyset_page(texts, query)
+    return TextMessagePage(items=[text_out(t) for t in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/text-messages",
+    response=responses({201: TextMessageOut}, 400, 413),
+    tags=["text messages"],
+    summary="Create a text message",
+)
+def text_message_create(request: HttpRequest, payload: TextMessageIn) -> Status[TextMessageOut]:
+    text = _save_text(payload.dict(), request=request, text=None)
+    return Status(201, text_out(_get_text(text.pk)))
+
+
+@router.get(
+    "/text-messages/{text_message_id}",
+    response=responses({200: TextMessageOut}, 400, 404),
+    tags=["text messages"],
+    summary="A text message",
+)
+def text_message_read(request: HttpRequest, text_message_id: Path[Id]) -> TextMessageOut:
+    return text_out(_get_text(text_message_id))
+
+
+@router.patch(
+    "/text-messages/{text_message_id}",
+    response=responses({200: TextMessageOut}, 400, 404, 413),
+    tags=["text messages"],
+    summary="Update a text message (only the fields sent)",
+)
+def text_message_update(request: HttpRequest, text_message_id: Path[Id], payload: TextMessagePatch) -> TextMessageOut:
+    text = _get_text(text_message_id)
+    data = {**_current(text), **payload.dict(exclude_unset=True)}
+    for key in ("name", "body", "language", "category", "is_published", "media_urls", "segment_ids"):
+        # null for a field that cannot be empty means "leave it as it is".
+        if data[key] is None:
+            data[key] = _current(text)[key]
+    _save_text(data, request=request, text=text)
+    return text_out(_get_text(text.pk))
+
+
+def _refusal(message: str) -> FieldErrors:
+    return FieldErrors({"contact_id": [message]}, status=409, detail="This contact cannot be sent to.")
+
+
+@router.post(
+    "/text-messages/{text_message_id}/send",
+    response=responses({202: OutboundOut}, 400, 404, 409, 413),
+    tags=["text messages"],
+    summary="Send the text message to one contact now (queued on the priority queue)",
+)
+def text_message_send(request: HttpRequest, text_message_id: Path[Id], payload: SendIn) -> Status[OutboundOut]:
+    text = _get_text(text_message_id)
+    contact = Contact.objects.filter(pk=payload.contact_id).first()
+    if contact is None:
+        raise FieldErrors({"contact_id": [f"No contact with id {payload.contact_id}."]})
+    if not contact.mobile:
+        raise _refusal(f"Contact {contact.pk} has no mobile number.")
+    if contact_is_dnc(contact=contact):
+        raise _refusal(f"Contact {contact.pk} is Do Not Contact for SMS.")
+    if not text.is_published:
+        raise FieldErrors(
+            {"text_message_id": [f"Text message {text.pk} is not published."]},
+            status=409,
+            detail="This text message cannot be sent.",
+        )
+    with transaction.atomic():
+        created = outbound_enqueue(
+            text_message=text,
+            contacts=[contact.pk],
+            source=Source.API,
+            # Which token asked for it: the log answers "who sent this?" without storing the secret.
+            source_ref=f"api-token:{getattr(request, 'auth', None) and request.auth.pk}",  # type: ignore[attr-defined]
+            priority=True,
+        )
+        if not created:
+            # The contact opted out or lost the number between the checks and the insert.
+            raise _refusal(f"Contact {contact.pk} cannot receive SMS now (Do Not Contact or no number).")
+        message = OutboundMessage.objects.filter(contact=contact, text_message=text, source=Source.API).latest("pk")
+    return Status(202, OutboundOut.model_validate(message, from_attributes=True))
+
+
+# Outbound log
+
+
+@router.get(
+    "/outbound-messages",
+    response=responses({200: OutboundPage}, 400),
+    tags=["outbound messages"],
+    summary="The outbound message log, newest first",
+)
+def outbound_list(request: HttpRequest, query: Query[OutboundQuery]) -> OutboundPage:
+    condition = Q()
+    if query.contact is not None:
+        condition &= Q(contact_id=query.contact)
+    if query.text_message is not None:
+        condition &= Q(text_message_id=query.text_message)
+    if query.status is not None:
+        condition &= Q(status=OutboundStatus(query.status))
+    if query.since is not None:
+        condition &= Q(queued_at__gte=query.since)
+    if query.until is not None:
+        condition &= Q(queued_at__lt=query.until)
+    rows, next_cursor = keyset_page(OutboundMessage.objects.filter(condition), query)
+    return OutboundPage(
+        items=[OutboundOut.model_validate(row, from_attributes=True) for row in rows], next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/outbound-messages/{message_id}",
+    response=responses({200: OutboundOut}, 400, 404),
+    tags=["outbound messages"],
+    summary="One outbound message",
+)
+def outbound_read(request: HttpRequest, message_id: Path[Id]) -> OutboundOut:
+    return OutboundOut.model_validate(get_object_or_404(OutboundMessage, pk=message_id), from_attributes=True)
+
+
+# Inbound messages
+
+
+class InboundOut(Schema):
+    id: int
+    contact_id: int | None
+    from_number: str
+    to_number: str
+    body: str
+    media_urls: list[str]
+    action: str = Field(description="What the reply did: opt_out, opt_in, help, custom, or empty.")
+    in_reply_to_id: int | None = Field(description="The outbound message it answers, when known.")
+    message_sid: str
+    received_at: dt.datetime
+
+
+class InboundPage(Schema):
+    items: list[InboundOut]
+    next_cursor: str | None
+
+
+class InboundQuery(PageQuery):
+    contact: Id | None = None
+    since: When | None = Field(None, description="Received at or after (ISO 8601).")
+    until: When | None = Field(None, description="Received before (ISO 8601).")
+
+
+@router.get(
+    "/inbound-messages",
+    response=responses({200: InboundPage}, 400),
+    tags=["inbound messages"],
+    summary="Messages contacts sent us, newest first",
+)
+def inbound_list(request: HttpRequest, query: Query[InboundQuery]) -> InboundPage:
+    condition = Q()
+    if query.contact is not None:
+        condition &= Q(contact_id=query.contact)
+    if query.since is not None:
+        condition &= Q(received_at__gte=query.since)
+    if query.until is not None:
+        condition &= Q(received_at__lt=query.until)
+    rows, next_cursor = keyset_page(InboundMessage.objects.filter(condition), query)
+    return InboundPage(
+        items=[InboundOut.model_validate(row, from_attributes=True) for row in rows], next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/inbound-messages/{message_id}",
+    response=responses({200: InboundOut}, 400, 404),
+    tags=["inbound messages"],
+    summary="One inbound message",
+)
+def inbound_read(request: HttpRequest, message_id: Path[Id]) -> InboundOut:
+    return InboundOut.model_validate(get_object_or_404(InboundMessage, pk=message_id), from_attributes=True)
