@@ -38,9 +38,11 @@ def test_send_task_retries_when_the_database_is_unreachable(error: type[Exceptio
 def test_send_task_retry_is_bounded_and_backs_off() -> None:
     task = tasks.outbound_send_batch
     assert OperationalError in task.autoretry_for
-    assert task.retry_backoff and task.retry_jitter
+    assert task.retry_backoff
+    assert task.retry_jitter
     # Bounded: past this the sweeper's re-enqueue of stale queued rows is the safety net.
-    assert task.max_retries is not None and 5 <= task.max_retries <= 50
+    assert task.max_retries is not None
+    assert 5 <= task.max_retries <= 50
     assert task.retry_backoff_max <= 60
 
 
