@@ -308,6 +308,19 @@ def revive(stack: Any, died: list[str]) -> None:
             stack.start_worker()
 
 
+def settle_callbacks(stack: Any, *, timeout: float) -> list[dict[str, Any]]:
+    """fake_twilio's status callbacks once their number has stopped growing for five seconds (bounded)."""
+    deadline = time.monotonic() + timeout
+    seen, since = -1, time.monotonic()
+    while True:
+        posted = stack.twilio.status_callbacks_sent()
+        if len(posted) != seen:
+            seen, since = len(posted), time.monotonic()
+        elif time.monotonic() - since >= 5 or time.monotonic() > deadline:
+            return posted
+        time.sleep(1)
+
+
 def sweep_by_hand(stack: Any) -> str:
     code = (
         "from texts.services import outbound_sweep as s; r = s(); "
@@ -430,9 +443,11 @@ def main() -> int:
         drained, manual_sweeps = drain(stack, sampler, deadline, died)
         send_seconds = time.monotonic() - fan_started
         log(f"{'drained' if drained else 'DEADLINE reached'} after {send_seconds:.0f}s")
-        time.sleep(3)  # the last replies' requests
         replies.stop()
         sampler.stop()
+        # fake_twilio posts status callbacks from one thread and may still be behind: a late callback can still turn
+        # an `unknown` into a known outcome, so count once they have all been posted (bounded).
+        callbacks = settle_callbacks(stack, timeout=180)
 
         # What happened
         by_status = dict(
@@ -497,6 +512,11 @@ def main() -> int:
             f"while Redis was down: {len(down_replies)} posted, {down_stored} stored; fake_twilio unreachable "
             f"for {replies.unreachable} attempts (nothing posted)"
         )
+        answers = Counter(str(c["status"]) for c in callbacks)
+        log(
+            f"status callbacks posted by fake_twilio: {len(callbacks):,}, answered {dict(answers)} (a 5xx is the "
+            "app telling Twilio it could not take it, e.g. while PostgreSQL restarted)"
+        )
         log(
             f"manual sweeps: {manual_sweeps}; workers that exited by themselves: {died or 'none'}; "
             f"secrets in logs: {leaked or 'none'}"
@@ -538,6 +558,13 @@ def main() -> int:
             "replies",
             f"= {len(down_replies)}",
             down_stored == len(down_replies) and bool(down_replies),
+        ),
+        figure(
+            "status callbacks not answered 200",
+            sum(n for code, n in answers.items() if code != "200"),
+            "callbacks",
+            "reported",
+            None,
         ),
         figure(
             "workers that exited by themselves (restarted as a supervisor would)",
