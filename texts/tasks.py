@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from .services import outbound_process_batch, outbound_sweep
 
+# The database unreachable (a restart, a failover): the batch is intact, so try it again shortly rather than let the
+# failure be acknowledged and the batch dropped; every worker would otherwise drain the whole queue into failures in
+# the second the server is away. Rows the failed attempt had claimed are the sweeper's, as after a worker crash.
+DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
 
-@shared_task(name="texts.outbound_send_batch", acks_late=True)
+
+@shared_task(
+    name="texts.outbound_send_batch",
+    acks_late=True,
+    autoretry_for=DATABASE_UNREACHABLE,
+    retry_backoff=1,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    # About ten minutes of attempts; past that, the sweeper re-enqueues queued rows whose task is gone.
+    max_retries=25,
+)
 def outbound_send_batch(message_ids: list[int]) -> dict[str, int]:
     """Claim and send a batch of queued outbound messages (rows another worker holds are skipped)."""
     outcome = outbound_process_batch(message_ids=[int(i) for i in message_ids])
