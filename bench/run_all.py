@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -77,7 +78,7 @@ def _fmt(value: Any) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     rows = [
-        "| benchmark | figure | value | baseline | baseline value | ratio | target | met |",
+        "| benchmark (arguments) | figure | value | baseline | baseline value | ratio | target | met |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
@@ -88,7 +89,8 @@ def table(results: list[dict[str, Any]]) -> str:
             unit = f" {fig['unit']}" if fig.get("unit") else ""
             met = {True: "yes", False: "**no**"}.get(fig.get("ok"), "")
             rows.append(
-                f"| {result['bench']} | {fig.get('figure', '')} | {_fmt(fig.get('value'))}{unit} | "
+                f"| {result['bench']} ({result.get('args', '')}) | {fig.get('figure', '')} | "
+                f"{_fmt(fig.get('value'))}{unit} | "
                 f"{fig.get('baseline', '')} | {_fmt(fig.get('baseline_value'))} | {_fmt(fig.get('ratio'))} | "
                 f"{fig.get('target', '')} | {met} |"
             )
@@ -99,8 +101,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a check that everything runs")
     parser.add_argument("--only", nargs="*", help="run only these benchmarks")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help='arguments for one benchmark instead of its defaults, e.g. --set "faults=--contacts 30000"',
+    )
     parser.add_argument("--timeout", type=float, default=3600)
     options = parser.parse_args()
+    overrides = {}
+    for item in options.set:
+        name, _, args = item.partition("=")
+        if name not in BENCHMARKS:
+            parser.error(f"--set: no benchmark called {name!r}")
+        overrides[name] = shlex.split(args)
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         print("run_all: needs PostgreSQL; run it as: make bench", file=sys.stderr)
         return 2
@@ -109,7 +124,9 @@ def main() -> int:
         if options.only and name not in options.only:
             continue
         print(f"== {name}", flush=True)
-        results.append(run(name, script, quick if options.quick else full, options.timeout))
+        args = overrides.get(name, quick if options.quick else full)
+        results.append(run(name, script, args, options.timeout))
+        results[-1]["args"] = " ".join(args) or "defaults"
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     report = (
         "# Benchmark results\n\n"
