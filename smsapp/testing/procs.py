@@ -93,15 +93,9 @@ class Proc:
         self._log.close()
 
 
-def start_worker(
-    *,
-    queues: str = "sms_priority,sms_bulk,default",
-    concurrency: int = 2,
-    name: str = "worker",
-    env: dict[str, str] | None = None,
-) -> Proc:
-    """A real Celery worker (prefork) on the given queues; returns once it reports ready."""
-    args = [
+def worker_command(*, queues: str, concurrency: int, node: str, loglevel: str = "info") -> list[str]:
+    """The command line of a real Celery worker (prefork) on ``queues``."""
+    return [
         sys.executable,
         "-m",
         "celery",
@@ -113,13 +107,24 @@ def start_worker(
         "-c",
         str(concurrency),
         "-n",
-        f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h",
+        f"{node}@%h",
         "-l",
-        "info",
+        loglevel,
         "--without-gossip",
         "--without-mingle",
     ]
-    proc = Proc(name, args, env or child_env())
+
+
+def start_worker(
+    *,
+    queues: str = "sms_priority,sms_bulk,default",
+    concurrency: int = 2,
+    name: str = "worker",
+    env: dict[str, str] | None = None,
+) -> Proc:
+    """A real Celery worker on the given queues; returns once it reports ready."""
+    node = f"{name}-{os.getpid()}-{time.monotonic_ns()}"
+    proc = Proc(name, worker_command(queues=queues, concurrency=concurrency, node=node), env or child_env())
     proc.wait_for_output(" ready.", timeout=90)
     return proc
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from providers.fake_twilio import FakeTwilioClient
 
+from . import procs
 from .procs import BASE_DIR
 from .services import RedisServer, _as_postgres_user, free_port, wait_for_port
 
@@ -362,24 +363,9 @@ class Stack:
     def start_worker(self, *, queues: str = "sms_priority,sms_bulk,default") -> Child:
         self._worker_seq += 1
         n = self._worker_seq
-        args = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "smsapp",
-            "worker",
-            "-Q",
-            queues,
-            "-c",
-            str(self.concurrency),
-            "-n",
-            f"w{n}-{self.db_name}@%h",
-            "-l",
-            "debug",
-            "--without-gossip",
-            "--without-mingle",
-        ]
+        args = procs.worker_command(
+            queues=queues, concurrency=self.concurrency, node=f"w{n}-{self.db_name}", loglevel="debug"
+        )
         worker = self._spawn(f"worker-{n}", args)
         worker.wait_for_output(" ready.", timeout=90)
         self.workers.append(worker)
