@@ -107,7 +107,7 @@ def seed(contacts: int) -> tuple[list[int], int, int]:
 
 def reset_outbound(text_ids: list[int]) -> None:
     """Back to the starting table: only the 2% of contacts who had each broadcast already."""
-    sql("TRUNCATE texts_outboundmessage RESTART IDENTITY")
+    sql("TRUNCATE texts_outboundmessage RESTART IDENTITY CASCADE")
     for text_id in text_ids:
         sql(
             "INSERT INTO texts_outboundmessage (contact_id, to_number, sender, sender_kind, text_message_id, source, "
@@ -198,7 +198,7 @@ def bench_e2e(n: int) -> dict[str, Any]:
     fake = FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, port=int(os.environ["BENCH_FAKE_PORT"])).start()
     workers: list[Any] = []
     try:
-        sql("TRUNCATE texts_outboundmessage RESTART IDENTITY")
+        sql("TRUNCATE texts_outboundmessage RESTART IDENTITY CASCADE")
         slice_segment = Segment.objects.create(name="E2E slice")
         sql(
             "INSERT INTO contacts_segmentmembership (segment_id, contact_id, manually_added, manually_removed, "
