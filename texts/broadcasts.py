@@ -163,8 +163,9 @@ def _batch_upper_bound(*, text_message_id: int, segment_ids: list[int], after: i
     return int(row[0]) if row and row[0] is not None else None
 
 
-def _insert_batch(*, text_message_id: int, segment_ids: list[int], after: int, upto: int) -> list[int]:
-    """Queue the eligible contacts with ``after < id <= upto`` in one INSERT … SELECT; returns the new row ids."""
+def _insert_batch(*, text_message_id: int, segment_ids: list[int], after: int, size: int) -> list[tuple[int, int]]:
+    """Queue the next ``size`` eligible contacts after contact id ``after`` in one INSERT … SELECT; returns the new
+    rows as (row id, contact id)."""
     where, _ = _eligible_sql(segment_ids)
     table = OutboundMessage._meta.db_table
     stamp = connection.ops.adapt_datetimefield_value(timezone.now())
@@ -173,10 +174,11 @@ def _insert_batch(*, text_message_id: int, segment_ids: list[int], after: int, u
             priority, body, encoding, status, error_code, error_message, attempts, next_attempt_at, price_unit,
             queued_at, updated_at)
         SELECT c.id, c.mobile, '', '', %s, %s, '', %s, '', '', %s, '', '', 0, %s, '', %s, %s
-        {where} AND c.id <= %s
+        {where}
         ORDER BY c.id
+        LIMIT %s
         ON CONFLICT DO NOTHING
-        RETURNING id
+        RETURNING id, contact_id
     """
     params = [
         text_message_id,
@@ -187,11 +189,11 @@ def _insert_batch(*, text_message_id: int, segment_ids: list[int], after: int, u
         stamp,
         stamp,
         *_eligible_params(text_message_id, after, segment_ids),
-        upto,
+        size,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return sorted(row[0] for row in cursor.fetchall())
+        return sorted((int(row[0]), int(row[1])) for row in cursor.fetchall())
 
 
 def _enqueue_batch(ids: list[int]) -> None:
@@ -261,20 +263,26 @@ def broadcast_send(
         _progress_set(text_message.pk, state="running", queued=0, target=target)
         while segment_ids and (limit is None or run.queued < limit):
             size = batch if limit is None else min(batch, limit - run.queued)
-            upto = _batch_upper_bound(text_message_id=text_message.pk, segment_ids=segment_ids, after=after, size=size)
-            if upto is None:
-                break
             with transaction.atomic():
-                ids = _insert_batch(text_message_id=text_message.pk, segment_ids=segment_ids, after=after, upto=upto)
+                rows = _insert_batch(text_message_id=text_message.pk, segment_ids=segment_ids, after=after, size=size)
+                ids = [row_id for row_id, _ in rows]
                 if ids:
                     transaction.on_commit(lambda ids=ids: enqueue(ids))  # type: ignore[misc]
-            after = upto
-            run.queued += len(ids)
-            run.batches += 1
-            lock()
-            _progress_set(text_message.pk, state="running", queued=run.queued, target=target)
-            if on_progress:
-                on_progress(run.queued, target)
+            if rows:
+                after = max(contact_id for _, contact_id in rows)
+                run.queued += len(ids)
+                run.batches += 1
+                lock()
+                _progress_set(text_message.pk, state="running", queued=run.queued, target=target)
+                if on_progress:
+                    on_progress(run.queued, target)
+            # One statement per batch. A short batch means the audience ran out, unless rows another writer had just
+            # queued were skipped (ON CONFLICT): look once more before stopping.
+            if len(rows) < size and (
+                _batch_upper_bound(text_message_id=text_message.pk, segment_ids=segment_ids, after=after, size=1)
+                is None
+            ):
+                break
         run.remaining = max(0, audience.will_receive - run.queued)
         _progress_set(text_message.pk, state="done", queued=run.queued, target=target, summary=run.summary())
     logger.info("broadcast %s", run.summary())
