@@ -97,6 +97,28 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def _merge_with_previous(rows: str, runs: list[str], *, ran: set[str]) -> tuple[str, list[str]]:
+    """Keep the previous RESULTS.md rows (and run dates) of the benchmarks this ``--only`` run did not run."""
+    path = HERE / "RESULTS.md"
+    if not path.exists():
+        return rows, runs
+    previous = path.read_text().splitlines()
+
+    def bench_of(line: str) -> str:
+        return line.removeprefix("| ").removeprefix("- ").split(" ", 1)[0]
+
+    kept_rows = [line for line in previous if line.startswith("| ") and bench_of(line) in BENCHMARKS]
+    kept_rows = [line for line in kept_rows if bench_of(line) not in ran]
+    kept_runs = [line for line in previous if line.startswith("- ") and bench_of(line) not in ran]
+    if not kept_runs:  # a file from before run dates were listed per benchmark: its one date holds for all
+        stamp = next((line.split(" on ", 1)[1].rstrip(".") for line in previous if " on " in line), "unknown")
+        kept_runs = [f"- {name}: {stamp}" for name in dict.fromkeys(bench_of(line) for line in kept_rows)]
+    header, new_rows = rows.splitlines()[:2], rows.splitlines()[2:]
+    order = list(BENCHMARKS)
+    merged = sorted(kept_rows + new_rows, key=lambda line: order.index(bench_of(line)))
+    return "\n".join(header + merged), sorted(kept_runs + runs, key=lambda line: order.index(bench_of(line)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a check that everything runs")
@@ -128,12 +150,15 @@ def main() -> int:
         results.append(run(name, script, args, options.timeout))
         results[-1]["args"] = " ".join(args) or "defaults"
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    rows = table(results)
+    runs = [f"- {r['bench']} ({r.get('args', '')}): {when}" for r in results]
+    if options.only:
+        rows, runs = _merge_with_previous(rows, runs, ran={r["bench"] for r in results})
     report = (
         "# Benchmark results\n\n"
-        f"Written by `bench/run_all.py{' --quick' if options.quick else ''}` on {when}.\n\n"
-        f"Machine: {machine()}.\n\n"
-        "Each baseline was measured in the same run, on the same machine and servers.\n\n"
-        f"{table(results)}\n"
+        f"Written by `bench/run_all.py`. Machine: {machine()}.\n\n"
+        "Each baseline was measured in the same run as its figure, on the same machine and servers.\n\n"
+        f"{rows}\n\n## When each benchmark ran\n\n" + "\n".join(runs) + "\n"
     )
     (HERE / "RESULTS.md").write_text(report)
     print(report)

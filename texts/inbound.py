@@ -111,9 +111,7 @@ def inbound_receive(*, event: InboundEvent, help_text: str = "", can_reply: bool
     A retry (same MessageSid) changes nothing and gets the same reply. ``inbound_received`` is sent after commit.
     ``can_reply`` false (outbound-only direction, an alphanumeric sender) still honours the keyword but says nothing.
     """
-    existing = InboundMessage.objects.filter(message_sid=event.message_sid).first()
-    if existing is not None:
-        return InboundResult(existing, False, existing.reply if can_reply else "")
+    # No look-up first: the unique MessageSid decides, so a new reply costs one query less and a retry is caught below.
     contact, number = _contact_for(event)
     keyword = keyword_match(event.body)
     action = _action_for(event, keyword)
