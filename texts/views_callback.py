@@ -7,16 +7,18 @@ the answer is TwiML built with the ``twilio`` package (``<Response/>``, or one `
 from __future__ import annotations
 
 import logging
+import time
 
 from django.conf import settings
 from django.contrib import messages
+from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from twilio.twiml.messaging_response import MessagingResponse
 
-from providers.base import InboundEvent, WebhookRejected
+from providers.base import InboundEvent, StatusEvent, WebhookRejected
 from providers.config import get_config
 from providers.registry import get_provider
 
@@ -25,6 +27,9 @@ from .keywords import KeywordForm
 from .models_inbound import InboundMessage, Keyword
 
 logger = logging.getLogger(__name__)
+
+DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
+CALLBACK_DATABASE_PATIENCE_SECONDS = 8.0
 
 
 def _twiml(reply: str = "") -> HttpResponse:
@@ -45,6 +50,26 @@ def twilio_callback(request: HttpRequest) -> HttpResponse:
     except WebhookRejected as exc:
         logger.warning("Twilio callback refused (%s): %s", exc.status, exc.reason)
         return HttpResponse(exc.reason, status=exc.status, content_type="text/plain")
+    hint = request.GET.get("m", "")
+    outbound_id = int(hint) if hint.isdigit() and len(hint) < 19 else None
+    # Twilio does not retry a webhook we fail, so ride out a database restart (a second or two) here, inside Twilio's
+    # 15-second timeout. Both paths are idempotent: a reply is stored once per MessageSid, a status never moves back.
+    delay = 0.2
+    deadline = time.monotonic() + CALLBACK_DATABASE_PATIENCE_SECONDS
+    while True:
+        try:
+            return _handle(event, outbound_id)
+        except DATABASE_UNREACHABLE:
+            if time.monotonic() + delay > deadline:
+                raise
+            logger.warning("Twilio callback: database unreachable, retrying in %.1fs", delay)
+            if not connection.in_atomic_block:
+                connection.close_if_unusable_or_obsolete()  # reconnect on the next query if the server went away
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def _handle(event: InboundEvent | StatusEvent, outbound_id: int | None) -> HttpResponse:
     if isinstance(event, InboundEvent):
         config = get_config()
         sender = config.default_sender
@@ -53,8 +78,7 @@ def twilio_callback(request: HttpRequest) -> HttpResponse:
         if not result.created:
             logger.info("inbound %s received again (a retry): nothing changed", event.message_sid)
         return _twiml(result.reply)
-    hint = request.GET.get("m", "")
-    outbound_status_apply(event=event, outbound_id=int(hint) if hint.isdigit() and len(hint) < 19 else None)
+    outbound_status_apply(event=event, outbound_id=outbound_id)
     return _twiml()
 
 
