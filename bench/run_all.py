@@ -127,7 +127,7 @@ def _merge_with_previous(rows: str, runs: list[str], *, ran: set[str]) -> tuple[
     previous = path.read_text().splitlines()
 
     def bench_of(line: str) -> str:
-        return line.removeprefix("| ").removeprefix("- ").split(" ", 1)[0]
+        return line.removeprefix("| ").removeprefix("- ").split(" ", 1)[0].rstrip(":")
 
     kept_rows = [line for line in previous if line.startswith("| ") and bench_of(line) in BENCHMARKS]
     kept_rows = [line for line in kept_rows if bench_of(line) not in ran]
