@@ -153,14 +153,14 @@ def _eligible_params(text_message_id: int, after: int, segment_ids: list[int]) -
     return [text_message_id, after, *segment_ids, False]
 
 
-def _batch_upper_bound(*, text_message_id: int, segment_ids: list[int], after: int, size: int) -> int | None:
-    """The highest contact id among the next ``size`` eligible contacts after ``after`` (None when none are left)."""
+def _any_left(*, text_message_id: int, segment_ids: list[int], after: int) -> bool:
+    """Whether an eligible contact with an id above ``after`` is still waiting for the broadcast."""
     where, _ = _eligible_sql(segment_ids)
-    sql = f"SELECT MAX(batch.id) FROM (SELECT c.id {where} ORDER BY c.id LIMIT %s) batch"  # noqa: S608
+    sql = f"SELECT EXISTS (SELECT 1 {where})"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*_eligible_params(text_message_id, after, segment_ids), size])
+        cursor.execute(sql, _eligible_params(text_message_id, after, segment_ids))
         row = cursor.fetchone()
-    return int(row[0]) if row and row[0] is not None else None
+    return bool(row and row[0])
 
 
 def _insert_batch(*, text_message_id: int, segment_ids: list[int], after: int, size: int) -> list[tuple[int, int]]:
@@ -278,9 +278,8 @@ def broadcast_send(
                     on_progress(run.queued, target)
             # One statement per batch. A short batch means the audience ran out, unless rows another writer had just
             # queued were skipped (ON CONFLICT): look once more before stopping.
-            if len(rows) < size and (
-                _batch_upper_bound(text_message_id=text_message.pk, segment_ids=segment_ids, after=after, size=1)
-                is None
+            if len(rows) < size and not _any_left(
+                text_message_id=text_message.pk, segment_ids=segment_ids, after=after
             ):
                 break
         run.remaining = max(0, audience.will_receive - run.queued)
