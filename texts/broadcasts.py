@@ -5,10 +5,11 @@ of its segments (not manually removed) who has a mobile number and is not Do Not
 the partial unique constraint ``one_broadcast_per_contact`` on the outbound log is the guard, so a contact in three
 segments, two overlapping runs or a run killed half-way can never text anyone twice.
 
-The fan-out never loads contacts into Python. It walks the audience by contact id (keyset) in batches: one statement
-finds the batch's upper contact id, one ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING id`` writes the rows of
-that id range, and the batch's new row ids go to one Celery task on ``sms_bulk`` after the batch commits. Memory is
-one batch of ids, however large the segment.
+The fan-out never loads contacts into Python. It walks the audience by contact id (keyset) in batches: one
+``INSERT … SELECT … ORDER BY id LIMIT batch ON CONFLICT DO NOTHING RETURNING id`` per batch writes the rows of the
+next contacts after the last one queued, and the batch's new row ids go to one Celery task on ``sms_bulk`` after the
+batch commits. Every index read starts at that contact, so each batch costs the same however deep in the table it
+is, and memory is one batch of ids, however large the segment.
 """
 
 from __future__ import annotations
@@ -121,42 +122,51 @@ def broadcast_audience(*, text_message: TextMessage) -> Audience:
 # The fan-out
 
 
-def _eligible_sql(segment_ids: list[int]) -> tuple[str, list[Any]]:
+def _eligible_sql(segment_ids: list[int]) -> str:
     """FROM/WHERE of the contacts who would receive the broadcast, after a contact id; alias ``c``.
 
-    Parameters, in order: text message id, contact id to start after, then the segment ids.
+    Named parameters: ``text`` (the text message id), ``after`` (the contact id to start after) and ``segment0`` …
+    (the segment ids); see ``_eligible_params``.
+
+    Every subquery repeats ``contact_id > after`` although ``contact_id = c.id`` implies it: PostgreSQL does not carry
+    an inequality across an equality, so without it each merge join reads its index from the first contact and
+    every batch costs as much as all the batches before it (1,000,000 contacts: 231 ms a batch deep in the table
+    instead of 61 ms, and the whole fan-out 2.6x a bare INSERT … SELECT).
     """
     contact = Contact._meta.db_table
     membership = SegmentMembership._meta.db_table
     dnc = DoNotContact._meta.db_table
     outbound = OutboundMessage._meta.db_table
-    placeholders = ", ".join(["%s"] * len(segment_ids))
+    placeholders = ", ".join(f"%(segment{i})s" for i in range(len(segment_ids)))
     # 'broadcast' is written as a literal so that PostgreSQL can use the partial unique index of
     # one_broadcast_per_contact (its predicate must be provable from the query text, not from a parameter).
-    sql = f"""
+    return f"""
         FROM {contact} c
-        WHERE NOT EXISTS (
-            SELECT 1 FROM {outbound} o
-            WHERE o.text_message_id = %s AND o.contact_id = c.id AND o.source = 'broadcast')
-          AND c.id > %s
+        WHERE c.id > %(after)s
+          AND c.mobile IS NOT NULL AND c.mobile <> ''
           AND EXISTS (
             SELECT 1 FROM {membership} m
-            WHERE m.contact_id = c.id AND m.segment_id IN ({placeholders}) AND m.manually_removed = %s)
-          AND c.mobile IS NOT NULL AND c.mobile <> ''
+            WHERE m.contact_id = c.id AND m.contact_id > %(after)s
+              AND m.segment_id IN ({placeholders}) AND m.manually_removed = %(removed)s)
           AND NOT EXISTS (
-            SELECT 1 FROM {dnc} d WHERE d.contact_id = c.id AND d.channel = 'sms' AND d.lifted_at IS NULL)
+            SELECT 1 FROM {dnc} d
+            WHERE d.contact_id = c.id AND d.contact_id > %(after)s AND d.channel = 'sms' AND d.lifted_at IS NULL)
+          AND NOT EXISTS (
+            SELECT 1 FROM {outbound} o
+            WHERE o.text_message_id = %(text)s AND o.contact_id = c.id AND o.contact_id > %(after)s
+              AND o.source = 'broadcast')
     """  # noqa: S608 - table names come from models, values are parameters
-    return sql, segment_ids
 
 
-def _eligible_params(text_message_id: int, after: int, segment_ids: list[int]) -> list[Any]:
-    return [text_message_id, after, *segment_ids, False]
+def _eligible_params(text_message_id: int, after: int, segment_ids: list[int]) -> dict[str, Any]:
+    params: dict[str, Any] = {"text": text_message_id, "after": after, "removed": False}
+    params.update({f"segment{i}": segment_id for i, segment_id in enumerate(segment_ids)})
+    return params
 
 
 def _any_left(*, text_message_id: int, segment_ids: list[int], after: int) -> bool:
     """Whether an eligible contact with an id above ``after`` is still waiting for the broadcast."""
-    where, _ = _eligible_sql(segment_ids)
-    sql = f"SELECT EXISTS (SELECT 1 {where})"
+    sql = f"SELECT EXISTS (SELECT 1 {_eligible_sql(segment_ids)})"
     with connection.cursor() as cursor:
         cursor.execute(sql, _eligible_params(text_message_id, after, segment_ids))
         row = cursor.fetchone()
@@ -166,31 +176,27 @@ def _any_left(*, text_message_id: int, segment_ids: list[int], after: int) -> bo
 def _insert_batch(*, text_message_id: int, segment_ids: list[int], after: int, size: int) -> list[tuple[int, int]]:
     """Queue the next ``size`` eligible contacts after contact id ``after`` in one INSERT … SELECT; returns the new
     rows as (row id, contact id)."""
-    where, _ = _eligible_sql(segment_ids)
     table = OutboundMessage._meta.db_table
-    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
     sql = f"""
         INSERT INTO {table} (contact_id, to_number, sender, sender_kind, text_message_id, source, source_ref,
             priority, body, encoding, status, error_code, error_message, attempts, next_attempt_at, price_unit,
             queued_at, updated_at)
-        SELECT c.id, c.mobile, '', '', %s, %s, '', %s, '', '', %s, '', '', 0, %s, '', %s, %s
-        {where}
+        SELECT c.id, c.mobile, '', '', %(text)s, %(source)s, '', %(priority)s, '', '', %(status)s, '', '', 0,
+            %(stamp)s, '', %(stamp)s, %(stamp)s
+        {_eligible_sql(segment_ids)}
         ORDER BY c.id
-        LIMIT %s
+        LIMIT %(size)s
         ON CONFLICT DO NOTHING
         RETURNING id, contact_id
     """
-    params = [
-        text_message_id,
-        Source.BROADCAST,
-        False,
-        Status.QUEUED,
-        stamp,
-        stamp,
-        stamp,
-        *_eligible_params(text_message_id, after, segment_ids),
-        size,
-    ]
+    params = _eligible_params(text_message_id, after, segment_ids)
+    params.update(
+        source=Source.BROADCAST,
+        priority=False,
+        status=Status.QUEUED,
+        stamp=connection.ops.adapt_datetimefield_value(timezone.now()),
+        size=size,
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return sorted((int(row[0]), int(row[1])) for row in cursor.fetchall())
@@ -295,14 +301,14 @@ def broadcast_dry_run(
     segment_ids = _segment_ids(text_message)
     if not segment_ids:
         return
-    where, _ = _eligible_sql(segment_ids)
+    where = _eligible_sql(segment_ids)
     after, given = 0, 0
     while limit is None or given < limit:
         size = batch if limit is None else min(batch, limit - given)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT c.id, c.mobile {where} ORDER BY c.id LIMIT %s",
-                [*_eligible_params(text_message.pk, after, segment_ids), size],
+                f"SELECT c.id, c.mobile {where} ORDER BY c.id LIMIT %(size)s",
+                {**_eligible_params(text_message.pk, after, segment_ids), "size": size},
             )
             rows = cursor.fetchall()
         if not rows:

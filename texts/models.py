@@ -99,14 +99,21 @@ class OutboundMessage(models.Model):
     Status = Status
     Source = Source
 
+    # Foreign keys and status carry no index of their own: outbound_by_contact, outbound_by_text and outbound_due
+    # (below) lead with them, and each extra index on this, the busiest table, costs every insert and status change.
     contact = models.ForeignKey(
-        "contacts.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="outbound_messages"
+        "contacts.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="outbound_messages",
+        db_index=False,
     )
     to_number = models.CharField(max_length=20)
     sender = models.CharField(max_length=64, blank=True)  # number, Messaging Service SID or alphanumeric ID
     sender_kind = models.CharField(max_length=20, blank=True)
     text_message = models.ForeignKey(
-        TextMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="outbound_messages"
+        TextMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="outbound_messages", db_index=False
     )
     source = models.CharField(max_length=16, choices=Source.choices)
     source_ref = models.CharField(max_length=64, blank=True)  # e.g. a campaign event id
@@ -114,7 +121,7 @@ class OutboundMessage(models.Model):
     body = models.TextField(blank=True)  # as rendered for this contact (set when claimed)
     segments = models.PositiveSmallIntegerField(null=True, blank=True)
     encoding = models.CharField(max_length=8, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     provider_sid = models.CharField(max_length=64, null=True, blank=True, unique=True)
     error_code = models.CharField(max_length=32, blank=True)
     error_message = models.TextField(blank=True)
