@@ -26,6 +26,7 @@ from smsapp.api import (
     MembershipChange,
     PageQuery,
     Text,
+    cursor_decode,
     keyset_page,
     no_nul_anywhere,
     require_admin,
@@ -247,6 +248,7 @@ def _save_contact(data: dict[str, Any], custom_fields: dict[str, str], contact: 
 @router.get("/contacts", response=responses({200: ContactPage}, 400), tags=["contacts"], summary="List contacts")
 def contact_list(request: HttpRequest, query: Query[ContactQuery]) -> ContactPage:
     contacts = Contact.objects.all()
+    before = cursor_decode(query.cursor) if query.cursor else None  # bounds the subqueries too (keyset page)
     if query.mobile is not None:
         try:
             contacts = contacts.filter(mobile=phone_to_e164(query.mobile, region=query.country))
@@ -255,11 +257,11 @@ def contact_list(request: HttpRequest, query: Query[ContactQuery]) -> ContactPag
     if query.segment is not None:
         if not Segment.objects.filter(pk=query.segment).exists():
             raise FieldErrors({"segment": [f"Segment {query.segment} does not exist."]})
-        contacts = contacts_in_segment(queryset=contacts, segment_id=query.segment)
+        contacts = contacts_in_segment(queryset=contacts, segment_id=query.segment, before=before)
     if query.q:
         contacts = contact_search(queryset=contacts, text=query.q)
     if query.dnc is not None:
-        contacts = contacts_with_dnc_flag(contacts).filter(is_dnc=query.dnc)  # type: ignore[misc]
+        contacts = contacts_with_dnc_flag(contacts, before=before).filter(is_dnc=query.dnc)  # type: ignore[misc]
     return contact_page(contacts, query)
 
 

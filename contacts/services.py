@@ -57,9 +57,17 @@ def contact_is_dnc(*, contact: Contact | int, channel: str = Channel.SMS) -> boo
     return dnc_active(channel=channel).filter(contact_id=contact_id).exists()
 
 
-def contacts_with_dnc_flag(queryset: QuerySet[Contact], *, channel: str = Channel.SMS) -> QuerySet[Contact]:
-    """Annotate ``is_dnc`` in SQL (one subquery, no query per row)."""
-    return queryset.annotate(is_dnc=Exists(dnc_active(channel=channel).filter(contact_id=OuterRef("pk"))))
+def contacts_with_dnc_flag(
+    queryset: QuerySet[Contact], *, channel: str = Channel.SMS, before: int | None = None
+) -> QuerySet[Contact]:
+    """Annotate ``is_dnc`` in SQL (one subquery, no query per row).
+
+    ``before``: the caller only wants contacts with a lower id (a keyset page); see ``contacts_in_segment``.
+    """
+    entries = dnc_active(channel=channel).filter(contact_id=OuterRef("pk"))
+    if before is not None:
+        entries = entries.filter(contact_id__lt=before)
+    return queryset.annotate(is_dnc=Exists(entries))
 
 
 @transaction.atomic
@@ -211,9 +219,19 @@ def contact_search(*, queryset: QuerySet[Contact], text: str) -> QuerySet[Contac
     return queryset.filter(q)
 
 
-def contacts_in_segment(*, queryset: QuerySet[Contact], segment_id: int) -> QuerySet[Contact]:
-    """Narrow ``queryset`` to a segment's members (manually removed ones excluded), as one semi-join."""
+def contacts_in_segment(
+    *, queryset: QuerySet[Contact], segment_id: int, before: int | None = None
+) -> QuerySet[Contact]:
+    """Narrow ``queryset`` to a segment's members (manually removed ones excluded), as one semi-join.
+
+    ``before``: the caller only wants contacts with a lower id (a keyset page). The bound is repeated inside the
+    subquery because PostgreSQL does not carry ``id < before`` across ``contact_id = id``: without it the merge join
+    reads the membership index from the newest contact down, and a page deep in the table costs all the pages before
+    it.
+    """
     member = SegmentMembership.objects.filter(segment_id=segment_id, manually_removed=False, contact_id=OuterRef("pk"))
+    if before is not None:
+        member = member.filter(contact_id__lt=before)
     return queryset.filter(Exists(member))
 
 
