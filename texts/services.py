@@ -561,12 +561,26 @@ def outbound_sweep(*, stale_after: float | None = None) -> SweepResult:
         error_code="worker_lost",
         error_message="The worker stopped after calling the provider; the message may or may not have been sent.",
     )
-    # Queued rows long past due: their task was lost with a worker (or never reached the broker).
-    orphans = list(
-        OutboundMessage.objects.filter(status=Status.QUEUED, next_attempt_at__lt=cutoff).values_list("pk", flat=True)
-    )
+    # Queued rows long past due: their task was lost with a worker (or never reached the broker), or it is still
+    # waiting behind a large backlog. Their due time moves to now in the same statement, so a backlog still in the
+    # broker is queued again once per stale period rather than at every sweep (a claim takes a row only once either
+    # way: a duplicate task costs a wasted claim, not a second message).
+    table = OutboundMessage._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET next_attempt_at = %s WHERE status = %s AND next_attempt_at < %s "  # noqa: S608
+            "RETURNING id, priority",
+            [
+                connection.ops.adapt_datetimefield_value(now),
+                Status.QUEUED,
+                connection.ops.adapt_datetimefield_value(cutoff),
+            ],
+        )
+        orphan_rows = cursor.fetchall()
+    orphans = sorted(int(pk) for pk, _ in orphan_rows)
     again = sorted(set(requeued) | set(orphans))
-    by_priority = dict(OutboundMessage.objects.filter(pk__in=again).values_list("pk", "priority"))
+    by_priority = {int(pk): bool(priority) for pk, priority in orphan_rows}
+    by_priority.update(OutboundMessage.objects.filter(pk__in=requeued).values_list("pk", "priority"))
     with transaction.atomic():
         for priority in (True, False):
             enqueue_after_commit([pk for pk in again if by_priority.get(pk) is priority], priority=priority)

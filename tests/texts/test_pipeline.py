@@ -301,6 +301,27 @@ def test_sweeper_requeues_uncalled_and_marks_called_unknown(
     assert [r.to for r in pipeline.provider.requests] == [str(a.mobile)]
 
 
+def test_sweeper_queues_an_orphan_again_once_per_stale_period_not_at_every_sweep(
+    transactional_text: TextMessage, make_contact: Callable[..., Contact], django_capture_on_commit_callbacks: Any
+) -> None:
+    ids = enqueue(transactional_text, [make_contact(), make_contact()])
+    OutboundMessage.objects.filter(pk__in=ids).update(next_attempt_at=timezone.now() - dt.timedelta(minutes=10))
+    with (
+        mock.patch("texts.tasks.outbound_send_batch.apply_async") as apply_async,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        first = services.outbound_sweep(stale_after=60)
+        second = services.outbound_sweep(stale_after=60)
+    assert first.reenqueued == sorted(ids)
+    assert second.reenqueued == []
+    assert [call.kwargs["args"] for call in apply_async.call_args_list] == [(sorted(ids),)]
+    assert OutboundMessage.objects.filter(pk__in=ids, status=Status.QUEUED).count() == 2
+    # A stale period later they are orphans again (their task may be lost too).
+    OutboundMessage.objects.filter(pk__in=ids).update(next_attempt_at=timezone.now() - dt.timedelta(minutes=2))
+    with mock.patch("texts.tasks.outbound_send_batch.apply_async"):
+        assert services.outbound_sweep(stale_after=60).reenqueued == sorted(ids)
+
+
 def test_swept_row_cannot_be_sent_by_the_worker_that_lost_it(
     transactional_text: TextMessage, make_contact: Callable[..., Contact]
 ) -> None:
