@@ -4,7 +4,8 @@ It speaks the subset of the Twilio REST API the project uses, with Twilio's JSON
 bodies, so that the official ``twilio`` client talks to it exactly as it talks to api.twilio.com:
 
 - ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` (To, From or MessagingServiceSid, Body, MediaUrl,
-  StatusCallback), ``GET .../Messages/{Sid}.json``, ``GET /2010-04-01/Accounts/{AccountSid}.json``;
+  StatusCallback), ``GET .../Messages/{Sid}.json``, ``GET .../Messages.json`` (newest first; To, From, DateSent>,
+  DateSent<, PageSize, Page), ``GET /2010-04-01/Accounts/{AccountSid}.json``;
 - Basic auth: the account SID + auth token, or an API key SID + secret (20003 / HTTP 401 otherwise);
 - 21211 for an invalid ``To``, 21610 for numbers that texted STOP, 21614 for landlines;
 - after each accepted send, status callbacks signed like Twilio's (``X-Twilio-Signature``, computed with the
@@ -20,6 +21,7 @@ and ``GET /_control/callbacks`` return what it received and sent. It only ever l
 from __future__ import annotations
 
 import base64
+import calendar
 import json
 import logging
 import queue
@@ -67,6 +69,18 @@ def _now_rfc2822() -> str:
     return formatdate(usegmt=True).replace("GMT", "+0000")
 
 
+def _sent_bound(value: str) -> float | None:
+    """A DateSent filter (``2026-11-23T10:00:00Z``, as the twilio client sends it, or ``2026-11-23``): epoch seconds."""
+    if not value:
+        return None
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
+        try:
+            return calendar.timegm(time.strptime(value, fmt))
+        except ValueError:
+            continue
+    raise ValueError(value)
+
+
 def _codes(value: Mapping[str, Any] | Iterable[str] | None, default: int) -> dict[str, int]:
     """``{"+1555...": 30005}`` or ``["+1555..."]`` (the default code) into a dict of number -> error code."""
     if not value:
@@ -88,6 +102,7 @@ class Behaviour:
     landlines: set[str] = field(default_factory=set)  # not mobile: 21614
     undeliverable: dict[str, int] = field(default_factory=dict)  # final status "undelivered" with this ErrorCode
     failing: dict[str, int] = field(default_factory=dict)  # final status "failed" with this ErrorCode
+    no_receipt: set[str] = field(default_factory=set)  # the carrier never reports: the message stays "sent"
     callback_delay_ms: float = 20.0  # between the successive status callbacks of one message
     inbound_url: str = ""
     signature_algorithm: str = "HMAC_SHA1"
@@ -219,6 +234,7 @@ class FakeTwilio:
         landlines: Iterable[str] | None = None,
         undeliverable: Mapping[str, Any] | Iterable[str] | None = None,
         failing: Mapping[str, Any] | Iterable[str] | None = None,
+        no_receipt: Iterable[str] | None = None,
         callback_delay_ms: float | None = None,
         inbound_url: str | None = None,
         signature_algorithm: str | None = None,
@@ -240,6 +256,8 @@ class FakeTwilio:
                 b.undeliverable = _codes(undeliverable, DEFAULT_UNDELIVERED_CODE)
             if failing is not None:
                 b.failing = _codes(failing, DEFAULT_FAILED_CODE)
+            if no_receipt is not None:
+                b.no_receipt = set(no_receipt)
             if callback_delay_ms is not None:
                 b.callback_delay_ms = float(callback_delay_ms)
             if inbound_url is not None:
@@ -262,6 +280,7 @@ class FakeTwilio:
                 "landlines": sorted(b.landlines),
                 "undeliverable": dict(b.undeliverable),
                 "failing": dict(b.failing),
+                "no_receipt": sorted(b.no_receipt),
                 "callback_delay_ms": b.callback_delay_ms,
                 "inbound_url": b.inbound_url,
                 "signature_algorithm": b.signature_algorithm,
@@ -404,6 +423,8 @@ class FakeTwilio:
                         message["status"] = step["status"]
                         message["error_code"] = step["error_code"]
                         message["date_updated"] = _now_rfc2822()
+                        if step["status"] == "sent":
+                            message["date_sent"], message["sent_at"] = message["date_updated"], time.time()
                 if step["url"]:
                     status, text = self._post(step["url"], step["params"])
                     with self._lock:
@@ -412,13 +433,17 @@ class FakeTwilio:
                         )
 
     def _schedule_callbacks(self, message: dict[str, Any]) -> None:
-        """queued -> sent -> delivered; or queued -> sent -> undelivered / queued -> failed with an ErrorCode."""
+        """queued -> sent -> delivered; or queued -> sent -> undelivered / queued -> failed with an ErrorCode; or
+        queued -> sent and nothing more (a carrier that never reports)."""
         to = message["to"]
         with self._lock:
             undelivered = self.behaviour.undeliverable.get(to)
             failed = self.behaviour.failing.get(to)
+            no_receipt = to in self.behaviour.no_receipt
         steps: list[tuple[str, int | None]] = [("queued", None)]
-        if failed is not None:
+        if no_receipt:
+            steps.append(("sent", None))
+        elif failed is not None:
             steps.append(("failed", failed))
         elif undelivered is not None:
             steps += [("sent", None), ("undelivered", undelivered)]
@@ -517,7 +542,7 @@ class FakeTwilio:
             "api_version": API_VERSION,
             "body": message["body"],
             "date_created": message["date_created"],
-            "date_sent": None,
+            "date_sent": message.get("date_sent"),
             "date_updated": message["date_updated"],
             "direction": "outbound-api",
             "error_code": message["error_code"],
@@ -544,6 +569,47 @@ class FakeTwilio:
                 404, 20404, f"The requested resource /{API_VERSION}/Messages/{sid}.json was not found"
             )
         return 200, self.message_json(snapshot)
+
+    def handle_list_messages(self, account: str, query: Mapping[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        """Twilio's Message list: newest first, filtered by To, From and DateSent (only sent messages have one)."""
+
+        def one(name: str) -> str:
+            return (query.get(name) or [""])[0]
+
+        try:
+            after, before = _sent_bound(one("DateSent>")), _sent_bound(one("DateSent<"))
+            size = min(1000, int(one("PageSize") or 50))
+            number = int(one("Page") or 0)
+            if size < 1 or number < 0:
+                raise ValueError(size, number)
+        except ValueError:
+            return 400, error_body(400, 20001, "Invalid query parameter")
+        to, from_ = one("To"), one("From")
+        with self._lock:
+            rows = [
+                dict(m)
+                for m in reversed(self._messages)
+                if m["account_sid"] == account
+                and (not to or m["to"] == to)
+                and (not from_ or m["from"] == from_)
+                and (after is None or (m.get("sent_at") is not None and m["sent_at"] >= after))
+                and (before is None or (m.get("sent_at") is not None and m["sent_at"] < before))
+            ]
+        uri = f"/{API_VERSION}/Accounts/{account}/Messages.json"
+        page = rows[number * size : (number + 1) * size]
+        more = len(rows) > (number + 1) * size
+        kept = "&".join(f"{k}={urllib.parse.quote(v[0])}" for k, v in sorted(query.items()) if k not in ("Page",))
+        return 200, {
+            "messages": [self.message_json(m) for m in page],
+            "end": number * size + max(0, len(page) - 1),
+            "first_page_uri": f"{uri}?{kept}&Page=0",
+            "next_page_uri": f"{uri}?{kept}&Page={number + 1}" if more else None,
+            "page": number,
+            "page_size": size,
+            "previous_page_uri": f"{uri}?{kept}&Page={number - 1}" if number else None,
+            "start": number * size,
+            "uri": f"{uri}?{kept}&Page={number}",
+        }
 
     def handle_fetch_account(self, account: str) -> tuple[int, dict[str, Any]]:
         uri = f"/{API_VERSION}/Accounts/{account}.json"
@@ -661,7 +727,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/_control/"):
             self._control_get(path)
             return
-        self._api("GET", path, {})
+        self._api("GET", path, urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query))
 
     def do_POST(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
@@ -687,6 +753,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if method == "POST" and _MESSAGES_PATH.match(path):
             self._json(*fake.handle_create(account, form))
+        elif method == "GET" and _MESSAGES_PATH.match(path):
+            self._json(*fake.handle_list_messages(account, form))
         elif method == "GET" and (m := _MESSAGE_PATH.match(path)):
             self._json(*fake.handle_fetch_message(m.group("sid")))
         elif method == "GET" and _ACCOUNT_PATH.match(path):

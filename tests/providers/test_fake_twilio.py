@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import time
 import urllib.error
@@ -18,6 +19,7 @@ from twilio.request_validator import RequestValidator
 from providers.segments import segment_count
 
 TO = "+14155552671"
+OTHER = "+14155552672"
 
 
 def _api(fake: Any, path: str, form: dict[str, str] | None = None, token: str | None = None) -> tuple[int, Any]:
@@ -61,6 +63,34 @@ def test_errors_have_twilios_body(fake_twilio: Any) -> None:
     assert (status, body["code"]) == (401, 20003)
     status, body = _api(fake_twilio, f"/2010-04-01/Accounts/{fake_twilio.account_sid}/Messages/SMnope.json")
     assert (status, body["code"]) == (404, 20404)
+
+
+def test_list_with_the_official_client_filters_by_number_and_date_sent_and_pages(fake_twilio: Any) -> None:
+    from twilio.rest import Client
+
+    client = Client(fake_twilio.account_sid, fake_twilio.auth_token)
+    client.api.base_url = fake_twilio.base_url
+    fake_twilio.control(no_receipt=[OTHER], failing=["+14155550177"])
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(seconds=1)
+    for i in range(5):
+        client.messages.create(to=TO, from_="+15005550006", body=f"Hi {i}")
+    client.messages.create(to=OTHER, from_="+15005550006", body="Other")
+    client.messages.create(to="+14155550177", from_="+15005550006", body="Never sent")
+    deadline = time.monotonic() + 10
+    while any(m["status"] == "queued" for m in fake_twilio.messages()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    mine = client.messages.list(to=TO, date_sent_after=start, page_size=2)
+    later = client.messages.list(to=TO, date_sent_after=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
+    failed = client.messages.list(to="+14155550177", date_sent_after=start)
+    everything = client.messages.list(limit=100)
+
+    assert [m.body for m in mine] == [f"Hi {i}" for i in reversed(range(5))]  # newest first, over three pages
+    assert all(m.date_sent is not None for m in mine)
+    assert later == []
+    assert failed == []  # Twilio lists by DateSent: a message that failed before sending has none
+    assert len(everything) == 7
+    assert [m.status for m in client.messages.list(to=OTHER)] == ["sent"]  # no_receipt: it stays sent
 
 
 def test_log_counts_duplicates(fake_twilio: Any) -> None:
