@@ -448,6 +448,22 @@ def main() -> int:
         # fake_twilio posts status callbacks from one thread and may still be behind: a late callback can still turn
         # an `unknown` into a known outcome, so count once they have all been posted (bounded).
         callbacks = settle_callbacks(stack, timeout=180)
+        # Callbacks the app could not take (a 5xx while PostgreSQL restarted) are not retried by Twilio: those
+        # messages are still `sent`. Reconciliation asks fake_twilio for them, and looks for the `unknown` ones
+        # without a SID, as beat would once they are SMS_RECONCILE_AFTER_SECONDS old (here: at once).
+        before_reconcile = dict(
+            db.query(
+                "SELECT status, count(*) FROM texts_outboundmessage WHERE text_message_id = %s GROUP BY 1", (text_id,)
+            )
+        )
+        log(f"rows by status once the callbacks settled: {before_reconcile}")
+        reconcile_runs = []
+        for _ in range(5):  # a run stops early when fake_twilio keeps refusing (its 429s): run again, bounded
+            done = stack.manage("reconcile_statuses", "--after", "0", "--limit", str(contacts), timeout=900)
+            reconcile_runs.append(done.stdout.strip() or done.stderr.strip()[-300:])
+            log(f"reconcile_statuses (exit {done.returncode}): {reconcile_runs[-1]}")
+            if done.returncode == 0:
+                break
 
         # What happened
         by_status = dict(
@@ -472,6 +488,11 @@ def main() -> int:
             "WHERE text_message_id = %s AND status = 'unknown' GROUP BY 1, 2 ORDER BY 3 DESC",
             (text_id,),
         )
+        never_sent = db.query(
+            "SELECT count(*) FROM texts_outboundmessage WHERE text_message_id = %s AND status = 'unknown' "
+            "AND error_message LIKE %s",
+            (text_id, "%The provider sent no message with this text%"),
+        )[0][0]
         failed = db.query(
             "SELECT error_code, left(error_message, 60), count(*) FROM texts_outboundmessage "
             "WHERE text_message_id = %s AND status = 'failed' GROUP BY 1, 2 ORDER BY 3 DESC",
@@ -501,7 +522,10 @@ def main() -> int:
         log(f"audience {audience:,}; rows past sending {sent:,}; accepted at fake_twilio {len(accepted):,}")
         log(f"duplicates at fake_twilio (same To and Body twice): {duplicates}")
         log(f"lost: {no_row} audience contacts with no row, {stuck} rows still queued/sending")
-        log(f"unknown: {sum(r[2] for r in unknown)} (reached fake_twilio: {unknown_reached})")
+        log(
+            f"unknown: {sum(r[2] for r in unknown)} (reached fake_twilio: {unknown_reached}; found never sent by "
+            f"reconciliation: {never_sent})"
+        )
         for code, message, n, with_sid in unknown:
             log(f"  unknown {code or '-'} x{n} ({with_sid} with a SID): {message}")
         log(f"failed: {sum(r[2] for r in failed)} (reached fake_twilio: {failed_reached})")
@@ -541,6 +565,27 @@ def main() -> int:
             "msgs",
             "reported",
             None,
+        ),
+        figure(
+            "unknown that reconciliation found fake_twilio never sent",
+            int(never_sent),
+            "msgs",
+            "= unknown, none at fake_twilio",
+            int(never_sent) == sum(r[2] for r in unknown) and unknown_reached == 0,
+        ),
+        figure(
+            "left `sent` when the status callbacks settled (callbacks lost)",
+            before_reconcile.get("sent", 0),
+            "msgs",
+            "reported",
+            None,
+        ),
+        figure(
+            "left `sent` after reconcile_statuses",
+            by_status.get("sent", 0),
+            "msgs",
+            "0 (fake_twilio reports every message)",
+            by_status.get("sent", 0) == 0,
         ),
         figure(
             "failed (" + ", ".join(f"{c or '-'} x{n}" for c, _, n in failed) + ")" if failed else "failed",

@@ -1,12 +1,13 @@
 """The provider interface: what the rest of the product knows of an SMS transport.
 
-It knows nothing of contacts or campaigns: it sends a body to a number, checks a connection, and turns a signed
-webhook into inbound-message and status events. Providers are chosen by the ``SMS_PROVIDER`` setting, like
-Django's email backends.
+It knows nothing of contacts or campaigns: it sends a body to a number, checks a connection, turns a signed
+webhook into inbound-message and status events, and answers what became of a message whose callback never came.
+Providers are chosen by the ``SMS_PROVIDER`` setting, like Django's email backends.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -100,6 +101,17 @@ class StatusEvent:
     raw: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ProviderMessage:
+    """A message as the provider lists it (to find one whose SID was never written)."""
+
+    sid: str
+    status: str
+    error_code: str
+    to: str
+    body: str
+
+
 class WebhookRejected(Exception):
     """A webhook that must not be processed. ``status`` is 403 (bad signature) or 400 (malformed)."""
 
@@ -117,6 +129,16 @@ class Provider(Protocol):
         ...
 
     def check_connection(self) -> ConnectionCheck: ...
+
+    def fetch_status(self, message_sid: str) -> StatusEvent | None:
+        """The message's status as the provider knows it now, for a status callback that never arrived; None when
+        this provider cannot be asked. Raises ``ProviderError`` (``code`` ``20404``: no such message)."""
+        ...
+
+    def find_sent(self, *, to: str, sent_after: dt.datetime) -> list[ProviderMessage] | None:
+        """The messages the provider sent to ``to`` since ``sent_after`` (newest first, at most a page); None when this
+        provider cannot be asked. Raises ``ProviderError``."""
+        ...
 
     def parse_webhook(
         self, *, url: str, params: Mapping[str, str], headers: Mapping[str, str]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 from collections.abc import Mapping
@@ -29,6 +30,12 @@ class ConsoleProvider:
 
     def check_connection(self) -> ConnectionCheck:
         return ConnectionCheck(ok=True, message="The console provider logs messages instead of sending them.")
+
+    def fetch_status(self, message_sid: str) -> None:
+        return None  # nothing was sent, so there is nothing to ask
+
+    def find_sent(self, *, to: str, sent_after: dt.datetime) -> None:
+        return None
 
     def parse_webhook(
         self, *, url: str, params: Mapping[str, str], headers: Mapping[str, str]

@@ -9,6 +9,7 @@ rebuilt from Twilio's code and message, and the ``twilio`` loggers are kept at W
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -26,6 +27,7 @@ from .base import (
     ErrorKind,
     InboundEvent,
     ProviderError,
+    ProviderMessage,
     SendRequest,
     SendResult,
     StatusEvent,
@@ -39,6 +41,7 @@ logger = logging.getLogger(__name__)
 OPT_OUT_CODES = {21610}
 AUTH_CODES = {20003, 20005}  # authenticate; account suspended / not active
 TRANSIENT_CODES = {20429, 20500, 20503, 30001, 14107}  # too many requests, server errors, queue overflow
+FIND_PAGE = 50  # messages per lookup of a number (one page)
 
 
 def classify(status: int, code: int | None) -> ErrorKind:
@@ -163,6 +166,46 @@ class TwilioProvider:
             return ConnectionCheck(ok=False, message=error.message)
         name = str(account.friendly_name or account.sid)
         return ConnectionCheck(ok=True, message=f"Connected to account “{name}”.", account_name=name)
+
+    def fetch_status(self, message_sid: str) -> StatusEvent:
+        """``GET …/Messages/{sid}.json``: the status (and error code) Twilio holds for the message now."""
+        self._require_credentials()
+        try:
+            message = self.client.messages(message_sid).fetch()
+        except TwilioRestException as exc:
+            raise _rest_error(exc) from None
+        except requests.RequestException as exc:
+            raise _transport_error(exc) from None
+        except TwilioException as exc:
+            raise ProviderError(ErrorKind.TRANSIENT, "client", type(exc).__name__) from None
+        return StatusEvent(
+            message_sid=str(message.sid),
+            status=str(message.status or ""),
+            error_code=str(message.error_code) if message.error_code else "",
+            to_number=str(message.to or ""),
+        )
+
+    def find_sent(self, *, to: str, sent_after: dt.datetime) -> list[ProviderMessage]:
+        """``GET …/Messages.json?To=…&DateSent>=…``: one page (50) of what Twilio sent to the number since then."""
+        self._require_credentials()
+        try:
+            messages = self.client.messages.list(to=to, date_sent_after=sent_after, limit=FIND_PAGE)
+        except TwilioRestException as exc:
+            raise _rest_error(exc) from None
+        except requests.RequestException as exc:
+            raise _transport_error(exc) from None
+        except TwilioException as exc:
+            raise ProviderError(ErrorKind.TRANSIENT, "client", type(exc).__name__) from None
+        return [
+            ProviderMessage(
+                sid=str(m.sid),
+                status=str(m.status or ""),
+                error_code=str(m.error_code) if m.error_code else "",
+                to=str(m.to or ""),
+                body=str(m.body or ""),
+            )
+            for m in messages
+        ]
 
     # Webhooks
 

@@ -200,6 +200,14 @@ SMS_RETRY_BASE_SECONDS = env.float("SMS_RETRY_BASE_SECONDS", default=30.0)
 SMS_RETRY_MAX_SECONDS = env.float("SMS_RETRY_MAX_SECONDS", default=3600.0)
 # A row in `sending` for longer than this belongs to a dead worker: the sweeper requeues it or marks it unknown.
 SMS_SENDING_STALE_SECONDS = env.float("SMS_SENDING_STALE_SECONDS", default=300.0)
+# Status callbacks that never arrived (Twilio does not retry one that got no 200): every interval, up to BATCH messages
+# still `sent` (or `unknown` with a SID) AFTER seconds after the provider was called, and younger than MAX_AGE hours,
+# are fetched from the provider, each again at most every RECHECK seconds. BATCH=0 turns it off.
+SMS_RECONCILE_INTERVAL_SECONDS = env.float("SMS_RECONCILE_INTERVAL_SECONDS", default=300.0)
+SMS_RECONCILE_AFTER_SECONDS = env.float("SMS_RECONCILE_AFTER_SECONDS", default=900.0)
+SMS_RECONCILE_MAX_AGE_HOURS = env.float("SMS_RECONCILE_MAX_AGE_HOURS", default=72.0)
+SMS_RECONCILE_RECHECK_SECONDS = env.float("SMS_RECONCILE_RECHECK_SECONDS", default=3600.0)
+SMS_RECONCILE_BATCH = env.int("SMS_RECONCILE_BATCH", default=500)
 # A worker waits at most this long for a sender's rate-limit slot before handing the row back to the queue.
 SMS_RATE_MAX_WAIT_SECONDS = env.float("SMS_RATE_MAX_WAIT_SECONDS", default=30.0)
 # Broadcasts: how often beat runs the send_broadcasts job, and contacts per INSERT … SELECT (and per task).

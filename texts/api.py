@@ -112,6 +112,9 @@ class OutboundOut(Schema):
     sent_at: dt.datetime | None
     delivered_at: dt.datetime | None
     failed_at: dt.datetime | None
+    status_checked_at: dt.datetime | None = Field(
+        description="When reconciliation last asked the provider for a status whose callback never came."
+    )
     updated_at: dt.datetime
 
 

@@ -11,6 +11,13 @@ class TextsConfig(AppConfig):
         from smsapp.celery import schedule_periodic
 
         schedule_periodic("texts-outbound-sweep", "texts.outbound_sweep", 60.0, queue="sms_priority")
+        # Statuses whose callback never came, fetched from the provider (texts.reconcile).
+        schedule_periodic(
+            "texts-outbound-reconcile",
+            "texts.outbound_reconcile",
+            float(settings.SMS_RECONCILE_INTERVAL_SECONDS),
+            queue="default",
+        )
         # Broadcasts without a crontab: the same job as `manage.py send_broadcasts`, on the bulk queue.
         schedule_periodic(
             "texts-send-broadcasts",

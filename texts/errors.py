@@ -31,5 +31,12 @@ TWILIO_ERRORS: dict[str, str] = {
 }
 
 
+# Written on an `unknown` message by reconciliation when Twilio has no trace of it (texts.reconcile).
+NEVER_SENT = "The provider sent no message with this text to this number after the call"
+
+
 def explain(code: str, fallback: str = "") -> str:
-    return TWILIO_ERRORS.get(code or "", fallback)
+    text = TWILIO_ERRORS.get(code or "", fallback)
+    if code == "worker_lost" and NEVER_SENT in fallback:
+        text = "A worker stopped mid-send. " + fallback[fallback.index(NEVER_SENT) :]
+    return text

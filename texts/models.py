@@ -141,6 +141,8 @@ class OutboundMessage(models.Model):
     undelivered_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     unknown_at = models.DateTimeField(null=True, blank=True)
+    # When texts.reconcile last asked the provider for a status whose callback never came.
+    status_checked_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

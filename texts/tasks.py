@@ -36,5 +36,14 @@ def outbound_sweep_task() -> dict[str, int]:
     return {"requeued": len(result.requeued), "unknown": len(result.unknown), "reenqueued": len(result.reenqueued)}
 
 
+@shared_task(name="texts.outbound_reconcile")
+def outbound_reconcile_task() -> dict[str, int | str]:
+    """Beat: ask the provider for the statuses whose callback never came (``texts.reconcile``)."""
+    from .reconcile import outbound_reconcile
+
+    result = outbound_reconcile()
+    return {"checked": result.checked, "moved": result.moved, "not_found": result.not_found, "stopped": result.stopped}
+
+
 # Broadcasts live in their own module; importing it here registers their tasks with the worker's autodiscovery.
 from . import broadcast_tasks  # noqa: E402, F401

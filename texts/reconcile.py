@@ -1,0 +1,206 @@
+"""Statuses whose callback never came: ask the provider.
+
+Twilio posts each status change of a message to its status callback once and does not retry one that got no 200, so
+a callback lost to an outage longer than the callback view's own database retries (or to the network) would leave the
+message in ``sent`` for ever, and its report short of a delivery. ``outbound_reconcile`` (beat, every
+``SMS_RECONCILE_INTERVAL_SECONDS``; or ``manage.py reconcile_statuses``) takes the messages still ``sent`` (or
+``unknown`` with a SID: a worker died after Twilio accepted them) some minutes after the provider was called, fetches
+each from the provider (``GET …/Messages/{sid}.json``) and applies the answer exactly as a status callback would be
+applied: the same conditional UPDATE, so a late real callback and the fetch cannot fight, and the same timeline
+entry and Do Not Contact on 21610. Each message is asked at most once per ``SMS_RECONCILE_RECHECK_SECONDS``, and not
+after ``SMS_RECONCILE_MAX_AGE_HOURS``: a carrier that never reports leaves it ``sent``, which is the truth.
+
+A message ``unknown`` without a SID (its worker died between calling the provider and writing the answer, and no
+callback came either) is looked for in what the provider sent to its number since the call: exactly one message with
+the same body, not already another row's, is that message (its SID is attached and its status applied); none means
+the provider never sent it, which is written on the row for the person reviewing it. It stays ``unknown`` and is
+never sent again automatically (DESIGN: outbound statuses); several candidates leave it as it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from providers.base import ErrorKind, ProviderError, ProviderMessage, StatusEvent
+from providers.registry import get_provider
+from smsapp.locks import job_lock
+
+from .errors import NEVER_SENT
+from .inbound import outbound_status_apply
+from .models import OutboundMessage, Status
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+NOT_FOUND = "20404"  # Twilio: the requested resource was not found
+# Our clock and the provider's differ: a message looked for by its send time is looked for from this much earlier.
+CLOCK_SKEW = dt.timedelta(minutes=2)
+# A throttled (429) or failing (5xx) fetch is tried again after these pauses before the run gives up until next time.
+RETRY_DELAYS = (0.5, 1.0, 2.0)
+
+
+@dataclass
+class ReconcileResult:
+    checked: int = 0  # the provider answered
+    moved: int = 0  # of which the message's status changed
+    not_found: int = 0  # the provider does not know the SID
+    errors: int = 0  # the provider refused the fetch for another reason
+    found: int = 0  # unknown messages without a SID found at the provider (SID attached)
+    never_sent: int = 0  # unknown messages without a SID that the provider never sent
+    stopped: str = ""  # why the run stopped early (provider unreachable, bad credentials), "" if it did not
+    locked: bool = False  # another run was at it
+
+    def summary(self) -> str:
+        if self.locked:
+            return "status reconciliation: skipped, another run is at it"
+        text = (
+            f"status reconciliation: asked the provider about {self.checked + self.not_found + self.errors} "
+            f"message(s): {self.moved} moved, {self.checked - self.moved} unchanged, {self.not_found} not found, "
+            f"{self.errors} refused"
+        )
+        if self.found or self.never_sent:
+            text += f"; unknown without a SID: {self.found} found at the provider, {self.never_sent} never sent"
+        return text + (f"; stopped early: {self.stopped}" if self.stopped else "")
+
+
+def reconcile_candidates(*, now: dt.datetime, after: float, limit: int) -> list[tuple[int, str]]:
+    """(id, SID) of the messages to ask about, never-asked first, oldest first."""
+    max_age = dt.timedelta(hours=float(settings.SMS_RECONCILE_MAX_AGE_HOURS))
+    recheck = dt.timedelta(seconds=float(settings.SMS_RECONCILE_RECHECK_SECONDS))
+    rows = (
+        OutboundMessage.objects.filter(
+            status__in=[Status.SENT, Status.UNKNOWN],
+            provider_sid__isnull=False,
+            provider_called_at__lte=now - dt.timedelta(seconds=after),
+            provider_called_at__gte=now - max_age,
+        )
+        .filter(Q(status_checked_at__isnull=True) | Q(status_checked_at__lte=now - recheck))
+        .order_by(F("status_checked_at").asc(nulls_first=True), "provider_called_at", "pk")
+        .values_list("pk", "provider_sid")[:limit]
+    )
+    return [(int(pk), str(sid)) for pk, sid in rows]
+
+
+def _ask(call: Callable[[], T]) -> T:
+    """``call()``, tried again after each of RETRY_DELAYS while the provider answers with a transient error."""
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            return call()
+        except ProviderError as exc:
+            if exc.kind != ErrorKind.TRANSIENT or delay is None:
+                raise
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def lost_sid_candidates(*, now: dt.datetime, after: float, limit: int) -> list[OutboundMessage]:
+    """``unknown`` messages without a SID to look for at the provider, never-looked-for first, oldest first."""
+    max_age = dt.timedelta(hours=float(settings.SMS_RECONCILE_MAX_AGE_HOURS))
+    recheck = dt.timedelta(seconds=float(settings.SMS_RECONCILE_RECHECK_SECONDS))
+    return list(
+        OutboundMessage.objects.filter(
+            status=Status.UNKNOWN,
+            provider_sid__isnull=True,
+            provider_called_at__lte=now - dt.timedelta(seconds=after),
+            provider_called_at__gte=now - max_age,
+        )
+        .filter(Q(status_checked_at__isnull=True) | Q(status_checked_at__lte=now - recheck))
+        .order_by(F("status_checked_at").asc(nulls_first=True), "provider_called_at", "pk")
+        .only("pk", "to_number", "body", "provider_called_at", "error_message")[:limit]
+    )
+
+
+def _look_for(row: OutboundMessage, found: list[ProviderMessage], now: dt.datetime, result: ReconcileResult) -> None:
+    """Attach the one provider message that is this row's, or write down that the provider never sent it."""
+    taken = set(
+        OutboundMessage.objects.filter(provider_sid__in=[m.sid for m in found]).values_list("provider_sid", flat=True)
+    )
+    same = [m for m in found if m.sid not in taken and m.body == row.body]
+    if len(same) == 1:
+        event = StatusEvent(message_sid=same[0].sid, status=same[0].status, error_code=same[0].error_code)
+        outbound_status_apply(event=event, outbound_id=row.pk)
+        result.found += 1
+        logger.info("reconcile: unknown message %s is %s at the provider", row.pk, same[0].sid)
+    elif not same:
+        note = f"{NEVER_SENT} (checked {now:%Y-%m-%d %H:%M} UTC)."
+        OutboundMessage.objects.filter(pk=row.pk, status=Status.UNKNOWN).update(
+            error_message=f"{row.error_message.split(NEVER_SENT)[0].rstrip()} {note}".lstrip()
+        )
+        result.never_sent += 1
+    else:
+        logger.warning("reconcile: unknown message %s matches %d provider messages; left for review", row.pk, len(same))
+
+
+def outbound_reconcile(*, limit: int | None = None, after: float | None = None) -> ReconcileResult:
+    """Ask the provider about up to ``limit`` messages whose final status never arrived; see the module docstring."""
+    limit = int(settings.SMS_RECONCILE_BATCH if limit is None else limit)
+    after = float(settings.SMS_RECONCILE_AFTER_SECONDS if after is None else after)
+    result = ReconcileResult()
+    if limit <= 0:
+        return result
+    with job_lock("texts:reconcile", ttl=600) as renew:
+        if renew is None:
+            result.locked = True
+            return result
+        now = timezone.now()
+        provider = get_provider()
+        asked: list[int] = []
+        for pk, sid in reconcile_candidates(now=now, after=after, limit=limit):
+            try:
+                event = _ask(partial(provider.fetch_status, sid))
+            except ProviderError as exc:
+                if exc.code == NOT_FOUND:
+                    result.not_found += 1
+                    logger.warning("reconcile: the provider does not know message %s (SID %s)", pk, sid)
+                elif exc.kind in (ErrorKind.TRANSIENT, ErrorKind.AUTH):
+                    # Twilio down (or throttling after the retries), or the credentials changed: every other fetch
+                    # would fail the same way. The rest wait for the next run (nothing is marked as asked).
+                    result.stopped = f"{exc.code}: {exc.message}"
+                    break
+                else:
+                    result.errors += 1
+                    logger.warning("reconcile: fetching message %s failed: %s %s", pk, exc.code, exc.message)
+                asked.append(pk)
+                continue
+            if event is None:  # a provider that cannot be asked (the console)
+                result.stopped = f"the {provider.name} provider cannot be asked for statuses"
+                break
+            asked.append(pk)
+            result.checked += 1
+            if outbound_status_apply(event=event, outbound_id=pk):
+                result.moved += 1
+            if len(asked) % 50 == 0:
+                renew()
+        for row in [] if result.stopped else lost_sid_candidates(now=now, after=after, limit=limit):
+            try:
+                assert row.provider_called_at is not None  # by the query
+                since = row.provider_called_at - CLOCK_SKEW
+                found = _ask(partial(provider.find_sent, to=row.to_number, sent_after=since))
+            except ProviderError as exc:
+                if exc.kind in (ErrorKind.TRANSIENT, ErrorKind.AUTH):
+                    result.stopped = f"{exc.code}: {exc.message}"
+                    break
+                result.errors += 1
+                logger.warning("reconcile: looking for message %s failed: %s %s", row.pk, exc.code, exc.message)
+            else:
+                if found is None:
+                    result.stopped = f"the {provider.name} provider cannot be asked for statuses"
+                    break
+                _look_for(row, found, now, result)
+            asked.append(row.pk)
+            renew()
+        if asked:
+            OutboundMessage.objects.filter(pk__in=asked).update(status_checked_at=now)
+    if asked or result.stopped:
+        logger.info("%s", result.summary())
+    return result
