@@ -38,4 +38,5 @@ def test_text_message_id_property_becomes_the_foreign_key() -> None:
         # A dangling id is dropped: publishing then names the action that needs a text message.
         assert (gone_after.text_message_id, gone_after.properties) == (None, {})
     finally:
-        _migrate([("campaigns", "0002_campaignevent_text_message"), ("texts", "0003_campaign_send_unique")])
+        # Back to the latest migration of every app, whatever came after these (later tests need the whole schema).
+        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -5,22 +5,20 @@ The same paths run as real child processes and through a real worker in test_bro
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
 from django.db.models import Count
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, Segment, SegmentMembership
 from contacts.services import dnc_add, segment_add_contacts, segment_remove_contacts
-from smsapp.locks import ADVISORY_NAMESPACE, advisory_key
+from tests.lock_helpers import lock_held_elsewhere
 from texts import broadcasts
 from texts.models import OutboundMessage, Source, Status, TextMessage
 
@@ -311,29 +309,9 @@ def test_beat_runs_the_job_every_minute_on_the_bulk_queue() -> None:
     assert "texts.broadcast_send" in app.tasks
 
 
-@contextlib.contextmanager
-def lock_held_elsewhere(text_message_id: int) -> Iterator[None]:
-    """Hold the message's lock as another run would: a second session on PostgreSQL (advisory locks are re-entrant
-    within one session); otherwise the same lock taken here (a Redis token or a file lock of its own)."""
-    if connection.vendor != "postgresql":
-        with broadcasts.broadcast_lock(text_message_id=text_message_id) as held:
-            assert held is not None
-            yield
-        return
-    other = connections.create_connection("default")
-    try:
-        with other.cursor() as cursor:
-            key = advisory_key(broadcasts.broadcast_lock_name(text_message_id))
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_NAMESPACE, key])
-            assert cursor.fetchone()[0]
-        yield
-    finally:
-        other.close()
-
-
 def test_lock_held_elsewhere_makes_a_run_do_nothing(make_contact: Callable[..., Contact]) -> None:
     text = make_broadcast(make_segment("S", [make_contact()]))
-    with lock_held_elsewhere(text.pk):
+    with lock_held_elsewhere(broadcasts.broadcast_lock_name(text.pk)):
         run = send(text)
     assert run.locked
     assert "another run is sending it" in run.summary()

@@ -13,7 +13,7 @@ from django.utils import timezone
 from contacts.models import Contact, DoNotContact, TimelineEvent
 from providers.base import Sender, SendRequest
 from providers.registry import get_provider
-from smsapp.locks import job_lock
+from tests.lock_helpers import lock_held_elsewhere
 from texts.errors import explain
 from texts.models import OutboundMessage, Source, Status, TextMessage
 from texts.reconcile import outbound_reconcile
@@ -185,8 +185,7 @@ def test_a_run_already_going_makes_another_do_nothing(twilio_settings: Any, fake
     sent_without_callback(fake_twilio, to="+14155550171")
     wait_final_at_fake(fake_twilio, 1)
 
-    with job_lock("texts:reconcile") as held:
-        assert held is not None
+    with lock_held_elsewhere("texts:reconcile"):
         result = outbound_reconcile()
 
     assert result.locked
