@@ -257,11 +257,11 @@ def contact_list(request: HttpRequest, query: Query[ContactQuery]) -> ContactPag
     if query.segment is not None:
         if not Segment.objects.filter(pk=query.segment).exists():
             raise FieldErrors({"segment": [f"Segment {query.segment} does not exist."]})
-        contacts = contacts_in_segment(queryset=contacts, segment_id=query.segment, before=before)
+        contacts = contacts_in_segment(queryset=contacts, segment_id=query.segment, id_below=before)
     if query.q:
         contacts = contact_search(queryset=contacts, text=query.q)
     if query.dnc is not None:
-        contacts = contacts_with_dnc_flag(contacts, before=before).filter(is_dnc=query.dnc)  # type: ignore[misc]
+        contacts = contacts_with_dnc_flag(contacts, id_below=before).filter(is_dnc=query.dnc)  # type: ignore[misc]
     return contact_page(contacts, query)
 
 

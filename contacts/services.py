@@ -6,9 +6,9 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -19,6 +19,7 @@ from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, 
 from .phones import InvalidPhoneNumber, looks_like_phone, phone_to_e164, region_of
 
 logger = logging.getLogger(__name__)
+M = TypeVar("M", bound="models.Model")
 
 
 def timeline_record(
@@ -58,16 +59,24 @@ def contact_is_dnc(*, contact: Contact | int, channel: str = Channel.SMS) -> boo
 
 
 def contacts_with_dnc_flag(
-    queryset: QuerySet[Contact], *, channel: str = Channel.SMS, before: int | None = None
+    queryset: QuerySet[Contact], *, channel: str = Channel.SMS, id_below: int | None = None, id_above: int | None = None
 ) -> QuerySet[Contact]:
     """Annotate ``is_dnc`` in SQL (one subquery, no query per row).
 
-    ``before``: the caller only wants contacts with a lower id (a keyset page); see ``contacts_in_segment``.
+    ``id_below`` / ``id_above``: the caller only wants contacts in that id range (a keyset page); see
+    ``contacts_in_segment``.
     """
-    entries = dnc_active(channel=channel).filter(contact_id=OuterRef("pk"))
-    if before is not None:
-        entries = entries.filter(contact_id__lt=before)
+    entries = _id_range(dnc_active(channel=channel).filter(contact_id=OuterRef("pk")), id_below, id_above)
     return queryset.annotate(is_dnc=Exists(entries))
+
+
+def _id_range(rows: QuerySet[M], id_below: int | None, id_above: int | None) -> QuerySet[M]:
+    """``rows`` (of a table with ``contact_id``) narrowed to a keyset page's contact id range."""
+    if id_below is not None:
+        rows = rows.filter(contact_id__lt=id_below)
+    if id_above is not None:
+        rows = rows.filter(contact_id__gt=id_above)
+    return rows
 
 
 @transaction.atomic
@@ -220,19 +229,17 @@ def contact_search(*, queryset: QuerySet[Contact], text: str) -> QuerySet[Contac
 
 
 def contacts_in_segment(
-    *, queryset: QuerySet[Contact], segment_id: int, before: int | None = None
+    *, queryset: QuerySet[Contact], segment_id: int, id_below: int | None = None, id_above: int | None = None
 ) -> QuerySet[Contact]:
     """Narrow ``queryset`` to a segment's members (manually removed ones excluded), as one semi-join.
 
-    ``before``: the caller only wants contacts with a lower id (a keyset page). The bound is repeated inside the
-    subquery because PostgreSQL does not carry ``id < before`` across ``contact_id = id``: without it the merge join
-    reads the membership index from the newest contact down, and a page deep in the table costs all the pages before
-    it.
+    ``id_below`` / ``id_above``: the caller only wants contacts in that id range (a keyset page). The bound is
+    repeated inside the subquery because PostgreSQL does not carry ``id < N`` across ``contact_id = id``: without it
+    the merge join reads the membership index from the newest contact down, and a page deep in the table costs all
+    the pages before it.
     """
     member = SegmentMembership.objects.filter(segment_id=segment_id, manually_removed=False, contact_id=OuterRef("pk"))
-    if before is not None:
-        member = member.filter(contact_id__lt=before)
-    return queryset.filter(Exists(member))
+    return queryset.filter(Exists(_id_range(member, id_below, id_above)))
 
 
 # Segments

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -28,9 +28,10 @@ from .forms import (
     rule_field_choices,
 )
 from .importer import MappingError, contact_import_create, contact_import_queue
-from .models import Contact, ContactImport, DoNotContact, Segment, SegmentMembership
+from .models import Contact, ContactImport, DoNotContact, Segment
 from .services import (
     contact_search,
+    contacts_in_segment,
     contacts_with_dnc_flag,
     dnc_add,
     dnc_add_many,
@@ -59,12 +60,13 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     form = ContactSearchForm(request.GET or None)
     data = form.cleaned_data if form.is_valid() else {}
     contacts = _search(Contact.objects.all(), data.get("q") or "")
+    # The page's id bound, repeated inside the segment and DNC subqueries (see contacts_in_segment).
+    id_below, id_above = data.get("after") or None, data.get("before") or None
     if data.get("segment"):
-        member = SegmentMembership.objects.filter(
-            segment=data["segment"], manually_removed=False, contact_id=OuterRef("pk")
+        contacts = contacts_in_segment(
+            queryset=contacts, segment_id=data["segment"].pk, id_below=id_below, id_above=id_above
         )
-        contacts = contacts.filter(Exists(member))
-    contacts = contacts_with_dnc_flag(contacts)
+    contacts = contacts_with_dnc_flag(contacts, id_below=id_below, id_above=id_above)
     if data.get("dnc"):
         contacts = contacts.filter(is_dnc=data["dnc"] == "yes")  # type: ignore[misc]
     # Keyset pagination on the primary key: no OFFSET and no COUNT(*), so page 1 and page 20,000 cost the same.

@@ -9,9 +9,10 @@ rebuilt from Twilio's code and message, and the ``twilio`` loggers are kept at W
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -92,6 +93,20 @@ def _transport_error(exc: requests.RequestException) -> ProviderError:
     return ProviderError(ErrorKind.TRANSIENT, "connection", f"Could not reach Twilio ({type(exc).__name__}).")
 
 
+@contextlib.contextmanager
+def _twilio_errors(*, may_have_sent: bool = False) -> Iterator[None]:
+    """The ``twilio`` package's exceptions as ``ProviderError`` (Twilio's code and words, never a credential).
+    ``may_have_sent``: a client-side failure after the request left (a send) may have reached Twilio."""
+    try:
+        yield
+    except TwilioRestException as exc:
+        raise _rest_error(exc) from None
+    except requests.RequestException as exc:
+        raise _transport_error(exc) from None
+    except TwilioException as exc:
+        raise ProviderError(ErrorKind.TRANSIENT, "client", type(exc).__name__, may_have_sent=may_have_sent) from None
+
+
 class TwilioProvider:
     name = "twilio"
 
@@ -135,14 +150,8 @@ class TwilioProvider:
         callback = request.status_callback or self.config.status_callback_url
         if callback:
             kwargs["status_callback"] = callback
-        try:
+        with _twilio_errors(may_have_sent=True):
             message = self.client.messages.create(**kwargs)
-        except TwilioRestException as exc:
-            raise _rest_error(exc) from None
-        except requests.RequestException as exc:
-            raise _transport_error(exc) from None
-        except TwilioException as exc:
-            raise ProviderError(ErrorKind.TRANSIENT, "client", type(exc).__name__, may_have_sent=True) from None
         return SendResult(
             sid=str(message.sid),
             status=str(message.status),
@@ -170,14 +179,8 @@ class TwilioProvider:
     def fetch_status(self, message_sid: str) -> StatusEvent:
         """``GET …/Messages/{sid}.json``: the status (and error code) Twilio holds for the message now."""
         self._require_credentials()
-        try:
+        with _twilio_errors():
             message = self.client.messages(message_sid).fetch()
-        except TwilioRestException as exc:
-            raise _rest_error(exc) from None
-        except requests.RequestException as exc:
-            raise _transport_error(exc) from None
-        except TwilioException as exc:
-            raise ProviderError(ErrorKind.TRANSIENT, "client", type(exc).__name__) from None
         return StatusEvent(
             message_sid=str(message.sid),
             status=str(message.status or ""),
@@ -188,14 +191,8 @@ class TwilioProvider:
     def find_sent(self, *, to: str, sent_after: dt.datetime) -> list[ProviderMessage]:
         """``GET …/Messages.json?To=…&DateSent>=…``: one page (50) of what Twilio sent to the number since then."""
         self._require_credentials()
-        try:
+        with _twilio_errors():
             messages = self.client.messages.list(to=to, date_sent_after=sent_after, limit=FIND_PAGE)
-        except TwilioRestException as exc:
-            raise _rest_error(exc) from None
-        except requests.RequestException as exc:
-            raise _transport_error(exc) from None
-        except TwilioException as exc:
-            raise ProviderError(ErrorKind.TRANSIENT, "client", type(exc).__name__) from None
         return [
             ProviderMessage(
                 sid=str(m.sid),

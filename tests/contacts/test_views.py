@@ -72,6 +72,28 @@ def test_keyset_pagination_walks_every_contact_once(marketer_client: Client) -> 
     assert [c.first_name for c in back.context["contacts"]] == seen[PAGE_SIZE : PAGE_SIZE * 2]
 
 
+def test_keyset_pages_of_a_segment_with_dnc_flags_walk_its_members_both_ways(marketer_client: Client) -> None:
+    people = Contact.objects.bulk_create([Contact(first_name=f"P{i:03d}") for i in range(PAGE_SIZE * 3)])
+    segment = Segment.objects.create(name="Odd ones")
+    members = [p for i, p in enumerate(people) if i % 2]  # every other contact: the page bounds fall between members
+    SegmentMembership.objects.bulk_create([SegmentMembership(segment=segment, contact=p) for p in members])
+    DoNotContact.objects.bulk_create(
+        [DoNotContact(contact=p, reason="manual", source="marketer") for p in members[::3]]
+    )
+    pages, url = [], f"/contacts/?segment={segment.pk}"
+    for _ in range(5):
+        response = marketer_client.get(url)
+        pages.append(response.context["contacts"])
+        if not response.context["older_url"]:
+            break
+        url = "/contacts/" + response.context["older_url"]
+    walked = [c for page in pages for c in page]
+    assert [c.pk for c in walked] == sorted((p.pk for p in members), reverse=True)
+    assert {c.pk for c in walked if c.is_dnc} == {p.pk for p in members[::3]}
+    back = marketer_client.get("/contacts/" + response.context["newer_url"]).context["contacts"]
+    assert [(c.pk, c.is_dnc) for c in back] == [(c.pk, c.is_dnc) for c in pages[-2]]
+
+
 def test_htmx_search_returns_the_partial(marketer_client: Client, make_contact: Callable[..., Contact]) -> None:
     make_contact(first_name="Ada")
     response = marketer_client.get("/contacts/", {"q": "Ada"}, HTTP_HX_REQUEST="true")

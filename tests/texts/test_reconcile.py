@@ -199,8 +199,8 @@ def test_batch_zero_turns_it_off_and_bad_options_are_refused(twilio_settings: An
     wait_final_at_fake(fake_twilio, 1)
 
     assert outbound_reconcile().checked == 0
-    with pytest.raises(CommandError, match="--limit 0 is not allowed"):
-        call_command("reconcile_statuses", limit=0)
+    with pytest.raises(CommandError, match="--limit: 0 is not allowed: it must be 1 or more"):
+        call_command("reconcile_statuses", "--limit", "0")
     with pytest.raises(CommandError, match="must be 0 or more"):
         call_command("reconcile_statuses", "--after", "-5")
 

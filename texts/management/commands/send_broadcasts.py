@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from smsapp.cli import positive_int
 from texts.broadcasts import (
     DEFAULT_BATCH,
     BroadcastRun,
@@ -22,24 +22,17 @@ from texts.models import TextMessage
 BAR_WIDTH = 30
 
 
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not allowed: it must be 1 or more")
-    return number
-
-
 class Command(BaseCommand):
     help = "Send published segment (broadcast) text messages to the contacts that have not received them yet."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--id", type=int, dest="text_message_id", help="Only this text message")
-        parser.add_argument("--limit", type=_positive, help="Queue at most this many messages in this run")
+        parser.add_argument("--limit", type=positive_int, help="Queue at most this many messages in this run")
         parser.add_argument(
-            "--batch", type=_positive, default=DEFAULT_BATCH, help=f"Contacts per insert and per task ({DEFAULT_BATCH})"
+            "--batch",
+            type=positive_int,
+            default=DEFAULT_BATCH,
+            help=f"Contacts per insert and per task ({DEFAULT_BATCH})",
         )
         parser.add_argument("--dry-run", action="store_true", help="Print who would receive it; send nothing")
 
