@@ -144,8 +144,12 @@ def _segment(page: Any, stack: Stack) -> None:
     page.get_by_label("Type").select_option("filter")
     page.get_by_role("button", name="+ Add rule").click()
     rule = page.get_by_role("group", name="Rule").last
-    rule.get_by_label("Field").select_option("last_name")
-    rule = page.get_by_role("group", name="Rule").last  # the row is redrawn for the chosen field
+    # The row is redrawn for the chosen field (htmx): wait for the new row before filling it, or the operator and
+    # value typed into the old one are thrown away with it (and the segment is saved with an empty rule).
+    with page.expect_response(lambda r: "/segments/rule-row/" in r.url and "rules-field=last_name" in r.url):
+        rule.get_by_label("Field").select_option("last_name")
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    rule = page.get_by_role("group", name="Rule").last
     rule.get_by_label("Operator").select_option("starts_with")
     rule.get_by_label("Value").fill("Lo")
     page.get_by_role("button", name="Save segment").click()
