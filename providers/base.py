@@ -101,6 +101,10 @@ class StatusEvent:
     raw: Mapping[str, str] = field(default_factory=dict)
 
 
+# ``find_sent`` answers at most this many messages (newest first): a full answer may not be all there is.
+FIND_SENT_LIMIT = 50
+
+
 @dataclass(frozen=True)
 class ProviderMessage:
     """A message as the provider lists it (to find one whose SID was never written)."""
@@ -136,8 +140,8 @@ class Provider(Protocol):
         ...
 
     def find_sent(self, *, to: str, sent_after: dt.datetime) -> list[ProviderMessage] | None:
-        """The messages the provider sent to ``to`` since ``sent_after`` (newest first, at most a page); None when this
-        provider cannot be asked. Raises ``ProviderError``."""
+        """The messages the provider sent to ``to`` since ``sent_after`` (newest first, at most FIND_SENT_LIMIT); None
+        when this provider cannot be asked. Raises ``ProviderError``."""
         ...
 
     def parse_webhook(

@@ -24,6 +24,7 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.rest import Client
 
 from .base import (
+    FIND_SENT_LIMIT,
     ConnectionCheck,
     ErrorKind,
     InboundEvent,
@@ -42,7 +43,6 @@ logger = logging.getLogger(__name__)
 OPT_OUT_CODES = {21610}
 AUTH_CODES = {20003, 20005}  # authenticate; account suspended / not active
 TRANSIENT_CODES = {20429, 20500, 20503, 30001, 14107}  # too many requests, server errors, queue overflow
-FIND_PAGE = 50  # messages per lookup of a number (one page)
 
 
 def classify(status: int, code: int | None) -> ErrorKind:
@@ -189,10 +189,10 @@ class TwilioProvider:
         )
 
     def find_sent(self, *, to: str, sent_after: dt.datetime) -> list[ProviderMessage]:
-        """``GET …/Messages.json?To=…&DateSent>=…``: one page (50) of what Twilio sent to the number since then."""
+        """``GET …/Messages.json?To=…&DateSent>=…``: the newest FIND_SENT_LIMIT of what Twilio sent to the number."""
         self._require_credentials()
         with _twilio_errors():
-            messages = self.client.messages.list(to=to, date_sent_after=sent_after, limit=FIND_PAGE)
+            messages = self.client.messages.list(to=to, date_sent_after=sent_after, limit=FIND_SENT_LIMIT)
         return [
             ProviderMessage(
                 sid=str(m.sid),

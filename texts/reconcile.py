@@ -13,8 +13,9 @@ after ``SMS_RECONCILE_MAX_AGE_HOURS``: a carrier that never reports leaves it ``
 A message ``unknown`` without a SID (its worker died between calling the provider and writing the answer, and no
 callback came either) is looked for in what the provider sent to its number since the call: exactly one message with
 the same body, not already another row's, is that message (its SID is attached and its status applied); none means
-the provider never sent it, which is written on the row for the person reviewing it. It stays ``unknown`` and is
-never sent again automatically (DESIGN: outbound statuses); several candidates leave it as it is.
+the provider never sent it (unless the provider's answer was full: there may be more), which is written on the row
+for the person reviewing it. It stays ``unknown`` and is never sent again automatically (DESIGN: outbound
+statuses); several candidates leave it as it is.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from providers.base import ErrorKind, ProviderError, ProviderMessage, StatusEvent
+from providers.base import FIND_SENT_LIMIT, ErrorKind, ProviderError, ProviderMessage, StatusEvent
 from providers.registry import get_provider
 from smsapp.locks import job_lock
 
@@ -131,14 +132,19 @@ def _look_for(row: OutboundMessage, found: list[ProviderMessage], now: dt.dateti
         outbound_status_apply(event=event, outbound_id=row.pk)
         result.found += 1
         logger.info("reconcile: unknown message %s is %s at the provider", row.pk, same[0].sid)
-    elif not same:
+    elif not same and len(found) < FIND_SENT_LIMIT:  # a full answer may not hold every message since the call
         note = f"{NEVER_SENT} (checked {now:%Y-%m-%d %H:%M} UTC)."
         OutboundMessage.objects.filter(pk=row.pk, status=Status.UNKNOWN).update(
             error_message=f"{row.error_message.split(NEVER_SENT)[0].rstrip()} {note}".lstrip()
         )
         result.never_sent += 1
     else:
-        logger.warning("reconcile: unknown message %s matches %d provider messages; left for review", row.pk, len(same))
+        logger.warning(
+            "reconcile: unknown message %s matches %d of %d provider messages; left for review",
+            row.pk,
+            len(same),
+            len(found),
+        )
 
 
 def outbound_reconcile(*, limit: int | None = None, after: float | None = None) -> ReconcileResult:

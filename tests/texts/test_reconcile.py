@@ -11,10 +11,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, TimelineEvent
-from providers.base import Sender, SendRequest
+from providers.base import FIND_SENT_LIMIT, Sender, SendRequest
 from providers.registry import get_provider
 from tests.lock_helpers import lock_held_elsewhere
-from texts.errors import explain
+from texts.errors import NEVER_SENT, explain
 from texts.models import OutboundMessage, Source, Status, TextMessage
 from texts.reconcile import outbound_reconcile
 
@@ -290,3 +290,19 @@ def test_unknown_without_sid_with_two_identical_candidates_is_left_for_review(
     assert (result.found, result.never_sent) == (0, 0)
     assert row.status == "unknown"
     assert row.provider_sid is None
+
+
+def test_a_full_answer_from_the_provider_is_not_taken_as_never_sent(twilio_settings: Any, fake_twilio: Any) -> None:
+    to = "+14155550194"
+    for i in range(FIND_SENT_LIMIT):  # a busy number: the answer is full, and ours could be further back
+        get_provider().send(SendRequest(to=to, body=f"Other text {i}", sender=SENDER))
+    row = unknown_without_sid(to=to, body="Hi Lin, 20% off today", minutes_ago=1)
+    wait_final_at_fake(fake_twilio, FIND_SENT_LIMIT)
+
+    result = outbound_reconcile(after=0)
+
+    row.refresh_from_db()
+    assert (result.found, result.never_sent) == (0, 0)
+    assert row.status == "unknown"
+    assert NEVER_SENT not in row.error_message
+    assert row.status_checked_at is not None  # asked; asked again after the recheck interval
