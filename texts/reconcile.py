@@ -94,14 +94,23 @@ def reconcile_candidates(*, now: dt.datetime, after: float, limit: int) -> list[
 
 def _ask(call: Callable[[], T]) -> T:
     """``call()``, tried again after each of RETRY_DELAYS while the provider answers with a transient error."""
-    for delay in (*RETRY_DELAYS, None):
+    for delay in RETRY_DELAYS:
         try:
             return call()
         except ProviderError as exc:
-            if exc.kind != ErrorKind.TRANSIENT or delay is None:
+            if exc.kind != ErrorKind.TRANSIENT:
                 raise
             time.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return call()
+
+
+def _stops_the_run(exc: ProviderError, result: ReconcileResult) -> bool:
+    """Twilio down (after the retries), throttling, or the credentials refused: every other call would fail the same
+    way, so the run stops and the rest wait for the next one (nothing more is marked as asked)."""
+    if exc.kind not in (ErrorKind.TRANSIENT, ErrorKind.AUTH):
+        return False
+    result.stopped = f"{exc.code}: {exc.message}"
+    return True
 
 
 def lost_sid_candidates(*, now: dt.datetime, after: float, limit: int) -> list[OutboundMessage]:
@@ -160,6 +169,7 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
             return result
         now = timezone.now()
         provider = get_provider()
+        cannot_ask = f"the {provider.name} provider cannot be asked for statuses"
         asked: list[int] = []
         for pk, sid in reconcile_candidates(now=now, after=after, limit=limit):
             try:
@@ -168,10 +178,7 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
                 if exc.code == NOT_FOUND:
                     result.not_found += 1
                     logger.warning("reconcile: the provider does not know message %s (SID %s)", pk, sid)
-                elif exc.kind in (ErrorKind.TRANSIENT, ErrorKind.AUTH):
-                    # Twilio down (or throttling after the retries), or the credentials changed: every other fetch
-                    # would fail the same way. The rest wait for the next run (nothing is marked as asked).
-                    result.stopped = f"{exc.code}: {exc.message}"
+                elif _stops_the_run(exc, result):
                     break
                 else:
                     result.errors += 1
@@ -179,7 +186,7 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
                 asked.append(pk)
                 continue
             if event is None:  # a provider that cannot be asked (the console)
-                result.stopped = f"the {provider.name} provider cannot be asked for statuses"
+                result.stopped = cannot_ask
                 break
             asked.append(pk)
             result.checked += 1
@@ -193,14 +200,13 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
                 since = row.provider_called_at - CLOCK_SKEW
                 found = _ask(partial(provider.find_sent, to=row.to_number, sent_after=since))
             except ProviderError as exc:
-                if exc.kind in (ErrorKind.TRANSIENT, ErrorKind.AUTH):
-                    result.stopped = f"{exc.code}: {exc.message}"
+                if _stops_the_run(exc, result):
                     break
                 result.errors += 1
                 logger.warning("reconcile: looking for message %s failed: %s %s", row.pk, exc.code, exc.message)
             else:
                 if found is None:
-                    result.stopped = f"the {provider.name} provider cannot be asked for statuses"
+                    result.stopped = cannot_ask
                     break
                 _look_for(row, found, now, result)
             asked.append(row.pk)
