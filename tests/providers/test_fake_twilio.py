@@ -93,6 +93,13 @@ def test_list_with_the_official_client_filters_by_number_and_date_sent_and_pages
     assert [m.status for m in client.messages.list(to=OTHER)] == ["sent"]  # no_receipt: it stays sent
 
 
+@pytest.mark.parametrize("query", ["DateSent%3E=yesterday", "PageSize=0", "Page=-1", "PageSize=many"])
+def test_list_refuses_a_bad_query_like_twilio(fake_twilio: Any, query: str) -> None:
+    status, body = _api(fake_twilio, f"{_messages_path(fake_twilio)}?{query}")
+    assert status == 400
+    assert (body["code"], body["message"]) == (20001, "Invalid query parameter")
+
+
 def test_log_counts_duplicates(fake_twilio: Any) -> None:
     for _ in range(2):
         _api(fake_twilio, _messages_path(fake_twilio), {"To": TO, "From": "+15005550006", "Body": "Same"})
