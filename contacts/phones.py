@@ -66,9 +66,9 @@ _COUNTRY_ZONES: dict[int, tuple[str, ...]] = {}
 
 def _time_zones(parsed: phonenumbers.PhoneNumber, kind: int) -> tuple[str, ...]:
     """``time_zones_for_number(parsed)`` for a number whose type is known (that function matches the type again)."""
-    if phonenumbers.is_number_type_geographical(kind, parsed.country_code):
-        return tuple(phone_timezone.time_zones_for_geographical_number(parsed))
     code = parsed.country_code or 0
+    if phonenumbers.is_number_type_geographical(kind, code):
+        return tuple(phone_timezone.time_zones_for_geographical_number(parsed))
     if code not in _COUNTRY_ZONES:
         _COUNTRY_ZONES[code] = tuple(phone_timezone.time_zones_for_number(parsed))
     return _COUNTRY_ZONES[code]
