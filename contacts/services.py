@@ -411,6 +411,29 @@ def segment_member_ids(segment_ids: Iterable[int]) -> QuerySet[Contact, int]:
     return Contact.objects.filter(Exists(member)).order_by().values_list("id", flat=True)
 
 
+def contact_in_segments_sql(*, segment_ids: list[int], contact_column: str) -> tuple[str, list[Any]]:
+    """This app's rule "in any of these segments" (manual removals excluded), as an ``EXISTS`` on one contact id
+    column, for set-based callers that decide row by row (a campaign's in-segment condition). An index probe per
+    row, whatever the segments' size or the age of their statistics."""
+    if not segment_ids:
+        return "false", []
+    marks = ", ".join(["%s"] * len(segment_ids))
+    return (
+        f"EXISTS (SELECT 1 FROM {SegmentMembership._meta.db_table} m WHERE m.contact_id = {contact_column} "  # noqa: S608
+        f"AND m.segment_id IN ({marks}) AND NOT m.manually_removed)",
+        [int(i) for i in segment_ids],
+    )
+
+
+def contact_dnc_sql(*, contact_column: str, channel: str = Channel.SMS) -> tuple[str, list[Any]]:
+    """``contact_is_dnc`` as an ``EXISTS`` on one contact id column (see ``contact_in_segments_sql``)."""
+    return (
+        f"EXISTS (SELECT 1 FROM {DoNotContact._meta.db_table} d WHERE d.contact_id = {contact_column} "  # noqa: S608
+        "AND d.channel = %s AND d.lifted_at IS NULL)",
+        [channel],
+    )
+
+
 def segment_matching_contacts(*, segment: Segment) -> QuerySet[Contact]:
     """Contacts that a filter-based segment's rules match right now (membership not consulted)."""
     return Contact.objects.filter(filters_to_q(segment.filters, segment_id=segment.pk)).order_by()
@@ -483,25 +506,39 @@ def segments_rebuild_all(*, segment_ids: Iterable[int] | None = None) -> dict[in
         return {segment.pk: segment_rebuild(segment=segment) for segment in segments}
 
 
+def _timeline_for(
+    *,
+    contacts_sql: str,
+    params: tuple[Any, ...],
+    where: str = "",
+    where_params: tuple[Any, ...] = (),
+    kind: str,
+    title: str,
+    detail: dict[str, Any] | None,
+) -> int:
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TimelineEvent._meta.db_table} (contact_id, kind, title, detail, occurred_at, created_at) "  # noqa: S608
+            f"SELECT c.id, %s, %s, {_json_param()}, %s, %s FROM ({contacts_sql}) c{' WHERE ' + where if where else ''}",
+            [kind, title[:255], json.dumps(detail or {}), stamp, stamp, *params, *where_params],
+        )
+        return max(cursor.rowcount, 0)
+
+
 def timeline_record_matching(
     *, contacts: QuerySet[Contact], kind: str, title: str, detail: dict[str, Any] | None = None
 ) -> int:
     """One timeline entry, alike but for the contact, for each contact of a set: one ``INSERT … SELECT``, however
     many (``timeline_record_many`` builds a model per entry). Returns how many were written."""
     contacts_sql, params = contacts.order_by().values("id").query.sql_with_params()
-    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {TimelineEvent._meta.db_table} (contact_id, kind, title, detail, occurred_at, created_at) "  # noqa: S608
-            f"SELECT c.id, %s, %s, {_json_param()}, %s, %s FROM ({contacts_sql}) c",
-            [kind, title[:255], json.dumps(detail or {}), stamp, stamp, *params],
-        )
-        return max(cursor.rowcount, 0)
+    return _timeline_for(contacts_sql=contacts_sql, params=tuple(params), kind=kind, title=title, detail=detail)
 
 
-def _memberships_insert(*, segment: Segment, contacts: QuerySet[Contact], added: bool, removed: bool) -> int:
+def _memberships_insert(
+    *, segment: Segment, contacts_sql: str, params: tuple[Any, ...], added: bool, removed: bool
+) -> int:
     """A membership row for each contact of the set that has none in this segment (existing rows are kept)."""
-    contacts_sql, params = contacts.order_by().values("id").query.sql_with_params()
     stamp = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(
@@ -523,30 +560,76 @@ def _segment_count_by(segment: Segment, delta: int) -> None:
     segment.member_count = Segment.objects.values_list("member_count", flat=True).get(pk=segment.pk)
 
 
+# A contact's row in a segment, looked up from the contact (``c``) through the unique (segment, contact): one index
+# probe per contact of the set. Written as a scalar subquery on purpose: the planner cannot turn it into a join that
+# reads the whole segment, which it does when the segment's statistics are older than its rows (a campaign filling
+# an empty segment batch after batch made each batch read every row added before it).
+_MEMBER_ROW = (
+    f"(SELECT m.{{column}} FROM {SegmentMembership._meta.db_table} m "  # noqa: S608
+    "WHERE m.segment_id = %s AND m.contact_id = c.id{condition})"
+)
+
+
+_DELETE = "DELETE FROM {table}"
+_MARK_REMOVED = "UPDATE {table} SET manually_removed = true, manually_added = false"
+
+
+def _member(column: str, condition: str = "") -> str:
+    return _MEMBER_ROW.format(column=column, condition=f" AND {condition}" if condition else "")
+
+
+def _members_changed(
+    *, segment: Segment, contacts_sql: str, params: tuple[Any, ...], condition: str, change: str
+) -> None:
+    """UPDATE (or DELETE) the segment's rows of the set's contacts that meet ``condition``, found row by row."""
+    rows = f"SELECT {_member('id', condition)} FROM ({contacts_sql}) c"  # noqa: S608 - built from constants
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{change} WHERE id IN ({rows})",
+            [segment.pk, *params],
+        )
+
+
+def _counted(*, contacts_sql: str, params: tuple[Any, ...], where: str, where_params: tuple[Any, ...]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({contacts_sql}) c WHERE {where}", [*params, *where_params])  # noqa: S608
+        return int(cursor.fetchone()[0])
+
+
 @transaction.atomic
 def segment_add_contacts(*, segment: Segment, contact_ids: ContactSet, record: bool = True) -> int:
     """Add contacts by hand (they stay through rebuilds, and a manual removal is undone). Returns how many joined.
 
     ``contact_ids`` is a list of ids or a queryset that stays in the database (a campaign batch, an import): the
-    work is three statements whatever the size. Who joins (not an active member yet) gets a timeline entry first,
+    work is three statements whatever the size. Who joins (no row, or a removal row) gets a timeline entry first,
     then one ``UPDATE`` makes the existing rows manual additions and one ``INSERT … SELECT`` adds the rest.
     """
-    contacts = _contacts_of(contact_ids)
-    if contacts is None:
+    subquery = _contact_ids_sql(contact_ids)
+    if subquery is None:
         return 0
-    active = SegmentMembership.objects.filter(segment=segment, contact_id=OuterRef("pk"), manually_removed=False)
-    joining = contacts.exclude(Exists(active))
-    detail = {"segment_id": segment.pk}
+    contacts_sql, params = subquery
+    joining, joining_params = f"{_member('manually_removed')} IS NOT FALSE", (segment.pk,)
     if record:
-        joined = timeline_record_matching(
-            contacts=joining, kind="segment.added", title=f"Added to segment {segment.name}", detail=detail
+        joined = _timeline_for(
+            contacts_sql=contacts_sql,
+            params=params,
+            where=joining,
+            where_params=joining_params,
+            kind="segment.added",
+            title=f"Added to segment {segment.name}",
+            detail={"segment_id": segment.pk},
         )
     else:
-        joined = joining.count()
-    SegmentMembership.objects.filter(segment=segment, contact_id__in=contacts.order_by().values("id")).filter(
-        Q(manually_removed=True) | Q(manually_added=False)
-    ).update(manually_added=True, manually_removed=False)
-    _memberships_insert(segment=segment, contacts=contacts, added=True, removed=False)
+        joined = _counted(contacts_sql=contacts_sql, params=params, where=joining, where_params=joining_params)
+    table = SegmentMembership._meta.db_table
+    _members_changed(
+        segment=segment,
+        contacts_sql=contacts_sql,
+        params=params,
+        condition="(m.manually_removed OR NOT m.manually_added)",
+        change=f"UPDATE {table} SET manually_added = true, manually_removed = false",  # noqa: S608
+    )
+    _memberships_insert(segment=segment, contacts_sql=contacts_sql, params=params, added=True, removed=False)
     _segment_count_by(segment, joined)
     return joined
 
@@ -558,29 +641,35 @@ def segment_remove_contacts(
     """Remove contacts by hand; returns how many left. In a filter-based segment they are kept out of later rebuilds
     too (a removal row, also for contacts not materialised yet). A static segment's rows are deleted, unless
     ``keep_rows``: a campaign's removal leaves them marked removed, so its log shows who it took out."""
-    contacts = _contacts_of(contact_ids)
-    if contacts is None:
+    subquery = _contact_ids_sql(contact_ids)
+    if subquery is None:
         return 0
-    leaving = SegmentMembership.objects.filter(
-        segment=segment, manually_removed=False, contact_id__in=contacts.order_by().values("id")
-    )
-    detail = {"segment_id": segment.pk}
+    contacts_sql, params = subquery
+    leaving, leaving_params = f"{_member('manually_removed')} IS FALSE", (segment.pk,)
     if record:
-        left = timeline_record_matching(
-            contacts=Contact.objects.filter(pk__in=leaving.values("contact_id")),
+        left = _timeline_for(
+            contacts_sql=contacts_sql,
+            params=params,
+            where=leaving,
+            where_params=leaving_params,
             kind="segment.removed",
             title=f"Removed from segment {segment.name}",
-            detail=detail,
+            detail={"segment_id": segment.pk},
         )
     else:
-        left = leaving.count()
-    if segment.kind == Segment.Kind.STATIC and not keep_rows:
-        leaving.delete()
-    else:
-        leaving.update(manually_removed=True, manually_added=False)
+        left = _counted(contacts_sql=contacts_sql, params=params, where=leaving, where_params=leaving_params)
+    table = SegmentMembership._meta.db_table
+    delete = segment.kind == Segment.Kind.STATIC and not keep_rows
+    _members_changed(
+        segment=segment,
+        contacts_sql=contacts_sql,
+        params=params,
+        condition="NOT m.manually_removed",
+        change=_DELETE.format(table=table) if delete else _MARK_REMOVED.format(table=table),
+    )
     if segment.kind == Segment.Kind.FILTER:
         # Contacts not yet materialised would join at the next rebuild: a removal row keeps them out.
-        _memberships_insert(segment=segment, contacts=contacts, added=False, removed=True)
+        _memberships_insert(segment=segment, contacts_sql=contacts_sql, params=params, added=False, removed=True)
     _segment_count_by(segment, -left)
     return left
 

@@ -29,11 +29,11 @@ from django.db.models.expressions import RawSQL
 
 from contacts.models import Contact, DoNotContact, Segment, TimelineEvent
 from contacts.services import (
-    dnc_active,
+    contact_dnc_sql,
+    contact_in_segments_sql,
     dnc_add_matching,
     dnc_remove_matching,
     segment_add_contacts,
-    segment_member_ids,
     segment_remove_contacts,
 )
 from texts.models import Source as SendSource
@@ -143,14 +143,15 @@ def _fill(cursor: Any, source: Source, now: dt.datetime) -> tuple[int, int]:
             [Path.YES, source.log_id, LogStatus.WAITING],
         )
     else:
-        status, path = (LogStatus.WAITING, Path.NO) if source.kind == "timeout" else (LogStatus.SCHEDULED, None)
+        # The status is written into the SQL, not passed: the partial indexes are chosen only for a literal.
+        status, path = ("waiting", Path.NO) if source.kind == "timeout" else ("scheduled", None)
         one_contact = " AND contact_id = %s" if source.contact_id else ""
-        params: list[Any] = [path, event.pk, status, db_time(now)]
+        params: list[Any] = [path, event.pk, db_time(now)]
         params += [source.contact_id] if source.contact_id else []
         cursor.execute(
             f"""{into}
             SELECT event_id, id, contact_id, entry, %s FROM {log}
-            WHERE event_id = %s AND status = %s AND trigger_at <= %s{one_contact}
+            WHERE event_id = %s AND status = '{status}' AND trigger_at <= %s{one_contact}
             ORDER BY trigger_at, id LIMIT %s{skip_locked()}
             """,  # noqa: S608 - names come from model metadata, values are parameters
             [*params, source.limit],
@@ -279,20 +280,22 @@ def _wait(cursor: Any, event: CampaignEvent, *, now: dt.datetime, logged: bool) 
 
 
 def _take_paths(cursor: Any, event: CampaignEvent) -> None:
-    """A condition's yes/no for the whole batch: one UPDATE with the condition as a subquery on the batch."""
-    contacts = batch_contacts(event)
+    """A condition's yes/no for the whole batch: one UPDATE of the batch, the condition asked row by row (an index
+    probe each) in the contacts app's own words."""
+    column = f"{BATCH}.contact_id"
     if event.kind == EventKind.DNC_SMS:
-        yes: QuerySet[Any] = dnc_active().filter(contact_id__in=contacts.values("id")).values("contact_id")
+        yes_sql, yes_params = contact_dnc_sql(contact_column=column)
     elif event.kind == EventKind.IN_SEGMENT:
-        yes = segment_member_ids(event.prop("segment_ids", [])).filter(id__in=contacts.values("id"))
+        yes_sql, yes_params = contact_in_segments_sql(segment_ids=event.prop("segment_ids", []), contact_column=column)
     else:
-        yes = contacts.filter(field_condition_q(event.properties)).values("id")
-    try:
-        yes_sql, yes_params = yes.query.sql_with_params()
-    except EmptyResultSet:  # no segment chosen: nobody is in it
-        yes_sql, yes_params = "SELECT NULL WHERE 1 = 0", ()
+        matching = batch_contacts(event).filter(field_condition_q(event.properties)).values("id")
+        try:
+            sql, params = matching.query.sql_with_params()
+            yes_sql, yes_params = f"contact_id IN ({sql})", list(params)
+        except EmptyResultSet:
+            yes_sql, yes_params = "false", []
     cursor.execute(
-        f"UPDATE {BATCH} SET path = CASE WHEN contact_id IN ({yes_sql}) THEN %s ELSE %s END WHERE event_id = %s",  # noqa: S608
+        f"UPDATE {BATCH} SET path = CASE WHEN {yes_sql} THEN %s ELSE %s END WHERE event_id = %s",  # noqa: S608
         [*yes_params, Path.YES, Path.NO, event.pk],
     )
 
