@@ -27,6 +27,7 @@ ROOT = HERE.parent
 # name -> (script, arguments for the full run, arguments for --quick)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "segments": ("segments.py", [], ["--contacts", "100000"]),
+    "importer": ("importer.py", [], ["--rows", "100000"]),
     "broadcast": ("broadcast.py", [], ["--contacts", "100000"]),
     "dispatch": ("dispatch.py", [], ["--messages", "2000"]),
     "webhooks": ("webhooks.py", [], ["--callbacks", "2000", "--replies", "500"]),

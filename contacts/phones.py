@@ -85,6 +85,21 @@ def mobile_with_location(raw: str, *, region: str | None = None) -> tuple[str, s
     )
 
 
+def mobiles_with_location(cells: list[tuple[str, str | None]]) -> list[tuple[str, str, str] | str]:
+    """``mobile_with_location`` for many (raw, region) cells: each result, or the message of why it is invalid.
+
+    What an import's parsing processes run (this module imports no models, so a fresh process can load it). Pass
+    the region resolved (the default region already applied): a fresh process has no settings of its own to read.
+    """
+    results: list[tuple[str, str, str] | str] = []
+    for raw, region in cells:
+        try:
+            results.append(mobile_with_location(raw, region=region))
+        except InvalidPhoneNumber as exc:
+            results.append(str(exc))
+    return results
+
+
 def region_of(e164: str) -> str:
     """The ISO country of an E.164 number ("" when unknown)."""
     try:

@@ -227,6 +227,8 @@ MEDIA_URL = "media/"
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
 IMPORT_MAX_COLUMNS = env.int("IMPORT_MAX_COLUMNS", default=200)
 IMPORT_MAX_FIELD_CHARS = env.int("IMPORT_MAX_FIELD_CHARS", default=65_536)
+# Processes that parse an import's phone numbers beside the one that writes it (1: none); used from 25,000 rows.
+IMPORT_PARSE_PROCESSES = env.int("IMPORT_PARSE_PROCESSES", default=os.cpu_count() or 1)
 
 # Campaigns
 # The engine run's lock lease (renewed after every batch, so a killed run frees it this soon) and how long a claimed

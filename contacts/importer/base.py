@@ -4,9 +4,11 @@ errors and progress reported per chunk."""
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import queue
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,23 +58,46 @@ class ChunkWriter:
                 self.summary.rows_read += read
                 self.flush(batch, count, errors)
         finally:
+            self._pool_closed()
             self.finish()
 
     def chunks(self, records: Iterable[Record]) -> Iterator[tuple[Any, int, list[tuple[int, str]], int]]:
-        """(``prepare``'d checked rows, how many, refused rows, records read), ``chunk_size`` checked rows at a
-        time."""
+        """(``prepare``'d checked rows, how many, refused rows, records read), ``chunk_size`` records at a time."""
+        batch: list[Record] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= self.chunk_size:
+                yield self._checked(batch)
+                batch = []
+        yield self._checked(batch)
+
+    def _checked(self, records: list[Record]) -> tuple[Any, int, list[tuple[int, str]], int]:
+        pool = self._pool(len(records))
+        if pool is not None:
+            self.parser.prime(records, pool, processes=self.processes)
         rows: list[Row] = []
         errors: list[tuple[int, str]] = []
-        read = 0
         for record in records:
-            read += 1
             row = self.check(record, errors)
             if row is not None:
                 rows.append(row)
-                if len(rows) >= self.chunk_size:
-                    yield self.prepare(rows), len(rows), errors, read
-                    rows, errors, read = [], [], 0
-        yield self.prepare(rows), len(rows), errors, read
+        return self.prepare(rows), len(rows), errors, len(records)
+
+    # Numbers are parsed in other processes when the file is big enough to repay starting them (a full chunk),
+    # on the path that reads ahead in a thread (PostgreSQL's): ``IMPORT_PARSE_PROCESSES`` of them.
+    processes = 0
+    _executor: ProcessPoolExecutor | None = None
+
+    def _pool(self, records: int) -> ProcessPoolExecutor | None:
+        if self._executor is None and self.processes > 1 and records >= self.chunk_size >= 1000:
+            # spawn, not fork: a forked child would share (and on exit close) this process's database connection.
+            self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+        return self._executor
+
+    def _pool_closed(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
+            self._executor = None
 
     def check(self, record: Record, errors: list[tuple[int, str]]) -> Row | None:
         if record.error:

@@ -20,6 +20,7 @@ import io
 import json
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -66,6 +67,10 @@ def _staged(row: Row) -> tuple[Any, ...]:
 
 class CopyWriter(ChunkWriter):
     pipelined = True
+
+    @property
+    def processes(self) -> int:  # type: ignore[override]
+        return int(settings.IMPORT_PARSE_PROCESSES)
 
     def prepare(self, rows: list[Row]) -> str:
         """The chunk as COPY input, formatted by the csv module in the reading thread (not row by row here)."""

@@ -204,3 +204,41 @@ def test_the_mapping_form_never_renders_more_than_the_column_limit(marketer_clie
     text = response.content.decode()
     assert text.count("<select") <= 50
     assert "5,000 columns" in text
+
+
+@pytest.mark.postgres
+def test_numbers_parsed_in_other_processes_give_the_same_import(
+    settings: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big import parses its numbers in ``IMPORT_PARSE_PROCESSES`` spawned processes: same rows, same errors."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from contacts.importer import base
+
+    pools: list[object] = []
+
+    class Counted(ProcessPoolExecutor):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pools.append(self)
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(base, "ProcessPoolExecutor", Counted)
+    lines = []
+    for i, number in enumerate(_numbers(2500)):
+        national = "0" + number[3:]  # 07911…, read in the row's country
+        lines.append(f"{national if i % 3 else number},GB,Name{i}" if i % 97 else f"banana{i},GB,Bad{i}")
+    data = ("mobile,country,first_name\n" + "\n".join(lines) + "\n").encode()
+
+    def imported(processes: int) -> tuple[list[tuple[int, str]], list[tuple[object, ...]]]:
+        settings.IMPORT_PARSE_PROCESSES = processes  # type: ignore[attr-defined]
+        Contact.objects.all().delete()
+        _importer, errors = _run(data, chunk_size=1000)
+        return errors, sorted(Contact.objects.values_list("mobile", "country", "timezone", "first_name"))
+
+    alone = imported(1)
+    assert not pools
+    together = imported(2)
+    assert len(pools) == 1  # really parsed elsewhere
+    assert together == alone
+    assert len(alone[0]) == 26
+    assert len(alone[1]) == 2500 - 26
