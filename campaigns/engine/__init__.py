@@ -29,6 +29,7 @@ from .steps import RunSummary, Source, campaign_send_ref, step
 __all__ = [
     "CONTACT_FIELDS",
     "DECISION_KINDS",
+    "DEFAULT_BATCH",
     "RunSummary",
     "campaign_send_ref",
     "contact_events_run",

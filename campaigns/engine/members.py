@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from contacts.services import segment_member_ids
@@ -39,9 +40,11 @@ def members_sync(*, campaign: Campaign, now: dt.datetime | None = None) -> tuple
                 [campaign.pk, db_time(now), *members_params],
             )
             added = max(cursor.rowcount, 0)
-        leaving = CampaignMember.objects.filter(
-            campaign=campaign, manually_added=False, manually_removed=False
-        ).exclude(contact_id__in=in_segments)
+        leaving = CampaignMember.objects.filter(campaign=campaign, manually_added=False, manually_removed=False)
+        if segment_ids:
+            # NOT EXISTS, not NOT IN: PostgreSQL hashes a NOT IN list only while it fits in work_mem, and past a
+            # few hundred thousand members it compared each member with every contact of the segments (hours).
+            leaving = leaving.exclude(Exists(in_segments.filter(id=OuterRef("contact_id"))))
         # Their pending events stop: a contact who left the segment leaves the campaign.
         CampaignEventLog.objects.filter(
             campaign=campaign,
