@@ -178,14 +178,16 @@ class _Engine:
     def _claim_and_schedule(self, ids: list[int]) -> None:
         _, rows = outbound_claim(message_ids=ids)
         rows = _drop_dnc(rows, self.outcome)
-        rows = _apply_quiet_hours(rows, self.outcome)
         if not rows:
             return
         config = self.get_config()
         if self.provider is None:
             self.provider = self.get_provider()
             self.callback = getattr(config, "status_callback_url", None)
+        # Prepared before quiet hours: a message deferred to the morning waits in its sender's line, which the pacer
+        # then moves at the sender's rate when the window opens.
         rows = _prepare(rows, senders=config.senders, outcome=self.outcome)
+        rows = _apply_quiet_hours(rows, self.outcome)
         for at, row in self._schedule(rows):
             heapq.heappush(self.ready, _Due(at, next(self.seq), row))
 

@@ -31,7 +31,7 @@ from smsapp.locks import job_lock
 from ..models import OutboundMessage, Schedule, Status
 from .outbound import enqueue_after_commit
 
-ORPHAN_CHECK_SECONDS = 30.0  # parked rows of a sender no longer configured are looked for this often
+ORPHAN_CHECK_SECONDS = 30.0  # after a tick found no parked rows of a sender no longer configured, look again after this
 ORPHANS_PER_TICK = 1000
 
 
@@ -124,9 +124,10 @@ def _enqueue_timed(chosen: list[tuple[int, bool, float]], *, start: float) -> No
 
 
 def _wake_orphans(configured: list[str]) -> int:
-    """Parked rows whose sender is not configured any more (or was never chosen: deferred before the choice) are
-    queued again as new, so that a worker chooses a sender that exists. Looked for every ORPHAN_CHECK_SECONDS."""
-    if not cache.add("smsapp:pacer:orphans", 1, timeout=ORPHAN_CHECK_SECONDS):
+    """Parked rows whose sender is not configured any more are queued again as new, so that a worker chooses a
+    sender that exists (they then join that sender's line). Looked for at every tick while there are some, and every
+    ORPHAN_CHECK_SECONDS once there were none."""
+    if cache.get("smsapp:pacer:no-orphans"):
         return 0
     now = timezone.now()
     parked = OutboundMessage.objects.filter(
@@ -134,16 +135,18 @@ def _wake_orphans(configured: list[str]) -> int:
     ).exclude(sender__in=configured)
     rows = list(parked.order_by("next_attempt_at", "id").values_list("pk", "priority")[:ORPHANS_PER_TICK])
     if not rows:
+        cache.set("smsapp:pacer:no-orphans", 1, timeout=ORPHAN_CHECK_SECONDS)
         return 0
     ids = [pk for pk, _ in rows]
-    woken = set(
-        OutboundMessage.objects.filter(pk__in=ids, status=Status.QUEUED, schedule=Schedule.PARKED).values_list(
-            "pk", flat=True
+    with transaction.atomic():
+        woken = set(
+            OutboundMessage.objects.filter(pk__in=ids, status=Status.QUEUED, schedule=Schedule.PARKED)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
         )
-    )
-    OutboundMessage.objects.filter(pk__in=woken).update(schedule=Schedule.NONE, updated_at=now)
-    for priority in (True, False):
-        enqueue_after_commit(sorted(pk for pk, p in rows if pk in woken and p is priority), priority=priority)
+        OutboundMessage.objects.filter(pk__in=woken).update(schedule=Schedule.NONE, updated_at=now)
+        for priority in (True, False):
+            enqueue_after_commit(sorted(pk for pk, p in rows if pk in woken and p is priority), priority=priority)
     return len(woken)
 
 
