@@ -246,9 +246,9 @@ def sending_progress(text_message: TextMessage, *, get_config: Any = None) -> Se
     unassigned_n, unassigned_segments = by_sender.pop("", (0, 0))
     lines: list[SenderLine] = []
     for sender_config in senders:
-        n, segments = by_sender.get(sender_config.sender.value, (0, 0))
-        n += unassigned_n / len(senders)
-        segments += unassigned_segments / len(senders)
+        assigned_n, assigned_segments = by_sender.get(sender_config.sender.value, (0, 0))
+        n = assigned_n + unassigned_n / len(senders)
+        segments = assigned_segments + unassigned_segments / len(senders)
         if n:
             lines.append(
                 SenderLine(
