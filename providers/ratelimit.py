@@ -7,7 +7,7 @@ Each sender has two clocks, both in seconds since the epoch:
   sender never exceeds its rate over any window, however many processes and machines share it.
 - ``u``, how far ahead the pacer has handed out the sender's capacity to parked bulk messages (``pace``).
 
-``reserve`` answers, for each message, the slot it gets. A slot within ``horizon`` is reserved and the caller sends at
+``reserve`` answers, for each message, the slot it gets (``peek``: would get, reserving nothing). A slot within ``horizon`` is reserved and the caller sends at
 that moment; a slot further away is not reserved, and the caller parks the message (bulk) or holds the reservation and
 comes back at that time (priority: ``hold=True``). So the limiter decides *when* a message goes and a worker never
 waits: it sends what may go now and hands the rest back with its due time.
@@ -63,8 +63,11 @@ class Handout:
 
 
 class Limiter(Protocol):
-    def reserve(self, *, sender_key: str, rate_per_second: float, asks: Sequence[Ask], horizon: float) -> list[Slot]:
-        """The slot of each ask, in order; see the module docstring."""
+    def reserve(
+        self, *, sender_key: str, rate_per_second: float, asks: Sequence[Ask], horizon: float, peek: bool = False
+    ) -> list[Slot]:
+        """The slot of each ask, in order; see the module docstring. ``peek``: the slots they would get, reserving
+        nothing (how a worker plans a chunk: it reserves each slot at the moment of the call)."""
         ...
 
     def pace(self, *, sender_key: str, rate_per_second: float, window: float, limit: int) -> Handout:
@@ -115,7 +118,7 @@ local t = tonumber(state[1] or '0') or 0
 local u = tonumber(state[2] or '0') or 0
 local op, rate = ARGV[1], tonumber(ARGV[2])
 local out = {tostring(now)}
-if op == 'reserve' then
+if op == 'reserve' or op == 'peek' then
   local horizon = tonumber(ARGV[3])
   local i = 4
   while i < #ARGV do
@@ -139,6 +142,9 @@ elseif op == 'pace' then
   out[#out + 1] = tostring(start)
 elseif op == 'give_back' then
   u = math.max(now, t, u - tonumber(ARGV[3]) / rate)
+end
+if op == 'peek' then
+  return out
 end
 redis.call('HSET', KEYS[1], 't', tostring(t), 'u', tostring(u))
 redis.call('PEXPIRE', KEYS[1], math.ceil((math.max(t, u) - now) * 1000) + 60000)
@@ -166,12 +172,15 @@ class RedisLimiter:
         )
         return [part.decode() if isinstance(part, bytes) else str(part) for part in answer]
 
-    def reserve(self, *, sender_key: str, rate_per_second: float, asks: Sequence[Ask], horizon: float) -> list[Slot]:
+    def reserve(
+        self, *, sender_key: str, rate_per_second: float, asks: Sequence[Ask], horizon: float, peek: bool = False
+    ) -> list[Slot]:
         _check(rate_per_second)
         flat: list[object] = []
         for ask in asks:
             flat += [max(1, ask.cost), int(ask.lane)]
-        answer = self._call(sender_key, "reserve", float(rate_per_second), float(horizon), *flat)
+        op = "peek" if peek else "reserve"
+        answer = self._call(sender_key, op, float(rate_per_second), float(horizon), *flat)
         slots = []
         for part in answer[1:]:
             ok, _, at = part.partition(":")
@@ -213,13 +222,16 @@ class FileLimiter:
     def _store(self, fd: int, t: float, u: float) -> None:
         os.pwrite(fd, struct.pack(self._FORMAT, t, u), 0)
 
-    def reserve(self, *, sender_key: str, rate_per_second: float, asks: Sequence[Ask], horizon: float) -> list[Slot]:
+    def reserve(
+        self, *, sender_key: str, rate_per_second: float, asks: Sequence[Ask], horizon: float, peek: bool = False
+    ) -> list[Slot]:
         _check(rate_per_second)
         fd = self._open(sender_key)
         try:
             now, t, u = self._load(fd)
-            t, slots = _reserve(now, t, u, rate=rate_per_second, asks=asks, horizon=horizon)
-            self._store(fd, t, u)
+            reserved_until, slots = _reserve(now, t, u, rate=rate_per_second, asks=asks, horizon=horizon)
+            if not peek:
+                self._store(fd, reserved_until, u)
             return slots
         finally:
             os.close(fd)  # closing releases the lock

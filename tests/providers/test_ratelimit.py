@@ -181,3 +181,13 @@ def test_other_senders_are_independent(limiter: Limiter) -> None:
 def test_rate_must_be_positive(limiter: Limiter) -> None:
     with pytest.raises(ValueError, match="positive"):
         limiter.reserve(sender_key=_key(), rate_per_second=0, asks=[Ask(1)], horizon=1)
+
+
+def test_peek_tells_the_slots_without_reserving_them(limiter: Limiter) -> None:
+    key = _key()
+    planned = limiter.reserve(sender_key=key, rate_per_second=10, asks=[Ask(1)] * 3, horizon=1.0, peek=True)
+    assert [round(s.at - planned[0].at, 2) for s in planned] == [0, 0.1, 0.2]
+    # Nothing was taken: the first real reservation gets the first planned slot.
+    (first,) = limiter.reserve(sender_key=key, rate_per_second=10, asks=[Ask(1)], horizon=1.0)
+    assert first.reserved
+    assert first.at == pytest.approx(planned[0].at, abs=0.05)

@@ -57,17 +57,24 @@ class RecordingProvider:
 class RecordingLimiter:
     """A limiter for unit tests: records each ask; every slot is now unless ``later`` says how far away it is."""
 
-    asks: list[tuple[str, float, Ask]] = field(default_factory=list)
+    asks: list[tuple[str, float, Ask]] = field(default_factory=list)  # reservations (peeks are not recorded)
     later: float = 0.0
     reserve_later: bool = False  # beyond the horizon: reserved (as for priority) or not (bulk, parked)
+    later_at_the_call: float = 0.0  # how far the slot is when the call reserves it (another worker took it)
 
-    def reserve(self, *, sender_key: str, rate_per_second: float, asks: Any, horizon: float) -> list[Slot]:
+    def reserve(
+        self, *, sender_key: str, rate_per_second: float, asks: Any, horizon: float, peek: bool = False
+    ) -> list[Slot]:
         import time
 
         from providers.ratelimit import Lane
 
-        self.asks += [(sender_key, rate_per_second, ask) for ask in asks]
+        if not peek:
+            self.asks += [(sender_key, rate_per_second, ask) for ask in asks]
         at = time.time() + self.later
+        if not peek and self.later_at_the_call:
+            at, self.later_at_the_call = time.time() + self.later_at_the_call, 0.0
+            return [Slot(at, ask.lane == Lane.PRIORITY) for ask in asks]
         return [Slot(at, self.later <= horizon or self.reserve_later or ask.lane == Lane.PRIORITY) for ask in asks]
 
     def pace(self, *, sender_key: str, rate_per_second: float, window: float, limit: int) -> Handout:

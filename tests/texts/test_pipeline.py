@@ -425,3 +425,31 @@ def test_sweeper_is_scheduled_every_minute() -> None:
     entry = app.conf.beat_schedule["texts-outbound-sweep"]
     assert (entry["task"], entry["schedule"]) == ("texts.outbound_sweep", 60.0)
     assert "texts.outbound_sweep" in app.tasks
+
+
+def test_a_call_whose_slot_was_taken_meanwhile_waits_for_the_next_and_is_sent_once(
+    pipeline: Pipeline, transactional_text: TextMessage, make_contact: Callable[..., Contact]
+) -> None:
+    """The slot is reserved at the moment of the call: another worker took the planned one, so this call does not
+    start; its stamp is taken back (nothing reached the provider) and it goes at the sender's next slot."""
+    (pk,) = enqueue(transactional_text, [make_contact()])
+    pipeline.limiter.later_at_the_call = 0.3
+    outcome = run(pipeline, [pk])
+    assert outcome.sent == [pk]
+    assert len(pipeline.provider.requests) == 1
+    assert len(pipeline.limiter.asks) == 2  # the refused reservation, then the one that went
+    row = OutboundMessage.objects.get(pk=pk)
+    assert (row.status, row.attempts) == (Status.SENT, 1)
+
+
+def test_a_call_whose_slot_went_far_away_parks_the_bulk_message_untouched(
+    pipeline: Pipeline, marketing_text: TextMessage, make_contact: Callable[..., Contact], settings: Any
+) -> None:
+    settings.SMS_QUIET_HOURS_START, settings.SMS_QUIET_HOURS_END = "00:00", "23:59"
+    (pk,) = enqueue(marketing_text, [make_contact()], source="broadcast")
+    pipeline.limiter.later_at_the_call = 30.0
+    outcome = run(pipeline, [pk])
+    assert outcome.parked == [pk]
+    assert pipeline.provider.requests == []
+    row = OutboundMessage.objects.get(pk=pk)
+    assert (row.status, row.schedule, row.attempts, row.provider_called_at) == (Status.QUEUED, "parked", 0, None)

@@ -20,6 +20,7 @@ One task (``outbound_send_batch``) runs ``outbound_process_batch`` over its ids:
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import datetime as dt
 import heapq
@@ -54,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 # Outcomes that finished together are written together; a lone one waits at most this long for company.
 WRITE_DELAY_SECONDS = 0.05
+# A call waits at most this long for the slot it reserves; further away, the message is planned again.
+LATE_TOLERANCE_SECONDS = 0.1
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -146,6 +149,13 @@ class _Engine:
         self.concurrency = max(1, int(_setting("SMS_SEND_CONCURRENCY", 16)))
         self.chunk = max(1, int(_setting("SMS_CLAIM_CHUNK", 32)))
         self.horizon = float(_setting("SMS_SCHEDULE_HORIZON_SECONDS", 0.5))
+        # Rows are stamped and handed to the loop in groups (one UPDATE each), a few more than the calls allowed in
+        # flight, which wait at the loop's gate: the window stays full while this thread writes and claims. A group
+        # is at least a quarter of the window, unless that is all there is left.
+        self.window = self.concurrency + max(1, self.concurrency // 2)
+        self.group = max(1, self.concurrency // 4)
+        self.gate: Any = None
+        self.more_to_claim = False
         self.ready: list[_Due] = []
         self.inflight: dict[concurrent.futures.Future[Any], OutboundMessage] = {}
         self.finished: list[tuple[OutboundMessage, Any]] = []
@@ -158,9 +168,10 @@ class _Engine:
         pending = list(message_ids)
         try:
             while True:
-                while pending and len(self.ready) + len(self.inflight) < 2 * self.concurrency:
+                while pending and len(self.ready) + len(self.inflight) < 2 * self.window:
                     chunk, pending = pending[: self.chunk], pending[self.chunk :]
                     self._claim_and_schedule(chunk)
+                self.more_to_claim = bool(pending)
                 self._submit_due()
                 if not (self.ready or self.inflight):
                     if pending:
@@ -192,56 +203,88 @@ class _Engine:
             heapq.heappush(self.ready, _Due(at, next(self.seq), row))
 
     def _schedule(self, rows: list[OutboundMessage]) -> list[tuple[float, OutboundMessage]]:
-        """Each row's slot on its sender; rows that cannot go within the horizon are parked or held."""
+        """Plan each row's slot on its sender (a peek: nothing is reserved yet); rows that cannot go within the horizon
+        are parked (bulk) or hold a slot reserved now (priority). The rows kept reserve at the moment of their call."""
         go: list[tuple[float, OutboundMessage]] = []
         park: list[OutboundMessage] = []
         hold: list[tuple[OutboundMessage, float]] = []
+        far_priority: dict[str, list[OutboundMessage]] = defaultdict(list)
         by_sender: dict[str, list[OutboundMessage]] = defaultdict(list)
         for row in rows:
             if row.schedule == Schedule.HELD:
-                go.append((time.time(), row))  # its slot was reserved when it was held
+                row._reserved = True  # type: ignore[attr-defined]  # its slot was reserved when it was held
+                go.append((time.time(), row))
             else:
+                row._reserved = False  # type: ignore[attr-defined]
                 by_sender[row._sender_config.key].append(row)  # type: ignore[attr-defined]
-        for group in by_sender.values():
+        for key, group in by_sender.items():
             sender_config = group[0]._sender_config  # type: ignore[attr-defined]
-            asks = [Ask(cost=max(1, row.segments or 1), lane=_lane(row)) for row in group]
             slots = self.limiter.reserve(
-                sender_key=sender_config.key,
+                sender_key=key,
                 rate_per_second=sender_config.rate_per_second,
-                asks=asks,
+                asks=[_ask(row) for row in group],
                 horizon=self.horizon,
+                peek=True,
             )
             now = time.time()
             for row, slot in zip(group, slots, strict=True):
-                if slot.reserved and slot.at - now <= self.horizon:
+                if slot.at - now <= self.horizon:
                     go.append((slot.at, row))
-                elif slot.reserved:
-                    hold.append((row, slot.at))
+                elif row.priority:
+                    far_priority[key].append(row)
                 else:
                     park.append(row)
+        for key, group in far_priority.items():
+            sender_config = group[0]._sender_config  # type: ignore[attr-defined]
+            slots = self.limiter.reserve(
+                sender_key=key,
+                rate_per_second=sender_config.rate_per_second,
+                asks=[_ask(row) for row in group],
+                horizon=self.horizon,
+            )
+            hold += [(row, slot.at) for row, slot in zip(group, slots, strict=True)]
+        self._hand_back(park=park, hold=hold)
+        return go
+
+    def _hand_back(self, *, park: list[OutboundMessage], hold: list[tuple[OutboundMessage, float]]) -> None:
         if park:
             self.outcome.parked.extend(_hand_back(park, schedule=Schedule.PARKED))
         if hold:
             self.outcome.held.extend(
                 _hand_back([r for r, _ in hold], schedule=Schedule.HELD, until={r.pk: at for r, at in hold})
             )
-        return go
 
     # 4: send
+
+    def _room(self) -> int:
+        """How many more rows may be handed to the loop now (0 until a whole group fits, but for the last rows)."""
+        room = self.window - len(self.inflight)
+        last_ones = not self.more_to_claim and len(self.ready) <= room
+        return room if room >= self.group or not self.inflight or last_ones else 0
 
     def _submit_due(self) -> None:
         from providers import aio
 
-        free = self.concurrency - len(self.inflight)
+        room = self._room()
         now = time.time()
         due: list[OutboundMessage] = []
-        while self.ready and free > len(due) and self.ready[0].at <= now + 0.002:
+        while self.ready and room > len(due) and self.ready[0].at <= now + 0.002:
             due.append(heapq.heappop(self.ready).row)
         if not due:
             return
+        if self.gate is None:
+            self.gate = aio.run(_gate(self.concurrency))
         for row in _mark_provider_called(due):
-            future = aio.submit(self.provider.send_async(self._request(row)))
-            self.inflight[future] = row
+            call = _call(
+                gate=self.gate,
+                provider=self.provider,
+                request=self._request(row),
+                limiter=None if row._reserved else self.limiter,  # type: ignore[attr-defined]
+                sender_config=row._sender_config,  # type: ignore[attr-defined]
+                ask=_ask(row),
+                tolerance=min(self.horizon, LATE_TOLERANCE_SECONDS),
+            )
+            self.inflight[aio.submit(call)] = row
         self.outcome.skipped.extend(r.pk for r in due if r.provider_called_at is None)
 
     def _request(self, row: OutboundMessage) -> Any:
@@ -259,7 +302,7 @@ class _Engine:
     def _wait(self) -> None:
         now = time.time()
         timeouts = []
-        if self.ready and len(self.inflight) < self.concurrency:
+        if self.ready and self._room():
             timeouts.append(max(0.0, self.ready[0].at - now))
         if self.finished:
             timeouts.append(max(0.0, self.first_finished_at + WRITE_DELAY_SECONDS - now))
@@ -272,12 +315,40 @@ class _Engine:
             # Nothing in flight: the next reserved slot is at most the horizon away.
             time.sleep(min(self.horizon, timeout or 0.0))
             done = set()
-        if done and not self.finished:
-            self.first_finished_at = time.time()
+        not_yet: list[tuple[OutboundMessage, _NotYet]] = []
         for future in done:
             row = self.inflight.pop(future)
             error = future.exception()
-            self.finished.append((row, error if error is not None else future.result()))
+            result = error if error is not None else future.result()
+            if isinstance(result, _NotYet):
+                not_yet.append((row, result))
+                continue
+            if not self.finished:
+                self.first_finished_at = time.time()
+            self.finished.append((row, result))
+        if not_yet:
+            self._not_yet(not_yet)
+
+    def _not_yet(self, rows: list[tuple[OutboundMessage, _NotYet]]) -> None:
+        """Calls that did not start: the sender had no slot at that moment (another worker or a priority send took
+        it). Nothing reached the provider, so the stamp is taken back; each row is planned again."""
+        back = {r.pk for r in _unmark_provider_called([row for row, _ in rows])}
+        now = time.time()
+        park: list[OutboundMessage] = []
+        hold: list[tuple[OutboundMessage, float]] = []
+        for row, answer in rows:
+            if row.pk not in back:
+                continue
+            if answer.reserved and answer.at - now > self.horizon:
+                hold.append((row, answer.at))
+            elif answer.reserved:
+                row._reserved = True  # type: ignore[attr-defined]
+                heapq.heappush(self.ready, _Due(answer.at, next(self.seq), row))
+            elif answer.at - now <= self.horizon:
+                heapq.heappush(self.ready, _Due(answer.at, next(self.seq), row))
+            else:
+                park.append(row)
+        self._hand_back(park=park, hold=hold)
 
     def _abandon(self) -> None:
         """A failure of this worker's own (the database went away): let the calls in flight end, so the next task
@@ -296,6 +367,49 @@ class _Engine:
             return
         finished, self.finished = self.finished, []
         _write_outcomes(finished, self.outcome)
+
+
+async def _gate(size: int) -> asyncio.Semaphore:
+    return asyncio.Semaphore(size)  # made on the loop that uses it
+
+
+@dataclass(frozen=True)
+class _NotYet:
+    at: float  # the sender's next slot for this message
+    reserved: bool  # a priority message: that slot is its own
+
+
+async def _call(
+    *,
+    gate: asyncio.Semaphore,
+    provider: Any,
+    request: Any,
+    limiter: Limiter | None,
+    sender_config: Any,
+    ask: Ask,
+    tolerance: float,
+) -> Any:
+    """One provider call, on the loop. Its slot is reserved here, at the moment the call may start, so a message that
+    waited (for a free call, or for this thread) never goes early or in a burst: the sender's rate holds at the
+    provider, not only on paper. A slot further than ``tolerance`` away is not waited for: ``_NotYet``."""
+    async with gate:
+        if limiter is not None:
+            (slot,) = limiter.reserve(
+                sender_key=sender_config.key,
+                rate_per_second=sender_config.rate_per_second,
+                asks=[ask],
+                horizon=tolerance,
+            )
+            wait = slot.at - time.time()
+            if not slot.reserved or wait > tolerance:
+                return _NotYet(slot.at, slot.reserved)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return await provider.send_async(request)
+
+
+def _ask(row: OutboundMessage) -> Ask:
+    return Ask(cost=max(1, row.segments or 1), lane=_lane(row))
 
 
 def _lane(row: OutboundMessage) -> Lane:
@@ -516,6 +630,30 @@ def _mark_provider_called(rows: list[OutboundMessage]) -> list[OutboundMessage]:
     for row in mine:
         row.provider_called_at = now
         row.attempts += 1
+    return mine
+
+
+def _unmark_provider_called(rows: list[OutboundMessage]) -> list[OutboundMessage]:
+    """Take back the stamp of calls that never started (``_NotYet``): one statement per claim token."""
+    table = OutboundMessage._meta.db_table
+    back: set[int] = set()
+    by_token: dict[Any, list[OutboundMessage]] = defaultdict(list)
+    for row in rows:
+        by_token[row.claim].append(row)
+    for token, group in by_token.items():
+        ids = [r.pk for r in group]
+        sql = (
+            f"UPDATE {table} SET provider_called_at = NULL, attempts = attempts - 1 "  # noqa: S608
+            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND status = %s AND claim = %s "
+            "AND provider_called_at IS NOT NULL RETURNING id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*ids, Status.SENDING, _claim_value(token)])
+            back.update(int(r[0]) for r in cursor.fetchall())
+    mine = [r for r in rows if r.pk in back]
+    for row in mine:
+        row.provider_called_at = None
+        row.attempts -= 1
     return mine
 
 
