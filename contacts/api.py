@@ -23,6 +23,7 @@ from smsapp.api import (
     ContactIds,
     FieldErrors,
     Id,
+    InputSchema,
     MembershipChange,
     PageQuery,
     Text,
@@ -95,7 +96,7 @@ class ContactPage(Schema):
     next_cursor: str | None
 
 
-class ContactIn(Schema):
+class ContactIn(InputSchema):
     first_name: Text = Field("", max_length=100)
     last_name: Text = Field("", max_length=100)
     email: Text = Field("", max_length=254)
@@ -106,7 +107,7 @@ class ContactIn(Schema):
     custom_fields: CustomFields = Field(default_factory=dict)
 
 
-class ContactPatch(Schema):
+class ContactPatch(InputSchema):
     """Only the fields sent change; ``custom_fields`` are merged key by key."""
 
     first_name: Text | None = Field(None, max_length=100)
@@ -129,12 +130,12 @@ class ContactQuery(PageQuery):
     q: Text | None = Field(None, max_length=200, description="Name, email or number.")
 
 
-class DncIn(Schema):
+class DncIn(InputSchema):
     reason: Literal["unsubscribed", "bounced", "manual"] = "manual"
     comment: Text = Field("", max_length=500)
 
 
-class SegmentIn(Schema):
+class SegmentIn(InputSchema):
     name: Text = Field(min_length=1, max_length=200)
     description: Text = Field("", max_length=2000)
     kind: Literal["static", "filter"] = "static"
@@ -416,7 +417,8 @@ def segment_delete(request: HttpRequest, segment_id: Path[Id]) -> Status[None]:
     referrers = segment_referrers(segment=segment)
     if referrers:
         names = ", ".join(f"“{s.name}” ({s.pk})" for s in referrers)
-        raise FieldErrors({"segment": [f"Used in the filters of {names}."]}, status=409, detail="Segment in use.")
+        message = f"Used in the filters of {names}: remove those rules (or those segments) first, then delete it."
+        raise FieldErrors({"segment": [message]}, status=409, detail="Segment in use.")
     segment.delete()
     return Status(204, None)
 

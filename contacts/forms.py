@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.utils.html import format_html
 
-from .filters import FIELDS, FilterError, filters_clean
+from .filters import FIELDS, FilterError, cycle_message, filters_clean, segment_cycle
 from .importer import CORE_FIELDS, TARGET_LABELS, _custom_key
 from .models import Contact, ContactImport, DoNotContact, Segment
 from .phones import InvalidPhoneNumber, phone_to_e164
@@ -186,6 +186,15 @@ class SegmentForm(SegmentRulesForm):
     kind = forms.ChoiceField(choices=Segment.Kind.choices, label="Type", initial=Segment.Kind.STATIC)
 
     field_order = ["name", "description", "kind", "match", "rules"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        filters = data.get("filters")
+        if self.segment_id and data.get("kind") == Segment.Kind.FILTER and filters and not self.errors.get("rules"):
+            chain = segment_cycle(segment_id=self.segment_id, filters=filters)
+            if chain:
+                self.add_error("rules", cycle_message(chain=chain, name=data.get("name") or "this segment"))
+        return data
 
 
 def rule_field_choices() -> list[tuple[str, str]]:

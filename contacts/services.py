@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from smsapp.locks import job_lock
 
-from .filters import filters_to_q
+from .filters import FilterError, cycle_message, filters_to_q, segment_cycle
 from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
 from .phones import InvalidPhoneNumber, looks_like_phone, phone_to_e164, region_of
 
@@ -254,6 +254,28 @@ def segment_create(*, name: str, description: str = "", kind: str, filters: dict
     segment_rebuild(segment=segment)
     segment.refresh_from_db()
     return segment
+
+
+@transaction.atomic
+def segment_save(
+    *, segment: Segment | None, name: str, description: str, kind: str, filters: dict[str, Any]
+) -> tuple[Segment, dict[str, int]]:
+    """Create or change a segment from the editor (filters already cleaned) and rebuild it; the segment and counts.
+
+    Raises ``FilterError`` when the rules would make a loop through other segments. The filter-based segments are
+    locked first, so two saves that would close a loop together (A → B and B → A at once) are checked one after
+    the other and the second is refused.
+    """
+    list(Segment.objects.select_for_update().filter(kind=Segment.Kind.FILTER).values_list("pk", flat=True))
+    segment = segment or Segment()
+    if segment.pk and kind == Segment.Kind.FILTER:
+        chain = segment_cycle(segment_id=segment.pk, filters=filters)
+        if chain:
+            raise FilterError([cycle_message(chain=chain, name=name)])
+    segment.name, segment.description, segment.kind = name, description, kind
+    segment.filters = filters if kind == Segment.Kind.FILTER else {}
+    segment.save()
+    return segment, segment_rebuild(segment=segment)
 
 
 def segment_referrers(*, segment: Segment) -> list[Segment]:

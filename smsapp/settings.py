@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outside everything that can answer an error, so that every error under /api/ is JSON (404, 405, 500 too).
+    "smsapp.middleware.ApiErrorsAsJsonMiddleware",
     "smsapp.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -215,6 +217,9 @@ BROADCASTS_INTERVAL_SECONDS = env.float("BROADCASTS_INTERVAL_SECONDS", default=6
 BROADCASTS_BATCH = env.int("BROADCASTS_BATCH", default=1000)
 
 # Contacts
+# Rules per filter-based segment: every rule is a condition of one SQL statement, and SQLite refuses an expression
+# deeper than 1,000 ("Expression tree is too large"); more rules than this are a clear 400 on every database.
+SEGMENT_MAX_RULES = env.int("SEGMENT_MAX_RULES", default=100)
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US")
 PHONENUMBER_DEFAULT_REGION = DEFAULT_PHONE_REGION
 PHONENUMBER_DB_FORMAT = "E164"
