@@ -108,7 +108,8 @@ class ContactIn(InputSchema):
 
 
 class ContactPatch(InputSchema):
-    """Only the fields sent change; ``custom_fields`` are merged key by key."""
+    """Only the fields sent change. ``custom_fields``, when sent, is the whole set: a key left out is removed
+    (``{}`` removes them all)."""
 
     first_name: Text | None = Field(None, max_length=100)
     last_name: Text | None = Field(None, max_length=100)
@@ -226,13 +227,15 @@ def _form_errors(form: ContactForm) -> dict[str, list[str]]:
     return {field: [str(error) for error in errors] for field, errors in form.errors.items()}
 
 
-def _save_contact(data: dict[str, Any], custom_fields: dict[str, str], contact: Contact | None) -> Contact:
-    """Validate through the UI's own form (same rules, same messages) and save; 400 per field, 409 on a duplicate."""
+def _save_contact(data: dict[str, Any], custom_fields: dict[str, str] | None, contact: Contact | None) -> Contact:
+    """Validate through the UI's own form (same rules, same messages) and save; 400 per field, 409 on a duplicate.
+    ``custom_fields`` None keeps the contact's custom fields as they are; a dict replaces them."""
+    kept = dict(contact.custom_fields) if contact else {}
     form = ContactForm({**data, "mobile": data.get("mobile") or ""}, instance=contact)
     if not form.is_valid():
         raise _mobile_conflict(form, contact) or FieldErrors(_form_errors(form))
     saved = form.save(commit=False)
-    saved.custom_fields = {**(contact.custom_fields if contact else {}), **custom_fields}
+    saved.custom_fields = kept if custom_fields is None else custom_fields
     try:
         with transaction.atomic():
             saved.save()
@@ -293,13 +296,13 @@ def contact_read(request: HttpRequest, contact_id: Path[Id]) -> ContactOut:
 def contact_update(request: HttpRequest, contact_id: Path[Id], payload: ContactPatch) -> ContactOut:
     contact = _get_contact(contact_id)
     changes = payload.dict(exclude_unset=True)
-    custom_fields = changes.pop("custom_fields", None) or {}
+    custom_fields = changes.pop("custom_fields", None)
     current = {name: getattr(contact, name) for name in ContactForm.Meta.fields}
     current["mobile"] = str(contact.mobile or "")
     data = {**current, **{k: ("" if v is None else v) for k, v in changes.items()}}
     contact = _save_contact(data, custom_fields, contact)
-    if changes or custom_fields:
-        fields = sorted({*changes, *(["custom_fields"] if custom_fields else [])})
+    if changes or custom_fields is not None:
+        fields = sorted({*changes, *(["custom_fields"] if custom_fields is not None else [])})
         timeline_record(
             contact=contact,
             kind="contact.updated",

@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from .filters import FIELDS, FilterError, cycle_message, filters_clean, segment_cycle
 from .importer import CORE_FIELDS, TARGET_LABELS, _custom_key
 from .models import Contact, ContactImport, DoNotContact, Segment
-from .phones import InvalidPhoneNumber, phone_to_e164
+from .phones import InvalidPhoneNumber, country_is_known, phone_to_e164, unknown_country_message
 
 _ZONES = zoneinfo.available_timezones()
 PAGE_SIZE = 50
@@ -58,6 +58,8 @@ class ContactForm(forms.ModelForm):
         country = self.cleaned_data["country"].strip().upper()
         if country and not re.fullmatch(r"[A-Z]{2}", country):
             raise forms.ValidationError("Use the two-letter ISO code, e.g. GB, FR, US.")
+        if country and not country_is_known(country):
+            raise forms.ValidationError(unknown_country_message(country))
         return country
 
     def clean_timezone(self) -> str:
@@ -103,7 +105,8 @@ class ContactForm(forms.ModelForm):
     def save(self, commit: bool = True) -> Contact:
         contact = super().save(commit=False)
         contact.mobile = self.cleaned_data["mobile"]
-        contact.custom_fields = {**contact.custom_fields, **self.cleaned_data["custom_fields_text"]}
+        # The box shows every custom field: what it holds is the whole set, so a cleared line removes that field.
+        contact.custom_fields = self.cleaned_data["custom_fields_text"]
         if commit:
             contact.save()
         return contact

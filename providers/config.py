@@ -20,6 +20,8 @@ from .models import DEFAULT_RATES, Direction, NumberType, SenderType, TwilioSett
 
 CALLBACK_PATH = "/sms/twilio/callback"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# A short code as Twilio writes it (Console, API, the From of its webhooks): five or six digits, no "+".
+SHORT_CODE = re.compile(r"^\d{5,6}$")
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def _stored() -> TwilioSettings | None:
 
 
 def _sender_from_env(value: str, rate: Decimal | None) -> tuple[str, SenderConfig]:
-    if E164.match(value):
+    if E164.match(value) or SHORT_CODE.match(value):
         kind = NumberType.LONG_CODE if len(value) > 8 else NumberType.SHORT_CODE
         return SenderType.NUMBERS, SenderConfig(
             Sender("number", value), float(rate or default_rate(value, kind)), "TWILIO_FROM", kind

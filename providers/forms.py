@@ -10,7 +10,7 @@ import phonenumbers
 from django import forms
 from django.forms import BaseFormSet, formset_factory
 
-from .config import default_rate
+from .config import SHORT_CODE, default_rate
 from .models import Direction, NumberType, SenderType
 
 ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
@@ -134,8 +134,13 @@ class SenderNumberForm(forms.Form):
         value: str = self.cleaned_data["phone_number"].strip().replace(" ", "").replace("-", "")
         if not value:
             return ""
+        if SHORT_CODE.match(value):
+            return value  # a short code as Twilio writes it: 55501
         if not re.match(r"^\+[1-9]\d{2,14}$", value):
-            raise forms.ValidationError(f"“{value}” is not in E.164 format: a + then the country code and number.")
+            raise forms.ValidationError(
+                f"“{value}” is not in E.164 format (a + then the country code and number) nor a short code (5 or 6 "
+                "digits, as Twilio writes it)."
+            )
         parsed = phonenumbers.parse(value, None)
         short_code = len(value) <= 8
         if not short_code and not phonenumbers.is_valid_number(parsed):
