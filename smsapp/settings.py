@@ -291,9 +291,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"forbidden_in_one_line": {"()": "smsapp.logs.ForbiddenInOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # A 403 is one line, not a traceback (smsapp/logs.py).
+        "django.request": {"filters": ["forbidden_in_one_line"]},
+        "django.security": {"filters": ["forbidden_in_one_line"]},
         # The twilio client logs request headers (Basic auth) at DEBUG: never let it below WARNING.
         "twilio": {"level": "WARNING"},
         "twilio.http_client": {"level": "WARNING"},
