@@ -46,7 +46,10 @@ if not SECRET_KEY:
             "or DEBUG=true for local development."
         )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# `make run` serves on WEB_PORT (8000) and starts fake_twilio on FAKE_TWILIO_PORT (8001); the Procfile reads both.
+WEB_PORT = env.int("WEB_PORT", default=8000)
+FAKE_TWILIO_PORT = env.int("FAKE_TWILIO_PORT", default=8001)
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{WEB_PORT}").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_BASE_URL])
 
 INSTALLED_APPS = [
@@ -187,9 +190,13 @@ TWILIO_FROM = env.str("TWILIO_FROM", default="")
 TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="").rstrip("/")
 TWILIO_TIMEOUT_SECONDS = env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)
+# `make run`: while no credentials are configured (environment or plugin page), send through the local fake_twilio
+# on FAKE_TWILIO_PORT with its development credentials. The first credentials saved on the page take over.
+TWILIO_USE_LOCAL_FAKE = env.bool("TWILIO_USE_LOCAL_FAKE", default=False)
 # Key for encrypting credentials at rest. Unset: derived from SECRET_KEY (rotate both together).
 SMSAPP_ENCRYPTION_KEY = _secret("SMSAPP_ENCRYPTION_KEY")
-# Seconds each process keeps the plugin configuration before reading it again (a save in the same process clears it).
+# Seconds each process keeps the plugin configuration at most. A save is seen by every process at once through a
+# version number in the shared cache (providers/config.py); this bounds staleness when that cache is unreachable.
 SMS_CONFIG_CACHE_SECONDS = env.float("SMS_CONFIG_CACHE_SECONDS", default=5.0)
 # Which transport sends: "twilio" or "console" (prints, for development), like Django's email backends.
 SMS_PROVIDER = env.str("SMS_PROVIDER", default="twilio")
