@@ -39,6 +39,7 @@ from .forms import ContactForm
 from .models import Contact, DoNotContact, Segment
 from .phones import InvalidPhoneNumber, phone_to_e164
 from .services import (
+    SegmentInUse,
     contact_search,
     contacts_in_segment,
     contacts_with_dnc_flag,
@@ -47,10 +48,10 @@ from .services import (
     dnc_remove,
     segment_add_contacts,
     segment_create,
-    segment_referrers,
     segment_remove_contacts,
     timeline_record,
 )
+from .services import segment_delete as segment_delete_service
 
 router = Router()
 
@@ -416,13 +417,10 @@ def segment_read(request: HttpRequest, segment_id: Path[Id]) -> SegmentOut:
 )
 def segment_delete(request: HttpRequest, segment_id: Path[Id]) -> Status[None]:
     require_admin(request)
-    segment = _get_segment(segment_id)
-    referrers = segment_referrers(segment=segment)
-    if referrers:
-        names = ", ".join(f"“{s.name}” ({s.pk})" for s in referrers)
-        message = f"Used in the filters of {names}: remove those rules (or those segments) first, then delete it."
-        raise FieldErrors({"segment": [message]}, status=409, detail="Segment in use.")
-    segment.delete()
+    try:
+        segment_delete_service(segment=_get_segment(segment_id))
+    except SegmentInUse as exc:
+        raise FieldErrors({"segment": [str(exc)]}, status=409, detail="Segment in use.") from None
     return Status(204, None)
 
 

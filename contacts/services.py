@@ -278,6 +278,29 @@ def segment_save(
     return segment, segment_rebuild(segment=segment)
 
 
+class SegmentInUse(Exception):
+    """The segment is named in other segments' filters: deleting it would leave their rules pointing at nothing."""
+
+    def __init__(self, segment: Segment, referrers: list[Segment]) -> None:
+        self.segment = segment
+        self.referrers = referrers
+        names = ", ".join(f"“{s.name}” ({s.pk})" for s in referrers)
+        super().__init__(
+            f"Used in the filters of {names}: remove those rules (or those segments) first, then delete it."
+        )
+
+
+@transaction.atomic
+def segment_delete(*, segment: Segment) -> None:
+    """Delete a segment, or raise ``SegmentInUse`` naming the segments whose filters use it. Its memberships go with
+    it; text messages and campaigns that list it simply no longer do."""
+    list(Segment.objects.select_for_update().filter(kind=Segment.Kind.FILTER).values_list("pk", flat=True))
+    referrers = segment_referrers(segment=segment)
+    if referrers:
+        raise SegmentInUse(segment, referrers)
+    segment.delete()
+
+
 def segment_referrers(*, segment: Segment) -> list[Segment]:
     """Filter-based segments whose rules name this segment (deleting it would break their filters)."""
     key = str(segment.pk)

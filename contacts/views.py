@@ -13,6 +13,8 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from smsapp.roles import admin_required
+
 from .filters import FIELDS, OPERATOR_LABELS, FilterError, field_spec
 from .forms import (
     PAGE_SIZE,
@@ -31,6 +33,7 @@ from .forms import (
 from .importer import MappingError, contact_import_create, contact_import_queue
 from .models import Contact, ContactImport, DoNotContact, Segment
 from .services import (
+    SegmentInUse,
     contact_search,
     contacts_in_segment,
     contacts_with_dnc_flag,
@@ -39,6 +42,7 @@ from .services import (
     dnc_remove,
     segment_add_contacts,
     segment_count_matching,
+    segment_delete,
     segment_rebuild,
     segment_remove_contacts,
     segment_save,
@@ -299,6 +303,20 @@ def segment_count(request: HttpRequest) -> HttpResponse:
     else:
         context["errors"] = form.errors.get("rules", [])
     return render(request, "contacts/_segment_count.html", context)
+
+
+@admin_required
+@require_POST
+def segment_delete_view(request: HttpRequest, segment_id: int) -> HttpResponse:
+    """Admins only, as in the API: deleting a segment destroys membership history."""
+    segment = get_object_or_404(Segment, pk=segment_id)
+    try:
+        segment_delete(segment=segment)
+    except SegmentInUse as exc:
+        messages.error(request, f"“{segment.name}” was not deleted. {exc}")
+        return redirect("contacts:segment_update", segment_id=segment.pk)
+    messages.success(request, f"Segment {segment.name} deleted.")
+    return redirect("contacts:segment_list")
 
 
 @require_POST

@@ -151,3 +151,19 @@ def test_the_editor_refuses_too_many_rules_with_the_bound(marketer_client: Clien
     assert response.status_code == 200
     assert "A segment has at most 3 rules; this one has 4." in response.content.decode()
     assert not Segment.objects.exists()
+
+
+def test_an_admin_deletes_a_segment_in_the_ui_or_is_told_which_segments_use_it(
+    admin_client: Client, marketer_client: Client, filter_segment: Callable[..., Segment]
+) -> None:
+    a = filter_segment([{"field": "first_name", "operator": "equals", "value": "Ann"}], name="A")
+    b = filter_segment([_in(a)], name="B")
+    assert "Delete</button>" in admin_client.get(f"/segments/{a.pk}/").content.decode()
+    assert "Delete</button>" not in marketer_client.get(f"/segments/{a.pk}/").content.decode()
+    assert marketer_client.post(f"/segments/{a.pk}/delete/").status_code == 403
+    refused = admin_client.post(f"/segments/{a.pk}/delete/", follow=True).content.decode()
+    assert f"“A” was not deleted. Used in the filters of “B” ({b.pk}): remove those rules" in refused
+    assert Segment.objects.filter(pk=a.pk).exists()
+    assert admin_client.post(f"/segments/{b.pk}/delete/").status_code == 302
+    assert admin_client.post(f"/segments/{a.pk}/delete/").status_code == 302
+    assert not Segment.objects.exists()
