@@ -323,6 +323,8 @@ LOGGING = {
         # A 403 is one line, not a traceback (smsapp/logs.py).
         "django.request": {"filters": ["forbidden_in_one_line"]},
         "django.security": {"filters": ["forbidden_in_one_line"]},
+        # django-axes says INFO at every start and every login; its lockouts (WARNING) are what an operator needs.
+        "axes": {"level": "WARNING"},
         # The twilio client logs request headers (Basic auth) at DEBUG: never let it below WARNING.
         "twilio": {"level": "WARNING"},
         "twilio.http_client": {"level": "WARNING"},
