@@ -104,3 +104,15 @@ def test_the_readme_recipe_serves_pages_and_logs_in_over_plain_http(env: dict[st
         assert "Dashboard" in page
     finally:
         proc.stop()
+
+
+def test_a_tls_proxy_that_redirects_itself_keeps_secure_cookies(env: dict[str, str]) -> None:
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE)"
+    )
+    for extra, expected in (({}, "False False"), ({"SECURE_COOKIES": "true"}, "True True")):
+        out = subprocess.run(
+            [sys.executable, "-c", code], env={**env, **extra}, cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == expected
