@@ -320,6 +320,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's own console handler (DEBUG only) would print every django.* record a second time beside the root's.
+        "django": {"handlers": [], "level": "INFO"},
         # A 403 is one line, not a traceback (smsapp/logs.py).
         "django.request": {"filters": ["forbidden_in_one_line"]},
         "django.security": {"filters": ["forbidden_in_one_line"]},

@@ -71,3 +71,25 @@ def test_text_message_media_must_be_http(marketer_client: Client) -> None:
         {"name": "MMS", "body": "Hi", "language": "en", "media_urls_text": "ftp://example.com/a.jpg"},
     )
     assert "“ftp://example.com/a.jpg” is not an http(s) URL." in response.content.decode()
+
+
+def test_a_403_is_one_line_on_the_console_in_debug_too(tmp_path: Any) -> None:
+    # Found with DEBUG on: Django's own console handler printed the record (and its traceback) a second time.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import django, logging; django.setup(); from django.core.exceptions import PermissionDenied\n"
+        "try:\n    raise PermissionDenied('Only admins can open this page.')\n"
+        "except PermissionDenied as exc:\n"
+        "    logging.getLogger('django.request').warning('Forbidden (Permission denied): /settings/users/', "
+        "exc_info=exc, extra={'status_code': 403})\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "smsapp.settings", "SMSAPP_IGNORE_DOTENV": "1", "DEBUG": "true"}
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, out.stderr
+    assert lines[0].endswith("WARNING django.request Forbidden (Permission denied): /settings/users/")
