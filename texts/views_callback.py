@@ -76,7 +76,9 @@ def twilio_callback(request: HttpRequest) -> HttpResponse:
 def _handle(event: InboundEvent | StatusEvent, outbound_id: int | None) -> HttpResponse:
     if isinstance(event, InboundEvent):
         config = get_config()
-        sender = config.default_sender
+        # The reply came to one of our senders: a pool number can answer even when the default is an alphanumeric
+        # ID (US contacts are sent from the pool, and their replies come back to it).
+        sender = config.sender_for(event.to_number) or config.default_sender
         can_reply = config.inbound_enabled and (sender is None or sender.sender.can_receive_replies)
         result = inbound_receive(event=event, help_text=config.help_text, can_reply=can_reply)
         if not result.created:

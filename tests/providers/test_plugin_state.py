@@ -86,3 +86,31 @@ def test_the_page_says_what_outbound_only_really_does(admin_client: Client) -> N
     assert "every reply Twilio posts is stored on the contact's timeline" in page
     assert "STOP and the other opt-out words mark the contact Do Not Contact" in page
     assert page.count("Recipients cannot reply to an Alphanumeric Sender ID") == 1
+
+
+def test_a_reply_to_the_fallback_number_is_answered(settings: Any) -> None:
+    from texts.keywords import keyword_seed_defaults
+
+    from ..texts.callback_helpers import ACCOUNT_SID, AUTH_TOKEN, inbound_params, post
+
+    keyword_seed_defaults()
+    settings.SMS_PROVIDER = "twilio"
+    settings.SMS_CALLBACK_SKIP_SIGNATURE = False
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM", "TWILIO_MESSAGING_SERVICE_SID"):
+        setattr(settings, name, "")
+    twilio_settings_save(
+        data={
+            "enabled": True,
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+            "sender_type": "alphanumeric",
+            "alphanumeric_sender_id": "ACME",
+            "sender_rate_per_second": 10,
+            "direction": "both",
+            "status_callbacks": True,
+            "help_text": "Text STOP to stop.",
+        },
+        numbers=[{"phone_number": "+14155550100", "number_type": "long_code", "rate_per_second": 1}],
+    )
+    answer = post(Client(), inbound_params("HELP", to="+14155550100")).content.decode()
+    assert "<Message>Text STOP to stop.</Message>" in answer
