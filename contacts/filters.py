@@ -273,3 +273,23 @@ def cycle_message(*, chain: list[Segment], name: str) -> str:
         f"These rules make a loop: “{name}” → {links} → “{name}”. A segment cannot depend on itself, directly or "
         "through other segments (its members would change at every rebuild); remove the segment rule that closes it."
     )
+
+
+def segments_in_loops() -> set[int]:
+    """Filter-based segments that depend on themselves through others: saved before loops were refused."""
+    graph = {
+        pk: _segment_refs(stored)
+        for pk, stored in Segment.objects.filter(kind=Segment.Kind.FILTER).values_list("pk", "filters")
+    }
+    looped: set[int] = set()
+    for start in graph:
+        stack, seen = list(graph[start]), set()
+        while stack:
+            node = stack.pop()
+            if node == start:
+                looped.add(start)
+                break
+            if node not in seen:
+                seen.add(node)
+                stack.extend(graph.get(node, ()))
+    return looped

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from smsapp.locks import job_lock
 
-from .filters import FilterError, cycle_message, filters_to_q, segment_cycle
+from .filters import FilterError, cycle_message, filters_to_q, segment_cycle, segments_in_loops
 from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
 from .phones import InvalidPhoneNumber, looks_like_phone, phone_to_e164, region_of
 
@@ -394,7 +394,16 @@ def segments_rebuild_all(*, segment_ids: Iterable[int] | None = None) -> dict[in
         segments = Segment.objects.order_by("pk")
         if segment_ids is not None:
             segments = segments.filter(pk__in=list(segment_ids))
-        return {segment.pk: segment_rebuild(segment=segment) for segment in segments}
+        looped = segments_in_loops()
+        results = {}
+        for segment in segments:
+            if segment.pk in looped:
+                # Saved before loops were refused: rebuilding would flip its members at every run. Keep them as
+                # they are until someone removes the rule that closes the loop.
+                logger.error("segment %s (%s) is in a loop through other segments: not rebuilt", segment.pk, segment)
+                continue
+            results[segment.pk] = segment_rebuild(segment=segment)
+        return results
 
 
 def _ids_list(contact_ids: Iterable[int]) -> list[int]:

@@ -167,3 +167,18 @@ def test_an_admin_deletes_a_segment_in_the_ui_or_is_told_which_segments_use_it(
     assert admin_client.post(f"/segments/{b.pk}/delete/").status_code == 302
     assert admin_client.post(f"/segments/{a.pk}/delete/").status_code == 302
     assert not Segment.objects.exists()
+
+
+def test_a_loop_saved_before_the_check_is_left_alone_by_rebuilds(
+    filter_segment: Callable[..., Segment], make_contact: Callable[..., Contact], caplog: pytest.LogCaptureFixture
+) -> None:
+    for i in range(4):
+        make_contact(first_name="Ann" if i % 2 else "Bob")
+    a = filter_segment([{"field": "first_name", "operator": "equals", "value": "Ann"}], name="A")
+    b = filter_segment([_in(a)], name="B")
+    other = filter_segment([{"field": "first_name", "operator": "equals", "value": "Bob"}], name="Other")
+    Segment.objects.filter(pk=a.pk).update(filters={"match": "all", "rules": [_in(b, "not_in")]})  # the old way in
+    results = segments_rebuild_all()
+    assert results is not None
+    assert set(results) == {other.pk}  # A and B keep their members instead of flipping at every run
+    assert "is in a loop through other segments: not rebuilt" in caplog.text
