@@ -105,6 +105,42 @@ def _apply_action(action: str, contact: Contact | None, body: str) -> None:
         )
 
 
+def _too_long(values: dict[str, tuple[str, int]]) -> list[str]:
+    return [
+        f"{name} is {len(value)} characters; at most {limit} are accepted."
+        for name, (value, limit) in values.items()
+        if len(value) > limit
+    ]
+
+
+def _limit(model: type[Any], field: str) -> int:
+    size = model._meta.get_field(field).max_length
+    assert size is not None
+    return int(size)
+
+
+def callback_oversized_fields(event: InboundEvent | StatusEvent) -> list[str]:
+    """What of a callback does not fit its column, each field named; the view answers 400 for any (a varchar
+    overflow would be a 500 on PostgreSQL, and cutting the value down would store something Twilio never sent)."""
+    if isinstance(event, StatusEvent):
+        return _too_long(
+            {
+                "MessageSid": (event.message_sid, _limit(OutboundMessage, "provider_sid")),
+                "ErrorCode": (event.error_code, _limit(OutboundMessage, "error_code")),
+            }
+        )
+    return _too_long(
+        {
+            "MessageSid": (event.message_sid, _limit(InboundMessage, "message_sid")),
+            "AccountSid": (event.account_sid, _limit(InboundMessage, "account_sid")),
+            "From": (event.from_number, _limit(InboundMessage, "from_number")),
+            "To": (event.to_number, _limit(InboundMessage, "to_number")),
+            "FromCountry": (event.from_country, _limit(InboundMessage, "from_country")),
+            "OptOutType": (event.opt_out_type, _limit(InboundMessage, "opt_out_type")),
+        }
+    )
+
+
 def inbound_receive(*, event: InboundEvent, help_text: str = "", can_reply: bool = True) -> InboundResult:
     """Store an inbound message once, link it, act on its keyword, record it on the timeline; the reply to send.
 
@@ -126,13 +162,13 @@ def inbound_receive(*, event: InboundEvent, help_text: str = "", can_reply: bool
             inbound = InboundMessage.objects.create(
                 message_sid=event.message_sid,
                 account_sid=event.account_sid,
-                from_number=number[:32],
-                to_number=event.to_number[:32],
+                from_number=number,
+                to_number=event.to_number,
                 body=event.body,
                 media_urls=list(event.media_urls),
                 media_content_types=[raw.get(f"MediaContentType{i}", "") for i in range(count)],
-                from_country=event.from_country[:2].upper(),
-                opt_out_type=event.opt_out_type[:16],
+                from_country=event.from_country.upper(),
+                opt_out_type=event.opt_out_type,
                 raw=raw,
                 contact=contact,
                 in_reply_to=_last_outbound(contact, number),

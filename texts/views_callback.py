@@ -22,7 +22,7 @@ from providers.base import InboundEvent, StatusEvent, WebhookRejected
 from providers.config import get_config
 from providers.registry import get_provider
 
-from .inbound import inbound_receive, outbound_status_apply
+from .inbound import callback_oversized_fields, inbound_receive, outbound_status_apply
 from .keywords import KeywordForm
 from .models_inbound import InboundMessage, Keyword
 
@@ -50,6 +50,10 @@ def twilio_callback(request: HttpRequest) -> HttpResponse:
     except WebhookRejected as exc:
         logger.warning("Twilio callback refused (%s): %s", exc.status, exc.reason)
         return HttpResponse(exc.reason, status=exc.status, content_type="text/plain")
+    oversized = callback_oversized_fields(event)
+    if oversized:
+        logger.warning("Twilio callback refused (400): %s", " ".join(oversized))
+        return HttpResponse(" ".join(oversized), status=400, content_type="text/plain")
     hint = request.GET.get("m", "")
     outbound_id = int(hint) if hint.isdigit() and len(hint) < 19 else None
     # Twilio does not retry a webhook we fail, so ride out a database restart (a second or two) here, inside Twilio's
@@ -72,7 +76,9 @@ def twilio_callback(request: HttpRequest) -> HttpResponse:
 def _handle(event: InboundEvent | StatusEvent, outbound_id: int | None) -> HttpResponse:
     if isinstance(event, InboundEvent):
         config = get_config()
-        sender = config.default_sender
+        # The reply came to one of our senders: a pool number can answer even when the default is an alphanumeric
+        # ID (US contacts are sent from the pool, and their replies come back to it).
+        sender = config.sender_for(event.to_number) or config.default_sender
         can_reply = config.inbound_enabled and (sender is None or sender.sender.can_receive_replies)
         result = inbound_receive(event=event, help_text=config.help_text, can_reply=can_reply)
         if not result.created:

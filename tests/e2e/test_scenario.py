@@ -153,7 +153,7 @@ def _segment(page: Any, stack: Stack) -> None:
     rule.get_by_label("Operator").select_option("starts_with")
     rule.get_by_label("Value").fill("Lo")
     page.get_by_role("button", name="Save segment").click()
-    page.get_by_text(f"Segment Lovelaces saved: {IN_SEGMENT} member(s).").wait_for(timeout=60_000)
+    page.get_by_text(f"Segment Lovelaces saved: {IN_SEGMENT:,} members.").wait_for(timeout=60_000)
 
 
 def _text_message(page: Any, stack: Stack) -> None:
