@@ -7,10 +7,12 @@ Each sender has two clocks, both in seconds since the epoch:
   sender never exceeds its rate over any window, however many processes and machines share it.
 - ``u``, how far ahead the pacer has handed out the sender's capacity to parked bulk messages (``pace``).
 
-``reserve`` answers, for each message, the slot it gets (``peek``: would get, reserving nothing). A slot within ``horizon`` is reserved and the caller sends at
-that moment; a slot further away is not reserved, and the caller parks the message (bulk) or holds the reservation and
-comes back at that time (priority: ``hold=True``). So the limiter decides *when* a message goes and a worker never
-waits: it sends what may go now and hands the rest back with its due time.
+``reserve`` answers, for each message, the slot it gets (``peek``: would get, reserving nothing). A slot within
+``horizon`` is reserved and the caller sends at that moment; a slot further away is not reserved, and the caller
+parks the message (bulk) or holds the reservation and comes back at that time (priority: always reserved). So the
+limiter decides *when* a message goes and a worker never waits: it sends what may go now and hands the rest back
+with its due time. Workers plan a chunk with a peek and reserve each slot when the call may start, so a message that
+waited for a free call never goes early or in a burst.
 
 Lanes: a fresh bulk message queues behind capacity the pacer already handed out (``max(now, t, u)``), so new
 broadcasts join the end of the line; a paced message (handed out by the pacer) and a priority message take the next

@@ -5,15 +5,18 @@ One task (``outbound_send_batch``) runs ``outbound_process_batch`` over its ids:
 1. **Claim** a chunk (``queued -> sending`` with a fresh claim token, one statement; ``SKIP LOCKED`` lets two workers
    holding the same ids split them). Parked rows belong to the pacer and are never claimed here.
 2. **Check and prepare** set-based: Do Not Contact again, quiet hours, render, count segments, choose the sender.
-3. **Schedule** on the sender's shared rate limit (``providers.ratelimit``, one call per sender and chunk). A slot
-   within ``SMS_SCHEDULE_HORIZON_SECONDS`` is reserved and the message goes at that moment. A bulk message whose slot
-   is further away is *parked* (back to ``queued``, in its sender's line, no task): the pacer
-   (``texts.services.pacing``) hands it a slot when the sender has one. A priority message reserves its slot however
-   far and is *held*: back to ``queued`` until that moment, with a task due then. Nothing waits in a worker.
+3. **Plan** on the sender's shared rate limit (``providers.ratelimit``, one peek per sender and chunk). A bulk
+   message whose slot is further than ``SMS_SCHEDULE_HORIZON_SECONDS`` is *parked* (back to ``queued``, in its
+   sender's line, no task): the pacer (``texts.services.pacing``) hands it a slot when the sender has one. A priority
+   message reserves its slot however far and is *held*: back to ``queued`` until that moment, with a task due then.
+   Nothing waits in a worker.
 4. **Send** with many calls in flight (``SMS_SEND_CONCURRENCY`` per process) on the process's event loop
-   (``providers.aio``) with the provider's asynchronous client. Just before a group of messages is handed to the loop,
-   one statement stamps their ``provider_called_at`` (guarded by the claim token), so a row the worker dies holding
-   is ``unknown`` only if its call may really have started; the sweeper and reconciliation take it from there.
+   (``providers.aio``) with the provider's asynchronous client. Rows are stamped (``provider_called_at``, one
+   statement per group, guarded by the claim token) just before a group is handed to the loop, a few more than the
+   calls allowed at once; each call reserves its slot the moment it may start, so the sender's rate holds at the
+   provider however long the message waited for a free call. A call whose slot was taken meanwhile does not start:
+   its stamp is taken back and it is planned again. A row the worker dies holding is ``unknown`` only if its call
+   may really have started; the sweeper and reconciliation take it from there.
 5. **Write outcomes** in batches as calls complete: one statement per kind of outcome for everything that finished
    together (sent with SID, price and segments; failed with the provider's code; retry with backoff; unknown).
 """
