@@ -15,8 +15,9 @@ One task (``outbound_send_batch``) runs ``outbound_process_batch`` over its ids:
    statement per group, guarded by the claim token) just before a group is handed to the loop, a few more than the
    calls allowed at once; each call reserves its slot the moment it may start, so the sender's rate holds at the
    provider however long the message waited for a free call. A call whose slot was taken meanwhile does not start:
-   its stamp is taken back and it is planned again. A row the worker dies holding is ``unknown`` only if its call
-   may really have started; the sweeper and reconciliation take it from there.
+   its stamp is taken back and it is planned again. A row the worker dies holding is ``unknown`` if it had been
+   handed to the loop (a call in flight, or one of the few waiting for a free call); the sweeper and reconciliation
+   take it from there, and it is never sent again automatically.
 5. **Write outcomes** in batches as calls complete: one statement per kind of outcome for everything that finished
    together (sent with SID, price and segments; failed with the provider's code; retry with backoff; unknown).
 """
