@@ -370,7 +370,7 @@ def campaign_send_ref(*, event_id: int, entry: int) -> str:
     return f"campaign-event:{event_id}:{entry}"
 
 
-def _run_action(batch: _Batch, *, now: dt.datetime) -> tuple[str, str]:
+def _run_action(batch: _Batch, *, now: dt.datetime, priority: bool = False) -> tuple[str, str]:
     """Carry out an action for the whole batch; returns (status, detail)."""
     event, ids = batch.event, batch.contact_ids
     kind = event.kind
@@ -389,6 +389,7 @@ def _run_action(batch: _Batch, *, now: dt.datetime) -> tuple[str, str]:
                 contacts=contact_ids,
                 source=Source.CAMPAIGN,
                 source_ref=campaign_send_ref(event_id=event.pk, entry=entry),
+                priority=priority,
             )
             for entry, contact_ids in by_entry.items()
         )
@@ -470,7 +471,7 @@ def reply_matches(event: CampaignEvent, body: str) -> bool:
     return False
 
 
-def _run_batch(batch: _Batch, *, now: dt.datetime, summary: RunSummary) -> None:
+def _run_batch(batch: _Batch, *, now: dt.datetime, summary: RunSummary, priority: bool = False) -> None:
     event = batch.event
     tz_of = _timezones(batch.contact_ids) if event.has_window else {}  # children look theirs up when they need it
     # Outside its window (the run came late, or the window was edited): back to scheduled at the next opening.
@@ -498,7 +499,7 @@ def _run_batch(batch: _Batch, *, now: dt.datetime, summary: RunSummary) -> None:
         path_of: dict[int, str | None] = {cid: (Path.YES if cid in yes else Path.NO) for cid in batch.contact_ids}
         summary.executed += _finish(batch, now=now, status=LogStatus.DONE, path_of=path_of, detail="", tz_of=tz_of)
         return
-    status, detail = _run_action(batch, now=now)
+    status, detail = _run_action(batch, now=now, priority=priority)
     count = _finish(batch, now=now, status=status, path_of={}, detail=detail, tz_of=tz_of)
     if status == LogStatus.FAILED:
         summary.failed += count
@@ -507,8 +508,16 @@ def _run_batch(batch: _Batch, *, now: dt.datetime, summary: RunSummary) -> None:
         summary.per_kind[event.kind] = summary.per_kind.get(event.kind, 0) + count
 
 
-def logs_run(*, log_ids: list[int], now: dt.datetime | None = None, summary: RunSummary | None = None) -> RunSummary:
-    """Run claimed logs, one transaction per event: its effect and the logs' new status commit together."""
+def logs_run(
+    *,
+    log_ids: list[int],
+    now: dt.datetime | None = None,
+    summary: RunSummary | None = None,
+    priority: bool = False,
+) -> RunSummary:
+    """Run claimed logs, one transaction per event: its effect and the logs' new status commit together.
+
+    ``priority``: texts they send take their sender's next slot ahead of bulk (a follow-up to a reply)."""
     now = now or timezone.now()
     summary = summary or RunSummary()
     rows = CampaignEventLog.objects.filter(id__in=log_ids, status=LogStatus.RUNNING).values_list(
@@ -522,7 +531,7 @@ def logs_run(*, log_ids: list[int], now: dt.datetime | None = None, summary: Run
         batch = _Batch(event=events[event_id], rows=event_rows)
         try:
             with transaction.atomic():
-                _run_batch(batch, now=now, summary=summary)
+                _run_batch(batch, now=now, summary=summary, priority=priority)
         except Exception as exc:  # an unexpected error fails this batch, not the whole run
             with transaction.atomic():
                 _finish(
@@ -615,7 +624,8 @@ def contact_events_run(*, contact_id: int, batch: int = 100) -> RunSummary:
         ids = logs_claim(batch=batch, contact_id=contact_id)
         if not ids:
             break
-        logs_run(log_ids=ids, summary=summary)
+        # A follow-up to the contact's reply: a conversation, so its texts go ahead of bulk sends.
+        logs_run(log_ids=ids, summary=summary, priority=True)
     return summary
 
 

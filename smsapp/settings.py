@@ -221,8 +221,17 @@ SMS_RECONCILE_AFTER_SECONDS = env.float("SMS_RECONCILE_AFTER_SECONDS", default=9
 SMS_RECONCILE_MAX_AGE_HOURS = env.float("SMS_RECONCILE_MAX_AGE_HOURS", default=72.0)
 SMS_RECONCILE_RECHECK_SECONDS = env.float("SMS_RECONCILE_RECHECK_SECONDS", default=3600.0)
 SMS_RECONCILE_BATCH = env.int("SMS_RECONCILE_BATCH", default=500)
-# A worker waits at most this long for a sender's rate-limit slot before handing the row back to the queue.
-SMS_RATE_MAX_WAIT_SECONDS = env.float("SMS_RATE_MAX_WAIT_SECONDS", default=30.0)
+# The sending engine (texts.services.dispatch and .pacing). A worker process keeps up to SMS_SEND_CONCURRENCY calls
+# to the provider in flight and claims SMS_CLAIM_CHUNK rows at a time; it sends a message only when its sender's slot
+# is at most SMS_SCHEDULE_HORIZON_SECONDS away, and parks (bulk) or holds (priority) the rest instead of waiting. A
+# message due again later than SMS_WAKE_HORIZON_SECONDS is parked rather than given a countdown task. The pacer runs
+# every SMS_PACE_INTERVAL_SECONDS and hands out each sender's capacity SMS_PACE_WINDOW_SECONDS ahead.
+SMS_SEND_CONCURRENCY = env.int("SMS_SEND_CONCURRENCY", default=16)
+SMS_CLAIM_CHUNK = env.int("SMS_CLAIM_CHUNK", default=32)
+SMS_SCHEDULE_HORIZON_SECONDS = env.float("SMS_SCHEDULE_HORIZON_SECONDS", default=0.5)
+SMS_WAKE_HORIZON_SECONDS = env.float("SMS_WAKE_HORIZON_SECONDS", default=120.0)
+SMS_PACE_INTERVAL_SECONDS = env.float("SMS_PACE_INTERVAL_SECONDS", default=1.0)
+SMS_PACE_WINDOW_SECONDS = env.float("SMS_PACE_WINDOW_SECONDS", default=2.0)
 # Broadcasts: how often beat runs the send_broadcasts job, and contacts per INSERT … SELECT (and per task).
 BROADCASTS_INTERVAL_SECONDS = env.float("BROADCASTS_INTERVAL_SECONDS", default=60.0)
 BROADCASTS_BATCH = env.int("BROADCASTS_BATCH", default=1000)

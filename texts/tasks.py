@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from .services import outbound_process_batch, outbound_sweep
+from .services import outbound_pace, outbound_process_batch, outbound_sweep
 
 # The database unreachable (a restart, a failover): the batch is intact, so try it again shortly rather than let the
 # failure be acknowledged and the batch dropped; every worker would otherwise drain the whole queue into failures in
@@ -34,6 +34,13 @@ def outbound_sweep_task() -> dict[str, int]:
     """Beat, every minute: requeue or mark unknown the rows of workers that died; re-enqueue lost tasks."""
     result = outbound_sweep()
     return {"requeued": len(result.requeued), "unknown": len(result.unknown), "reenqueued": len(result.reenqueued)}
+
+
+@shared_task(name="texts.outbound_pace", ignore_result=True)
+def outbound_pace_task() -> dict[str, int]:
+    """Beat, every second: each sender's free capacity to its parked messages (``texts.services.pacing``)."""
+    result = outbound_pace()
+    return {**result.handed, "orphans": result.orphans}
 
 
 @shared_task(name="texts.outbound_reconcile")

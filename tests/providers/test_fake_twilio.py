@@ -238,3 +238,17 @@ def test_an_answer_leaves_in_one_write_so_nagle_cannot_delay_its_body(fake_twili
             length = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(b":")[1])
             assert len(body) == length, f"the first read held {len(body)} of {length} body bytes"
             assert json.loads(body)["sid"] == fake_twilio.account_sid
+
+
+def test_stats_count_the_requests_served_at_once(fake_twilio: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    fake_twilio.control(latency_ms=300)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        codes = list(
+            pool.map(lambda _: _api(fake_twilio, f"/2010-04-01/Accounts/{fake_twilio.account_sid}.json")[0], range(6))
+        )
+    assert codes == [200] * 6
+    assert fake_twilio.stats() == {"in_flight": 0, "peak_in_flight": 6}
+    assert fake_twilio.stats(reset=True)["peak_in_flight"] == 6
+    assert fake_twilio.stats()["peak_in_flight"] == 0
