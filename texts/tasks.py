@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
@@ -11,12 +12,14 @@ from .services import outbound_pace, outbound_process_batch, outbound_sweep
 # failure be acknowledged and the batch dropped; every worker would otherwise drain the whole queue into failures in
 # the second the server is away. Rows the failed attempt had claimed are the sweeper's, as after a worker crash.
 DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
+# The shared rate limiter (Redis) unreachable: the same, since a batch cannot be planned without it.
+LIMITER_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 @shared_task(
     name="texts.outbound_send_batch",
     acks_late=True,
-    autoretry_for=DATABASE_UNREACHABLE,
+    autoretry_for=DATABASE_UNREACHABLE + LIMITER_UNREACHABLE,
     retry_backoff=1,
     retry_backoff_max=30,
     retry_jitter=True,

@@ -453,3 +453,27 @@ def test_a_call_whose_slot_went_far_away_parks_the_bulk_message_untouched(
     assert pipeline.provider.requests == []
     row = OutboundMessage.objects.get(pk=pk)
     assert (row.status, row.schedule, row.attempts, row.provider_called_at) == (Status.QUEUED, "parked", 0, None)
+
+
+def test_a_rate_limiter_that_cannot_be_reached_at_the_call_sends_nothing_and_retries_the_message(
+    pipeline: Pipeline, transactional_text: TextMessage, make_contact: Callable[..., Contact]
+) -> None:
+    """Redis gone between planning and the call: no slot, so no call, and the message is retried with backoff (it is
+    not ``unknown``: nothing can have reached the provider)."""
+    (pk,) = enqueue(transactional_text, [make_contact()])
+    real = pipeline.limiter.reserve
+
+    def down(**kwargs: Any) -> Any:
+        if kwargs.get("peek"):
+            return real(**kwargs)
+        raise ConnectionError("Redis is gone")
+
+    with (
+        mock.patch.object(pipeline.limiter, "reserve", side_effect=down),
+        mock.patch("texts.tasks.outbound_send_batch.apply_async"),
+    ):
+        outcome = run(pipeline, [pk])
+    assert outcome.retried == [pk]
+    assert pipeline.provider.requests == []
+    row = OutboundMessage.objects.get(pk=pk)
+    assert (row.status, row.error_code) == (Status.QUEUED, "rate_limiter")

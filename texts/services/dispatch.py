@@ -188,6 +188,21 @@ class _Engine:
             self._abandon()
             raise
 
+    def _abandon(self) -> None:
+        """A failure of this worker's own (the database or the rate limiter went away): let the calls in flight end,
+        so the next task starts with a free window, and record what they did if the database still answers. Rows
+        whose outcome cannot be written stay ``sending`` with ``provider_called_at`` set: the sweeper makes them
+        ``unknown`` and reconciliation asks the provider what became of them."""
+        if self.inflight:
+            concurrent.futures.wait(list(self.inflight), timeout=float(_setting("TWILIO_TIMEOUT_SECONDS", 10)) + 5)
+            self._wait_done(set(self.inflight))
+        try:
+            self._write(force=True)
+        except Exception:
+            logger.warning(
+                "outcomes of %d finished calls not written; the sweeper will see to them", len(self.finished)
+            )
+
     # 1-3: claim, check, prepare, schedule
 
     def _claim_and_schedule(self, ids: list[int]) -> None:
@@ -319,8 +334,13 @@ class _Engine:
             # Nothing in flight: the next reserved slot is at most the horizon away.
             time.sleep(min(self.horizon, timeout or 0.0))
             done = set()
+        self._wait_done(done)
+
+    def _wait_done(self, done: set[concurrent.futures.Future[Any]]) -> None:
         not_yet: list[tuple[OutboundMessage, _NotYet]] = []
         for future in done:
+            if not future.done():
+                continue
             row = self.inflight.pop(future)
             error = future.exception()
             result = error if error is not None else future.result()
@@ -353,13 +373,6 @@ class _Engine:
             else:
                 park.append(row)
         self._hand_back(park=park, hold=hold)
-
-    def _abandon(self) -> None:
-        """A failure of this worker's own (the database went away): let the calls in flight end, so the next task
-        starts with a free window. Their rows stay ``sending`` with ``provider_called_at`` set: the sweeper makes them
-        ``unknown`` and reconciliation asks the provider what became of them."""
-        if self.inflight:
-            concurrent.futures.wait(list(self.inflight), timeout=float(_setting("TWILIO_TIMEOUT_SECONDS", 10)) + 5)
 
     # 5: outcomes
 
@@ -396,14 +409,22 @@ async def _call(
     """One provider call, on the loop. Its slot is reserved here, at the moment the call may start, so a message that
     waited (for a free call, or for this thread) never goes early or in a burst: the sender's rate holds at the
     provider, not only on paper. A slot further than ``tolerance`` away is not waited for: ``_NotYet``."""
+    from providers.base import ErrorKind, ProviderError
+
     async with gate:
         if limiter is not None:
-            (slot,) = limiter.reserve(
-                sender_key=sender_config.key,
-                rate_per_second=sender_config.rate_per_second,
-                asks=[ask],
-                horizon=tolerance,
-            )
+            try:
+                (slot,) = limiter.reserve(
+                    sender_key=sender_config.key,
+                    rate_per_second=sender_config.rate_per_second,
+                    asks=[ask],
+                    horizon=tolerance,
+                )
+            except Exception as exc:  # Redis gone: no slot, and nothing was sent (a retry with backoff, not unknown)
+                logger.warning("rate limiter unavailable: %s", type(exc).__name__)
+                raise ProviderError(
+                    ErrorKind.TRANSIENT, "rate_limiter", "The rate limiter could not be reached; nothing was sent."
+                ) from None
             wait = slot.at - time.time()
             if not slot.reserved or wait > tolerance:
                 return _NotYet(slot.at, slot.reserved)
