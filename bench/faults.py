@@ -277,9 +277,10 @@ def fault_twilio_down(stack: Any, sampler: Sampler, seconds: float) -> FaultReco
 def fault_kill_workers(stack: Any, sampler: Sampler, kills: int, every: float) -> FaultRecord:
     rate, start = pre_rate(sampler), time.monotonic()
     for k in range(kills):
+        in_flight = stack.twilio.stats()["in_flight"]
         victim = stack.kill_worker(k)
-        log(f"fault: SIGKILL {victim.name} ({k + 1}/{kills}); starting a new worker")
-        stack.start_worker()
+        log(f"fault: SIGKILL {victim.name} ({k + 1}/{kills}) with {in_flight} requests in flight at fake_twilio")
+        stack.start_worker(kind=getattr(victim, "kind", ""))
         time.sleep(every)
     return FaultRecord(f"SIGKILL a worker every {every:.0f}s, x{kills}", start, time.monotonic(), rate)
 
@@ -305,7 +306,7 @@ def revive(stack: Any, died: list[str]) -> None:
             stack.workers.remove(worker)
             died.append(worker.name)
             log(f"{worker.name} exited by itself ({worker.popen.returncode}): starting a new one")
-            stack.start_worker()
+            stack.start_worker(kind=getattr(worker, "kind", ""))
 
 
 def settle_callbacks(stack: Any, *, timeout: float) -> list[dict[str, Any]]:
@@ -375,7 +376,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="10,000 contacts")
-    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="bulk sender workers (docker-compose.yml's `sender`)")
     parser.add_argument("--deadline", type=float, help="seconds for the whole send (default 600 + contacts/40)")
     args = parser.parse_args()
     contacts = 10_000 if args.quick else args.contacts
@@ -400,9 +401,16 @@ def main() -> int:
     figures: list[dict[str, Any]] = []
     started_all = time.monotonic()
     with Stack(
-        workers=args.workers, concurrency=2, twilio_from=",".join(SENDERS), extra_env=extra_env, name="faults"
+        workers=args.workers,
+        twilio_from=",".join(SENDERS),
+        extra_env=extra_env,
+        name="faults",
+        deployment="compose",
     ) as stack:
-        log(f"stack up: {args.workers} workers x2, beat, gunicorn, fake_twilio; logs in {stack.log_dir}")
+        log(
+            f"stack up: docker-compose.yml's workers ({args.workers} bulk senders), beat, gunicorn, fake_twilio; "
+            f"logs in {stack.log_dir}"
+        )
         db = Db(stack.database_url)
         segment_id, text_id = seed(db, contacts)
         numbers = [f"+1646{2000000 + i}" for i in range(1, min(contacts, 500) + 1)]

@@ -133,7 +133,8 @@ def main() -> None:
         flush=True,
     )
     assert f"{args.rows} rows read: {good} created" in str(first["summary"]), first["summary"]
-    assert f"{bad} refused" in str(first["summary"]) and first["errors"] == bad, first  # every bad row reported
+    assert f"{bad} refused" in str(first["summary"]), first
+    assert first["errors"] == bad, first  # every bad row reported
     assert Contact.objects.count() == good
     entries = TimelineEvent.objects.count()
 

@@ -13,6 +13,7 @@ class CampaignsConfig(AppConfig):
 
         from .receivers import on_inbound_received
 
-        schedule_periodic("campaigns-process", "campaigns.process", 60, queue="sms_bulk")
+        # On `default` with the other housekeeping: a campaign tick is never stuck behind a broadcast's sends.
+        schedule_periodic("campaigns-process", "campaigns.process", 60, queue="default")
         # A reply moves contacts waiting on a decision down its yes path at once (texts does not know campaigns).
         inbound_received.connect(on_inbound_received, dispatch_uid="campaigns.on_inbound_received")

@@ -11,7 +11,7 @@ from . import engine, services
 
 @shared_task(name="campaigns.process")
 def process_campaigns_task(campaign_id: int | None = None) -> dict[str, Any] | None:
-    """The every-minute engine run (beat, queue ``sms_bulk``); skips itself when another run holds the lock."""
+    """The every-minute engine run (beat, queue ``default``); skips itself when another run holds the lock."""
     summary = services.campaigns_process(campaign_id=campaign_id)
     return summary.as_dict() if summary else None
 

@@ -23,6 +23,7 @@ from smsapp.api import (
     ContactIds,
     FieldErrors,
     Id,
+    InputSchema,
     MembershipChange,
     PageQuery,
     Text,
@@ -38,6 +39,7 @@ from .forms import ContactForm
 from .models import Contact, DoNotContact, Segment
 from .phones import InvalidPhoneNumber, phone_to_e164
 from .services import (
+    SegmentInUse,
     contact_search,
     contacts_in_segment,
     contacts_with_dnc_flag,
@@ -46,10 +48,10 @@ from .services import (
     dnc_remove,
     segment_add_contacts,
     segment_create,
-    segment_referrers,
     segment_remove_contacts,
     timeline_record,
 )
+from .services import segment_delete as segment_delete_service
 
 router = Router()
 
@@ -95,7 +97,7 @@ class ContactPage(Schema):
     next_cursor: str | None
 
 
-class ContactIn(Schema):
+class ContactIn(InputSchema):
     first_name: Text = Field("", max_length=100)
     last_name: Text = Field("", max_length=100)
     email: Text = Field("", max_length=254)
@@ -106,8 +108,9 @@ class ContactIn(Schema):
     custom_fields: CustomFields = Field(default_factory=dict)
 
 
-class ContactPatch(Schema):
-    """Only the fields sent change; ``custom_fields`` are merged key by key."""
+class ContactPatch(InputSchema):
+    """Only the fields sent change. ``custom_fields``, when sent, is the whole set: a key left out is removed
+    (``{}`` removes them all)."""
 
     first_name: Text | None = Field(None, max_length=100)
     last_name: Text | None = Field(None, max_length=100)
@@ -129,12 +132,12 @@ class ContactQuery(PageQuery):
     q: Text | None = Field(None, max_length=200, description="Name, email or number.")
 
 
-class DncIn(Schema):
+class DncIn(InputSchema):
     reason: Literal["unsubscribed", "bounced", "manual"] = "manual"
     comment: Text = Field("", max_length=500)
 
 
-class SegmentIn(Schema):
+class SegmentIn(InputSchema):
     name: Text = Field(min_length=1, max_length=200)
     description: Text = Field("", max_length=2000)
     kind: Literal["static", "filter"] = "static"
@@ -225,13 +228,15 @@ def _form_errors(form: ContactForm) -> dict[str, list[str]]:
     return {field: [str(error) for error in errors] for field, errors in form.errors.items()}
 
 
-def _save_contact(data: dict[str, Any], custom_fields: dict[str, str], contact: Contact | None) -> Contact:
-    """Validate through the UI's own form (same rules, same messages) and save; 400 per field, 409 on a duplicate."""
+def _save_contact(data: dict[str, Any], custom_fields: dict[str, str] | None, contact: Contact | None) -> Contact:
+    """Validate through the UI's own form (same rules, same messages) and save; 400 per field, 409 on a duplicate.
+    ``custom_fields`` None keeps the contact's custom fields as they are; a dict replaces them."""
+    kept = dict(contact.custom_fields) if contact else {}
     form = ContactForm({**data, "mobile": data.get("mobile") or ""}, instance=contact)
     if not form.is_valid():
         raise _mobile_conflict(form, contact) or FieldErrors(_form_errors(form))
     saved = form.save(commit=False)
-    saved.custom_fields = {**(contact.custom_fields if contact else {}), **custom_fields}
+    saved.custom_fields = kept if custom_fields is None else custom_fields
     try:
         with transaction.atomic():
             saved.save()
@@ -292,13 +297,13 @@ def contact_read(request: HttpRequest, contact_id: Path[Id]) -> ContactOut:
 def contact_update(request: HttpRequest, contact_id: Path[Id], payload: ContactPatch) -> ContactOut:
     contact = _get_contact(contact_id)
     changes = payload.dict(exclude_unset=True)
-    custom_fields = changes.pop("custom_fields", None) or {}
+    custom_fields = changes.pop("custom_fields", None)
     current = {name: getattr(contact, name) for name in ContactForm.Meta.fields}
     current["mobile"] = str(contact.mobile or "")
     data = {**current, **{k: ("" if v is None else v) for k, v in changes.items()}}
     contact = _save_contact(data, custom_fields, contact)
-    if changes or custom_fields:
-        fields = sorted({*changes, *(["custom_fields"] if custom_fields else [])})
+    if changes or custom_fields is not None:
+        fields = sorted({*changes, *(["custom_fields"] if custom_fields is not None else [])})
         timeline_record(
             contact=contact,
             kind="contact.updated",
@@ -412,12 +417,10 @@ def segment_read(request: HttpRequest, segment_id: Path[Id]) -> SegmentOut:
 )
 def segment_delete(request: HttpRequest, segment_id: Path[Id]) -> Status[None]:
     require_admin(request)
-    segment = _get_segment(segment_id)
-    referrers = segment_referrers(segment=segment)
-    if referrers:
-        names = ", ".join(f"“{s.name}” ({s.pk})" for s in referrers)
-        raise FieldErrors({"segment": [f"Used in the filters of {names}."]}, status=409, detail="Segment in use.")
-    segment.delete()
+    try:
+        segment_delete_service(segment=_get_segment(segment_id))
+    except SegmentInUse as exc:
+        raise FieldErrors({"segment": [str(exc)]}, status=409, detail="Segment in use.") from None
     return Status(204, None)
 
 

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -135,6 +136,9 @@ def filters_clean(filters: Any, *, segment_id: int | None = None) -> dict[str, A
     rules = filters.get("rules") or []
     if not isinstance(rules, list):
         raise FilterError(["Rules must be a list."])
+    limit = settings.SEGMENT_MAX_RULES
+    if len(rules) > limit:
+        raise FilterError([f"A segment has at most {limit:,} rules; this one has {len(rules):,}."])
     cleaned = []
     for position, rule in enumerate(rules, start=1):
         try:
@@ -214,3 +218,78 @@ def filters_to_q(filters: Any, *, segment_id: int | None = None) -> Q:
     for rule in rules[1:]:
         combined = combined & _rule_q(rule) if cleaned["match"] == "all" else combined | _rule_q(rule)
     return combined
+
+
+def _segment_refs(filters: Any) -> set[int]:
+    """The segments these (stored or cleaned) filters name in their "in segment" / "not in segment" rules."""
+    refs: set[int] = set()
+    rules = filters.get("rules") if isinstance(filters, dict) else None
+    for rule in rules if isinstance(rules, list) else []:
+        if isinstance(rule, dict) and rule.get("field") == "segment" and str(rule.get("value", "")).isdigit():
+            refs.add(int(rule["value"]))
+    return refs
+
+
+def segment_cycle(*, segment_id: int, filters: Any) -> list[Segment] | None:
+    """The chain of segments that would lead back to ``segment_id`` if it had these filters, or None.
+
+    "A: not in segment B" with "B: in segment A" would flip both memberships at every rebuild (each depends on the
+    other's last state), so a cycle, direct or through any number of segments, is refused when a segment is saved.
+    One query reads the rules of every filter-based segment; the walk is a depth-first search over them.
+    """
+    graph = {
+        pk: _segment_refs(stored)
+        for pk, stored in Segment.objects.filter(kind=Segment.Kind.FILTER)
+        .exclude(pk=segment_id)
+        .values_list("pk", "filters")
+    }
+    graph[segment_id] = _segment_refs(filters)
+    path: list[int] = [segment_id]
+    seen: set[int] = set()
+
+    def walk(node: int) -> bool:
+        for ref in sorted(graph.get(node, ())):
+            if ref == segment_id:
+                return True
+            if ref in seen:
+                continue
+            seen.add(ref)
+            path.append(ref)
+            if walk(ref):
+                return True
+            path.pop()
+        return False
+
+    if not walk(segment_id):
+        return None
+    found = Segment.objects.in_bulk(path[1:])
+    return [found[pk] for pk in path[1:]]
+
+
+def cycle_message(*, chain: list[Segment], name: str) -> str:
+    """ "A → B → A" in words a marketer can act on; ``chain`` is what ``segment_cycle`` found."""
+    links = " → ".join(f"“{s.name}”" for s in chain)
+    return (
+        f"These rules make a loop: “{name}” → {links} → “{name}”. A segment cannot depend on itself, directly or "
+        "through other segments (its members would change at every rebuild); remove the segment rule that closes it."
+    )
+
+
+def segments_in_loops() -> set[int]:
+    """Filter-based segments that depend on themselves through others: saved before loops were refused."""
+    graph = {
+        pk: _segment_refs(stored)
+        for pk, stored in Segment.objects.filter(kind=Segment.Kind.FILTER).values_list("pk", "filters")
+    }
+    looped: set[int] = set()
+    for start in graph:
+        stack, seen = list(graph[start]), set()
+        while stack:
+            node = stack.pop()
+            if node == start:
+                looped.add(start)
+                break
+            if node not in seen:
+                seen.add(node)
+                stack.extend(graph.get(node, ()))
+    return looped

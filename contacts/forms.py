@@ -12,10 +12,10 @@ from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 
-from .filters import FIELDS, FilterError, filters_clean
+from .filters import FIELDS, FilterError, cycle_message, filters_clean, segment_cycle
 from .importer import CORE_FIELDS, TARGET_LABELS, _custom_key
 from .models import Contact, ContactImport, DoNotContact, Segment
-from .phones import InvalidPhoneNumber, phone_to_e164
+from .phones import InvalidPhoneNumber, country_is_known, phone_to_e164, unknown_country_message
 
 _ZONES = zoneinfo.available_timezones()
 PAGE_SIZE = 50
@@ -61,6 +61,8 @@ class ContactForm(forms.ModelForm):
         country = self.cleaned_data["country"].strip().upper()
         if country and not re.fullmatch(r"[A-Z]{2}", country):
             raise forms.ValidationError("Use the two-letter ISO code, e.g. GB, FR, US.")
+        if country and not country_is_known(country):
+            raise forms.ValidationError(unknown_country_message(country))
         return country
 
     def clean_timezone(self) -> str:
@@ -106,7 +108,8 @@ class ContactForm(forms.ModelForm):
     def save(self, commit: bool = True) -> Contact:
         contact = super().save(commit=False)
         contact.mobile = self.cleaned_data["mobile"]
-        contact.custom_fields = {**contact.custom_fields, **self.cleaned_data["custom_fields_text"]}
+        # The box shows every custom field: what it holds is the whole set, so a cleared line removes that field.
+        contact.custom_fields = self.cleaned_data["custom_fields_text"]
         if commit:
             contact.save()
         return contact
@@ -189,6 +192,15 @@ class SegmentForm(SegmentRulesForm):
     kind = forms.ChoiceField(choices=Segment.Kind.choices, label="Type", initial=Segment.Kind.STATIC)
 
     field_order = ["name", "description", "kind", "match", "rules"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        filters = data.get("filters")
+        if self.segment_id and data.get("kind") == Segment.Kind.FILTER and filters and not self.errors.get("rules"):
+            chain = segment_cycle(segment_id=self.segment_id, filters=filters)
+            if chain:
+                self.add_error("rules", cycle_message(chain=chain, name=data.get("name") or "this segment"))
+        return data
 
 
 def rule_field_choices() -> list[tuple[str, str]]:

@@ -11,6 +11,15 @@ class InvalidPhoneNumber(ValueError):
     """A number that cannot be a mobile number we can text; the message names the input and why."""
 
 
+def country_is_known(code: str) -> bool:
+    """Whether ``code`` is an ISO 3166-1 alpha-2 country with phone numbers ("ZZ", "unknown region", is not)."""
+    return code.upper() in phonenumbers.SUPPORTED_REGIONS
+
+
+def unknown_country_message(code: str) -> str:
+    return f"“{code}” is not a country code: use the two-letter ISO code, e.g. GB, FR, US."
+
+
 def phone_to_e164(raw: str, *, region: str | None = None) -> str:
     """``raw`` in E.164, or ``InvalidPhoneNumber`` saying why it cannot be texted (see ``parse_mobile``)."""
     return phonenumbers.format_number(parse_mobile(raw, region=region), phonenumbers.PhoneNumberFormat.E164)
@@ -36,6 +45,8 @@ def parse_mobile_typed(raw: str, *, region: str | None = None) -> tuple[phonenum
     if not text:
         raise InvalidPhoneNumber("The number is empty.")
     region = (region or settings.DEFAULT_PHONE_REGION or "").upper() or None
+    if region is not None and not country_is_known(region):
+        raise InvalidPhoneNumber(unknown_country_message(region))
     if text.startswith("00"):
         # The international call prefix used in most of the world; phonenumbers only knows it per region.
         text = "+" + text[2:]
@@ -48,6 +59,12 @@ def parse_mobile_typed(raw: str, *, region: str | None = None) -> tuple[phonenum
         where = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
         raise InvalidPhoneNumber(
             f"“{raw}” is not a valid phone number for {where if where != 'ZZ' else 'any country'}."
+        )
+    if parsed.extension:
+        # E.164 has no extension and no text message reaches one: refuse, rather than drop it without a word.
+        raise InvalidPhoneNumber(
+            f"“{raw}” has an extension (ext. {parsed.extension}); a text message cannot reach an extension: "
+            "give the mobile number alone."
         )
     if kind not in {
         phonenumbers.PhoneNumberType.MOBILE,

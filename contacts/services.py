@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from smsapp.locks import job_lock
 
-from .filters import filters_to_q
+from .filters import FilterError, cycle_message, filters_to_q, segment_cycle, segments_in_loops
 from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
 from .phones import InvalidPhoneNumber, looks_like_phone, phone_to_e164, region_of
 
@@ -387,6 +387,51 @@ def segment_create(*, name: str, description: str = "", kind: str, filters: dict
     return segment
 
 
+@transaction.atomic
+def segment_save(
+    *, segment: Segment | None, name: str, description: str, kind: str, filters: dict[str, Any]
+) -> tuple[Segment, dict[str, int]]:
+    """Create or change a segment from the editor (filters already cleaned) and rebuild it; the segment and counts.
+
+    Raises ``FilterError`` when the rules would make a loop through other segments. The filter-based segments are
+    locked first, so two saves that would close a loop together (A → B and B → A at once) are checked one after
+    the other and the second is refused.
+    """
+    list(Segment.objects.select_for_update().filter(kind=Segment.Kind.FILTER).values_list("pk", flat=True))
+    segment = segment or Segment()
+    if segment.pk and kind == Segment.Kind.FILTER:
+        chain = segment_cycle(segment_id=segment.pk, filters=filters)
+        if chain:
+            raise FilterError([cycle_message(chain=chain, name=name)])
+    segment.name, segment.description, segment.kind = name, description, kind
+    segment.filters = filters if kind == Segment.Kind.FILTER else {}
+    segment.save()
+    return segment, segment_rebuild(segment=segment)
+
+
+class SegmentInUse(Exception):
+    """The segment is named in other segments' filters: deleting it would leave their rules pointing at nothing."""
+
+    def __init__(self, segment: Segment, referrers: list[Segment]) -> None:
+        self.segment = segment
+        self.referrers = referrers
+        names = ", ".join(f"“{s.name}” ({s.pk})" for s in referrers)
+        super().__init__(
+            f"Used in the filters of {names}: remove those rules (or those segments) first, then delete it."
+        )
+
+
+@transaction.atomic
+def segment_delete(*, segment: Segment) -> None:
+    """Delete a segment, or raise ``SegmentInUse`` naming the segments whose filters use it. Its memberships go with
+    it; text messages and campaigns that list it simply no longer do."""
+    list(Segment.objects.select_for_update().filter(kind=Segment.Kind.FILTER).values_list("pk", flat=True))
+    referrers = segment_referrers(segment=segment)
+    if referrers:
+        raise SegmentInUse(segment, referrers)
+    segment.delete()
+
+
 def segment_referrers(*, segment: Segment) -> list[Segment]:
     """Filter-based segments whose rules name this segment (deleting it would break their filters)."""
     key = str(segment.pk)
@@ -503,7 +548,16 @@ def segments_rebuild_all(*, segment_ids: Iterable[int] | None = None) -> dict[in
         segments = Segment.objects.order_by("pk")
         if segment_ids is not None:
             segments = segments.filter(pk__in=list(segment_ids))
-        return {segment.pk: segment_rebuild(segment=segment) for segment in segments}
+        looped = segments_in_loops()
+        results = {}
+        for segment in segments:
+            if segment.pk in looped:
+                # Saved before loops were refused: rebuilding would flip its members at every run. Keep them as
+                # they are until someone removes the rule that closes the loop.
+                logger.error("segment %s (%s) is in a loop through other segments: not rebuilt", segment.pk, segment)
+                continue
+            results[segment.pk] = segment_rebuild(segment=segment)
+        return results
 
 
 def _timeline_for(

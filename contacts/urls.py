@@ -20,4 +20,5 @@ urlpatterns = [
     path("segments/count/", views.segment_count, name="segment_count"),
     path("segments/<int:segment_id>/", views.segment_edit, name="segment_update"),
     path("segments/<int:segment_id>/rebuild/", views.segment_rebuild_now, name="segment_rebuild"),
+    path("segments/<int:segment_id>/delete/", views.segment_delete_view, name="segment_delete"),
 ]

@@ -9,11 +9,14 @@ from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .filters import FIELDS, OPERATOR_LABELS, field_spec
+from smsapp.roles import admin_required
+
+from .filters import FIELDS, OPERATOR_LABELS, FilterError, field_spec
 from .forms import (
     PAGE_SIZE,
     BulkActionForm,
@@ -32,6 +35,7 @@ from .forms import (
 from .importer import MappingError, contact_import_create, contact_import_queue
 from .models import Contact, ContactImport, DoNotContact, Segment
 from .services import (
+    SegmentInUse,
     contact_search,
     contacts_in_segment,
     contacts_with_dnc_flag,
@@ -40,8 +44,10 @@ from .services import (
     dnc_remove,
     segment_add_contacts,
     segment_count_matching,
+    segment_delete,
     segment_rebuild,
     segment_remove_contacts,
+    segment_save,
     timeline_record,
 )
 from .tasks import import_contacts
@@ -117,10 +123,10 @@ def contact_bulk(request: HttpRequest) -> HttpResponse:
     action = form.cleaned_data["action"]
     if action == "add_segment":
         done = segment_add_contacts(segment=segment, contact_ids=ids)
-        messages.success(request, f"{done} contact(s) added to {segment}.")
+        messages.success(request, f"{done:,} contact{pluralize(done)} added to {segment}.")
     elif action == "remove_segment":
         done = segment_remove_contacts(segment=segment, contact_ids=ids)
-        messages.success(request, f"{done} contact(s) removed from {segment}.")
+        messages.success(request, f"{done:,} contact{pluralize(done)} removed from {segment}.")
     else:
         marked = dnc_add_many(
             contact_ids=ids,
@@ -128,7 +134,7 @@ def contact_bulk(request: HttpRequest) -> HttpResponse:
             source=DoNotContact.Source.MARKETER,
             comment=f"Bulk action by {request.user.get_username()}",
         )
-        messages.success(request, f"{len(marked)} contact(s) marked Do Not Contact for SMS.")
+        messages.success(request, f"{len(marked):,} contact{pluralize(len(marked))} marked Do Not Contact for SMS.")
     return redirect(back)
 
 
@@ -252,13 +258,21 @@ def segment_edit(request: HttpRequest, segment_id: int | None = None) -> HttpRes
     form = SegmentForm(request.POST or None, initial=initial, segment_id=segment.pk if segment else None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        segment = segment or Segment()
-        segment.name, segment.description, segment.kind = data["name"], data["description"], data["kind"]
-        segment.filters = data["filters"] if data["kind"] == Segment.Kind.FILTER else {}
-        segment.save()
-        result = segment_rebuild(segment=segment)
-        messages.success(request, f"Segment {segment.name} saved: {result['members']} member(s).")
-        return redirect("contacts:segment_update", segment_id=segment.pk)
+        try:
+            segment, result = segment_save(
+                segment=segment,
+                name=data["name"],
+                description=data["description"],
+                kind=data["kind"],
+                filters=data["filters"],
+            )
+        except FilterError as exc:
+            for error in exc.errors:
+                form.add_error("rules", error)
+        else:
+            members = result["members"]
+            messages.success(request, f"Segment {segment.name} saved: {members:,} member{pluralize(members)}.")
+            return redirect("contacts:segment_update", segment_id=segment.pk)
     if request.method == "POST":
         rules = form.cleaned_data.get("rules") or _submitted_rules(request)
         rows = [_rule_context(rule) for rule in rules]
@@ -292,6 +306,20 @@ def segment_count(request: HttpRequest) -> HttpResponse:
     else:
         context["errors"] = form.errors.get("rules", [])
     return render(request, "contacts/_segment_count.html", context)
+
+
+@admin_required
+@require_POST
+def segment_delete_view(request: HttpRequest, segment_id: int) -> HttpResponse:
+    """Admins only, as in the API: deleting a segment destroys membership history."""
+    segment = get_object_or_404(Segment, pk=segment_id)
+    try:
+        segment_delete(segment=segment)
+    except SegmentInUse as exc:
+        messages.error(request, f"“{segment.name}” was not deleted. {exc}")
+        return redirect("contacts:segment_update", segment_id=segment.pk)
+    messages.success(request, f"Segment {segment.name} deleted.")
+    return redirect("contacts:segment_list")
 
 
 @require_POST

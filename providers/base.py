@@ -132,6 +132,11 @@ class Provider(Protocol):
         """Send one message. Raises ``ProviderError``."""
         ...
 
+    async def send_async(self, request: SendRequest) -> SendResult:
+        """``send`` as a coroutine, run on the worker's event loop (``providers.aio``) with many others in flight.
+        Raises ``ProviderError``."""
+        ...
+
     def check_connection(self) -> ConnectionCheck: ...
 
     def fetch_status(self, message_sid: str) -> StatusEvent | None:

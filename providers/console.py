@@ -28,6 +28,9 @@ class ConsoleProvider:
         )
         return SendResult(sid=sid, status="sent", segments=segments)
 
+    async def send_async(self, request: SendRequest) -> SendResult:
+        return self.send(request)
+
     def check_connection(self) -> ConnectionCheck:
         return ConnectionCheck(ok=True, message="The console provider logs messages instead of sending them.")
 

@@ -10,7 +10,7 @@ import phonenumbers
 from django import forms
 from django.forms import BaseFormSet, formset_factory
 
-from .config import default_rate
+from .config import SHORT_CODE, default_rate
 from .models import Direction, NumberType, SenderType
 
 ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
@@ -48,7 +48,7 @@ class TwilioSettingsForm(forms.Form):
         label="Alphanumeric Sender ID",
         required=False,
         max_length=11,
-        help_text="1-11 letters, digits and spaces, at least one letter. Recipients cannot reply to it.",
+        help_text="1-11 letters, digits and spaces, at least one letter.",
     )
     sender_rate_per_second = forms.DecimalField(
         label="Messages per second (Messaging Service or Alphanumeric Sender ID)",
@@ -61,10 +61,18 @@ class TwilioSettingsForm(forms.Form):
     status_callbacks = forms.BooleanField(label="Ask Twilio for delivery status callbacks", required=False)
     help_text = forms.CharField(label="HELP reply", required=False, max_length=320)
 
-    def __init__(self, *args: Any, stored_token: bool = False, stored_secret: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        stored_token: bool = False,
+        stored_secret: bool = False,
+        local_fake: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.stored_token = stored_token
         self.stored_secret = stored_secret
+        self.local_fake = local_fake  # `make run` with nothing configured: the local fake_twilio's credentials
 
     def clean_account_sid(self) -> str:
         return _sid(self.cleaned_data["account_sid"], ACCOUNT_SID, "AC", "An Account SID")
@@ -100,7 +108,7 @@ class TwilioSettingsForm(forms.Form):
             self.add_error("alphanumeric_sender_id", "Enter the Alphanumeric Sender ID to send from it.")
         if data.get("api_key_sid") and not (data.get("api_key_secret") or self.stored_secret):
             self.add_error("api_key_secret", "Enter the API Key Secret that goes with the API Key SID.")
-        if data.get("enabled"):
+        if data.get("enabled") and not (self.local_fake and not data.get("account_sid")):
             # Enabled means "ready to send": it needs an account and a credential (the environment may give them).
             if not data.get("account_sid") and "account_sid" not in self.errors:
                 self.add_error("account_sid", "Enter the Account SID to enable text messages.")
@@ -134,8 +142,13 @@ class SenderNumberForm(forms.Form):
         value: str = self.cleaned_data["phone_number"].strip().replace(" ", "").replace("-", "")
         if not value:
             return ""
+        if SHORT_CODE.match(value):
+            return value  # a short code as Twilio writes it: 55501
         if not re.match(r"^\+[1-9]\d{2,14}$", value):
-            raise forms.ValidationError(f"“{value}” is not in E.164 format: a + then the country code and number.")
+            raise forms.ValidationError(
+                f"“{value}” is not in E.164 format (a + then the country code and number) nor a short code (5 or 6 "
+                "digits, as Twilio writes it)."
+            )
         parsed = phonenumbers.parse(value, None)
         short_code = len(value) <= 8
         if not short_code and not phonenumbers.is_valid_number(parsed):

@@ -13,6 +13,15 @@ from .config import TwilioConfig, get_config
 _cached: tuple[TwilioConfig, Provider] | None = None
 
 
+def _close_later(provider: object) -> None:
+    """Close a replaced provider's asynchronous connections on the loop that opened them (if it opened any)."""
+    aclose = getattr(provider, "aclose", None)
+    if aclose is not None and getattr(provider, "_async_client", None) is not None:
+        from . import aio
+
+        aio.submit(aclose())
+
+
 def get_provider() -> Provider:
     """The provider for the configuration in effect now.
 
@@ -30,7 +39,9 @@ def get_provider() -> Provider:
 
         config = get_config()
         if _cached is None or _cached[0] != config:
-            _cached = (config, TwilioProvider(config))
+            old, _cached = _cached, (config, TwilioProvider(config))
+            if old is not None:
+                _close_later(old[1])
         return _cached[1]
     try:
         provider: Provider = import_string(name)()

@@ -1,5 +1,5 @@
-"""The Twilio provider, on the official ``twilio`` package: its REST client to send and fetch, its
-``RequestValidator`` to verify webhooks.
+"""The Twilio provider, on the official ``twilio`` package: its REST client to send and fetch, its asynchronous client
+(aiohttp) to keep many sends in flight, its ``RequestValidator`` to verify webhooks.
 
 ``TWILIO_API_BASE_URL`` points the client's ``api`` domain at another server (``fake_twilio``) through the domain's
 own ``base_url``: every request still goes through the package's ``TwilioHttpClient``, with the timeout of
@@ -12,14 +12,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import aiohttp
 import requests
 from django.conf import settings
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.rest import Client
 
@@ -93,6 +96,57 @@ def _transport_error(exc: requests.RequestException) -> ProviderError:
     return ProviderError(ErrorKind.TRANSIENT, "connection", f"Could not reach Twilio ({type(exc).__name__}).")
 
 
+def _aiohttp_error(exc: BaseException) -> ProviderError:
+    """The async client's transport errors, sorted the same way: only a failure to connect proves nothing left."""
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, no route, DNS: the request never left
+        return ProviderError(ErrorKind.TRANSIENT, "connection", "Could not connect to Twilio.")
+    if isinstance(exc, TimeoutError):
+        return ProviderError(
+            ErrorKind.TRANSIENT,
+            "timeout",
+            "Twilio did not answer in time; the message may have been sent.",
+            may_have_sent=True,
+        )
+    return ProviderError(
+        ErrorKind.TRANSIENT,
+        "connection",
+        "The connection to Twilio broke; the message may have been sent.",
+        may_have_sent=True,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _twilio_errors_async() -> AsyncIterator[None]:
+    try:
+        yield
+    except TwilioRestException as exc:
+        raise _rest_error(exc) from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise _aiohttp_error(exc) from None
+    except TwilioException as exc:
+        raise ProviderError(ErrorKind.TRANSIENT, "client", type(exc).__name__, may_have_sent=True) from None
+
+
+class _AsyncHttpClient(AsyncTwilioHttpClient):
+    """The package's aiohttp client with its constructor's timeout on every request: twilio 9 hands each request only
+    the per-call timeout, which the REST client leaves unset, and aiohttp reads None as "wait for ever"."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        return await super().request(
+            method, url, params, data, headers, auth, timeout if timeout is not None else self.timeout, allow_redirects
+        )
+
+
 @contextlib.contextmanager
 def _twilio_errors(*, may_have_sent: bool = False) -> Iterator[None]:
     """The ``twilio`` package's exceptions as ``ProviderError`` (Twilio's code and words, never a credential).
@@ -113,6 +167,7 @@ class TwilioProvider:
     def __init__(self, config: TwilioConfig) -> None:
         self.config = config
         self._client: Client | None = None
+        self._async_client: Client | None = None
 
     @property
     def client(self) -> Client:
@@ -121,9 +176,24 @@ class TwilioProvider:
             self._client = self._make_client(self.config)
         return self._client
 
+    async def _async(self) -> Client:
+        """One asynchronous client (one aiohttp session and connection pool) per provider, made inside the process's
+        event loop (``providers.aio``), which is where aiohttp wants its session created and used."""
+        if self._async_client is None:
+            http_client = _AsyncHttpClient(timeout=self.config.timeout, logger=logging.getLogger("twilio.http_client"))
+            self._async_client = self._make_client(self.config, http_client=http_client)
+        return self._async_client
+
+    async def aclose(self) -> None:
+        """Close the asynchronous client's connections (when the configuration changed and a new provider took over)."""
+        client, self._async_client = self._async_client, None
+        if client is not None:
+            await client.http_client.close()
+
     @staticmethod
-    def _make_client(config: TwilioConfig) -> Client:
-        http_client = TwilioHttpClient(timeout=config.timeout, logger=logging.getLogger("twilio.http_client"))
+    def _make_client(config: TwilioConfig, *, http_client: Any = None) -> Client:
+        if http_client is None:
+            http_client = TwilioHttpClient(timeout=config.timeout, logger=logging.getLogger("twilio.http_client"))
         if config.api_key_sid and config.api_key_secret:
             client = Client(config.api_key_sid, config.api_key_secret, config.account_sid, http_client=http_client)
         else:
@@ -138,8 +208,7 @@ class TwilioProvider:
                 ErrorKind.AUTH, "not_configured", "Twilio is not configured: set the Account SID and Auth Token."
             )
 
-    def send(self, request: SendRequest) -> SendResult:
-        self._require_credentials()
+    def _create_kwargs(self, request: SendRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"to": request.to, "body": request.body}
         if request.sender.kind == "messaging_service":
             kwargs["messaging_service_sid"] = request.sender.value
@@ -150,15 +219,21 @@ class TwilioProvider:
         callback = request.status_callback or self.config.status_callback_url
         if callback:
             kwargs["status_callback"] = callback
+        return kwargs
+
+    def send(self, request: SendRequest) -> SendResult:
+        self._require_credentials()
         with _twilio_errors(may_have_sent=True):
-            message = self.client.messages.create(**kwargs)
-        return SendResult(
-            sid=str(message.sid),
-            status=str(message.status),
-            segments=int(message.num_segments) if message.num_segments else None,
-            price=_decimal(message.price),
-            price_unit=str(message.price_unit or ""),
-        )
+            message = self.client.messages.create(**self._create_kwargs(request))
+        return _result(message)
+
+    async def send_async(self, request: SendRequest) -> SendResult:
+        """``send`` on the asynchronous client: the worker keeps many of these in flight on one connection pool."""
+        self._require_credentials()
+        client = await self._async()
+        async with _twilio_errors_async():
+            message = await client.messages.create_async(**self._create_kwargs(request))
+        return _result(message)
 
     def check_connection(self) -> ConnectionCheck:
         """Fetch the Account with these credentials: its friendly name, or Twilio's exact reason."""
@@ -230,6 +305,16 @@ class TwilioProvider:
     ) -> InboundEvent | StatusEvent:
         self.verify_signature(url=url, params=params, headers=headers)
         return parse_twilio_params(params, account_sid=self.config.account_sid)
+
+
+def _result(message: Any) -> SendResult:
+    return SendResult(
+        sid=str(message.sid),
+        status=str(message.status),
+        segments=int(message.num_segments) if message.num_segments else None,
+        price=_decimal(message.price),
+        price_unit=str(message.price_unit or ""),
+    )
 
 
 def _decimal(value: object) -> Decimal | None:

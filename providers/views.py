@@ -52,10 +52,17 @@ def _initial(row: TwilioSettings) -> dict[str, object]:
 @admin_required
 @require_http_methods(["GET", "POST"])
 def twilio_settings(request: HttpRequest) -> HttpResponse:
-    row = TwilioSettings.load()
+    # Opening the page must not create the settings row: a new row (enabled off) would switch sending off and make
+    # the page and the dashboard disagree. Until the first save, the page shows the configuration in effect.
+    row = TwilioSettings.objects.filter(id=TwilioSettings.SINGLETON_ID).first()
+    config = get_config()
+    initial = _initial(row) if row is not None else {**_initial(TwilioSettings()), "enabled": config.enabled}
+    row = row or TwilioSettings(id=TwilioSettings.SINGLETON_ID)
     token, secret = _stored_secret(row, "auth_token"), _stored_secret(row, "api_key_secret")
     data = request.POST if request.method == "POST" else None
-    form = TwilioSettingsForm(data, initial=_initial(row), stored_token=bool(token), stored_secret=bool(secret))
+    form = TwilioSettingsForm(
+        data, initial=initial, stored_token=bool(token), stored_secret=bool(secret), local_fake=config.local_fake
+    )
     numbers = sender_number_formset(
         data,
         prefix="numbers",
@@ -66,7 +73,7 @@ def twilio_settings(request: HttpRequest) -> HttpResponse:
                 "number_type": n.number_type,
                 "rate_per_second": n.rate_per_second,
             }
-            for n in row.numbers.all()
+            for n in (row.numbers.all() if row.pk and not row._state.adding else [])
         ],
         require_one=request.method == "POST"
         and request.POST.get("sender_type") == SenderType.NUMBERS
@@ -76,12 +83,14 @@ def twilio_settings(request: HttpRequest) -> HttpResponse:
         services.twilio_settings_save(data=form.cleaned_data, numbers=numbers.numbers())
         messages.success(request, "Twilio settings saved.")
         return redirect("providers:twilio_settings")
-    config = get_config()
     return render(
         request,
         "providers/twilio_settings.html",
         {
             "form": form,
+            "local_fake_url": config.api_base_url if config.local_fake else "",
+            "alphanumeric_without_pool": config.sender_type == SenderType.ALPHANUMERIC
+            and not any(s.sender.kind == "number" for s in config.senders),
             "numbers": numbers,
             "config": config,
             "callback_url": public_callback_url(),

@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import difflib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Annotated, Any, TypeVar
@@ -25,10 +27,13 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 from ninja.security import HttpBearer
 from ninja.throttling import AuthRateThrottle
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from .models import ApiToken, token_hash
 from .roles import is_admin
+
+logger = logging.getLogger("django.request")
 
 
 class BearerToken(HttpBearer):
@@ -92,13 +97,66 @@ def _error(request: HttpRequest, status: int, detail: str, errors: dict[str, lis
     return api.create_response(request, body, status=status)
 
 
+UNKNOWN_FIELD = "unknown_field"
+
+
+class InputSchema(Schema):
+    """The base of every request body: a field the schema does not know is a 400 naming it, never ignored.
+
+    ``{"segments": [3]}`` for ``segment_ids`` would otherwise create a text message with no segments, so a broadcast
+    silently never happens. ``extra="forbid"`` also puts ``additionalProperties: false`` in the OpenAPI document;
+    the validator below runs first so that the answer can suggest the field that was meant.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
+        unknown = sorted(str(key) for key in data if key not in known)
+        if unknown:
+            raise PydanticCustomError(
+                UNKNOWN_FIELD,
+                "Unknown field(s): {unknown}.",
+                {"unknown": unknown, "known": sorted(known)},
+            )
+        return data
+
+
+def _unknown_field_message(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        return f"Unknown field “{name}”: did you mean “{close[0]}”?"
+    return f"Unknown field “{name}”. The fields are: {', '.join(known)}."
+
+
 @api.exception_handler(ValidationError)
 def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     for item in exc.errors:
         loc = [str(part) for part in item.get("loc", []) if part not in ("body", "payload", "query", "path")]
+        if item.get("type") == UNKNOWN_FIELD:
+            ctx = item.get("ctx") or {}
+            for name in ctx.get("unknown", []):
+                key = ".".join([*loc, name])
+                errors.setdefault(key, []).append(_unknown_field_message(name, list(ctx.get("known", []))))
+            continue
         errors.setdefault(".".join(loc) or "__all__", []).append(str(item.get("msg", "Invalid value.")))
     return _error(request, 400, "Invalid input.", errors)
+
+
+@api.exception_handler(Exception)
+def _server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # JSON like every other answer of the API, with DEBUG on or off; the traceback goes to the log, never the client.
+    logger.error(
+        "Internal Server Error: %s", request.path, exc_info=exc, extra={"status_code": 500, "request": request}
+    )
+    response = _error(request, 500, "Internal server error: the request was not completed. It has been logged.")
+    response._has_been_logged = True  # type: ignore[attr-defined]  # Django would log it again, without the traceback
+    return response
 
 
 @api.exception_handler(AuthenticationError)
@@ -216,7 +274,7 @@ def responses(ok: dict[int, Any], *errors: int) -> dict[int, Any]:
     return {**ok, **dict.fromkeys(errors, ErrorOut), **COMMON_ERRORS}
 
 
-class ContactIds(Schema):
+class ContactIds(InputSchema):
     contact_ids: list[Id] = Field(min_length=1, max_length=MAX_IDS_PER_REQUEST)
 
 

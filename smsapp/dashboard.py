@@ -74,8 +74,16 @@ def setup_steps() -> list[SetupStep]:
     from texts.models import TextMessage
 
     config = get_config()
+    # The same configuration the plugin page's badge shows, so the two never disagree; the local test server of
+    # `make run` is not a connection to Twilio.
+    connected = config.enabled and config.has_credentials and not config.local_fake
+    label = "Connect Twilio and enable text messages"
+    if config.local_fake:
+        label += " (until then they go to the local test server)"
+    elif config.has_credentials and not config.enabled:
+        label += " (connected, but text messages are disabled)"
     return [
-        SetupStep("Connect Twilio and enable text messages", config.enabled and config.has_credentials, "/settings/"),
+        SetupStep(label, connected, "/settings/plugins/twilio/"),
         SetupStep("Import or add contacts", Contact.objects.exists(), "/contacts/"),
         SetupStep("Build a segment", Segment.objects.exists(), "/segments/"),
         SetupStep("Write a text message", TextMessage.objects.exists(), "/text-messages/"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
@@ -46,3 +47,31 @@ class BodySizeLimitMiddleware:
                     status=413,
                 )
         return self.get_response(request)
+
+
+class ApiErrorsAsJsonMiddleware:
+    """Every error under ``/api/`` is JSON, even those no API code produced: an unknown path (404), a method the
+    path does not take (405), a crash outside an operation (Django's HTML 500 page). Clients parse one shape."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not request.path.startswith("/api/") or response.status_code < 400:
+            return response
+        if response.get("Content-Type", "").startswith("application/json"):
+            return response
+        try:
+            phrase = HTTPStatus(response.status_code).phrase
+        except ValueError:
+            phrase = "Error"
+        body: dict[str, Any] = {"detail": f"{phrase}."}
+        if response.status_code == 404:
+            body["detail"] = f"Not found: no API operation at {request.path}."
+        elif response.status_code == 405:
+            body["detail"] = f"Method {request.method} is not allowed here; use {response.get('Allow', '')}."
+        json_response = JsonResponse(body, status=response.status_code)
+        if response.has_header("Allow"):
+            json_response["Allow"] = response["Allow"]
+        return json_response

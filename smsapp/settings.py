@@ -7,6 +7,7 @@ secret key so that a fresh clone works with no configuration.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -45,7 +46,10 @@ if not SECRET_KEY:
             "or DEBUG=true for local development."
         )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# `make run` serves on WEB_PORT (8000) and starts fake_twilio on FAKE_TWILIO_PORT (8001); the Procfile reads both.
+WEB_PORT = env.int("WEB_PORT", default=8000)
+FAKE_TWILIO_PORT = env.int("FAKE_TWILIO_PORT", default=8001)
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{WEB_PORT}").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_BASE_URL])
 
 INSTALLED_APPS = [
@@ -60,6 +64,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "ninja",
     "django_celery_beat",
+    "axes",
     "smsapp",
     "providers",
     "contacts",
@@ -69,6 +74,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outside everything that can answer an error, so that every error under /api/ is JSON (404, 405, 500 too).
+    "smsapp.middleware.ApiErrorsAsJsonMiddleware",
     "smsapp.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -81,6 +88,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login attempt with the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "smsapp.urls"
@@ -181,9 +190,13 @@ TWILIO_FROM = env.str("TWILIO_FROM", default="")
 TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="").rstrip("/")
 TWILIO_TIMEOUT_SECONDS = env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)
+# `make run`: while no credentials are configured (environment or plugin page), send through the local fake_twilio
+# on FAKE_TWILIO_PORT with its development credentials. The first credentials saved on the page take over.
+TWILIO_USE_LOCAL_FAKE = env.bool("TWILIO_USE_LOCAL_FAKE", default=False)
 # Key for encrypting credentials at rest. Unset: derived from SECRET_KEY (rotate both together).
 SMSAPP_ENCRYPTION_KEY = _secret("SMSAPP_ENCRYPTION_KEY")
-# Seconds each process keeps the plugin configuration before reading it again (a save in the same process clears it).
+# Seconds each process keeps the plugin configuration at most. A save is seen by every process at once through a
+# version number in the shared cache (providers/config.py); this bounds staleness when that cache is unreachable.
 SMS_CONFIG_CACHE_SECONDS = env.float("SMS_CONFIG_CACHE_SECONDS", default=5.0)
 # Which transport sends: "twilio" or "console" (prints, for development), like Django's email backends.
 SMS_PROVIDER = env.str("SMS_PROVIDER", default="twilio")
@@ -208,13 +221,25 @@ SMS_RECONCILE_AFTER_SECONDS = env.float("SMS_RECONCILE_AFTER_SECONDS", default=9
 SMS_RECONCILE_MAX_AGE_HOURS = env.float("SMS_RECONCILE_MAX_AGE_HOURS", default=72.0)
 SMS_RECONCILE_RECHECK_SECONDS = env.float("SMS_RECONCILE_RECHECK_SECONDS", default=3600.0)
 SMS_RECONCILE_BATCH = env.int("SMS_RECONCILE_BATCH", default=500)
-# A worker waits at most this long for a sender's rate-limit slot before handing the row back to the queue.
-SMS_RATE_MAX_WAIT_SECONDS = env.float("SMS_RATE_MAX_WAIT_SECONDS", default=30.0)
+# The sending engine (texts.services.dispatch and .pacing). A worker process keeps up to SMS_SEND_CONCURRENCY calls
+# to the provider in flight and claims SMS_CLAIM_CHUNK rows at a time; it sends a message only when its sender's slot
+# is at most SMS_SCHEDULE_HORIZON_SECONDS away, and parks (bulk) or holds (priority) the rest instead of waiting. A
+# message due again later than SMS_WAKE_HORIZON_SECONDS is parked rather than given a countdown task. The pacer runs
+# every SMS_PACE_INTERVAL_SECONDS and hands out each sender's capacity SMS_PACE_WINDOW_SECONDS ahead.
+SMS_SEND_CONCURRENCY = env.int("SMS_SEND_CONCURRENCY", default=16)
+SMS_CLAIM_CHUNK = env.int("SMS_CLAIM_CHUNK", default=32)
+SMS_SCHEDULE_HORIZON_SECONDS = env.float("SMS_SCHEDULE_HORIZON_SECONDS", default=0.5)
+SMS_WAKE_HORIZON_SECONDS = env.float("SMS_WAKE_HORIZON_SECONDS", default=120.0)
+SMS_PACE_INTERVAL_SECONDS = env.float("SMS_PACE_INTERVAL_SECONDS", default=1.0)
+SMS_PACE_WINDOW_SECONDS = env.float("SMS_PACE_WINDOW_SECONDS", default=2.0)
 # Broadcasts: how often beat runs the send_broadcasts job, and contacts per INSERT … SELECT (and per task).
 BROADCASTS_INTERVAL_SECONDS = env.float("BROADCASTS_INTERVAL_SECONDS", default=60.0)
 BROADCASTS_BATCH = env.int("BROADCASTS_BATCH", default=1000)
 
 # Contacts
+# Rules per filter-based segment: every rule is a condition of one SQL statement, and SQLite refuses an expression
+# deeper than 1,000 ("Expression tree is too large"); more rules than this are a clear 400 on every database.
+SEGMENT_MAX_RULES = env.int("SEGMENT_MAX_RULES", default=100)
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US")
 PHONENUMBER_DEFAULT_REGION = DEFAULT_PHONE_REGION
 PHONENUMBER_DB_FORMAT = "E164"
@@ -240,6 +265,16 @@ CAMPAIGNS_STALE_RUNNING_SECONDS = env.int("CAMPAIGNS_STALE_RUNNING_SECONDS", def
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one username (from any address), or
+# from one address (for any username), logins from there wait LOGIN_LOCKOUT_MINUTES. A success clears the count.
+# An admin unlocks sooner in the Django admin (Axes > Access attempts: delete the row) or with
+# `manage.py axes_reset_username NAME` / `axes_reset_ip ADDRESS` / `axes_reset`.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "smsapp.views.login_locked_out"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -255,7 +290,8 @@ USE_TZ = True
 
 # Static files
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `manage.py collectstatic` writes here; with DEBUG off the pages need it (whitenoise serves the hashed files).
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -281,10 +317,13 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
+    # Behind a TLS proxy (or TLS in gunicorn) leave it on. Served over plain HTTP (a test box, a private network),
+    # set SECURE_SSL_REDIRECT=false: no redirect loop to an https:// nobody answers, and cookies without the Secure
+    # flag, which a browser would not send back over HTTP (no login possible).
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
+    # A TLS proxy that does the redirect itself: SECURE_SSL_REDIRECT=false with SECURE_COOKIES=true.
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=SECURE_SSL_REDIRECT)
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -294,9 +333,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"forbidden_in_one_line": {"()": "smsapp.logs.ForbiddenInOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's own console handler (DEBUG only) would print every django.* record a second time beside the root's.
+        "django": {"handlers": [], "level": "INFO"},
+        # A 403 is one line, not a traceback (smsapp/logs.py).
+        "django.request": {"filters": ["forbidden_in_one_line"]},
+        "django.security": {"filters": ["forbidden_in_one_line"]},
+        # django-axes says INFO at every start and every login; its lockouts (WARNING) are what an operator needs.
+        "axes": {"level": "WARNING"},
         # The twilio client logs request headers (Basic auth) at DEBUG: never let it below WARNING.
         "twilio": {"level": "WARNING"},
         "twilio.http_client": {"level": "WARNING"},

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
@@ -31,6 +34,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "activity": dashboard_data.recent_activity(),
         },
     )
+
+
+def login_locked_out(request: HttpRequest, response: HttpResponse | None, credentials: dict[str, Any]) -> HttpResponse:
+    """django-axes' answer to a login from a locked-out username or address: 429, saying how long and how to unlock."""
+    minutes = settings.AXES_COOLOFF_TIME.total_seconds() / 60
+    context = {
+        "username": (credentials or {}).get("username") or request.POST.get("username", ""),
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "minutes": f"{minutes:.0f}",
+    }
+    return render(request, "registration/locked_out.html", context, status=429)
 
 
 @login_not_required

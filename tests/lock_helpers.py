@@ -27,5 +27,9 @@ def lock_held_elsewhere(name: str) -> Iterator[None]:
             assert row is not None
             assert row[0]
         yield
+        # Unlock before closing: the server frees a closed session's locks only once its backend has exited, which
+        # can be after the test's next statement (a race seen under load).
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_NAMESPACE, advisory_key(name)])
     finally:
         other.close()

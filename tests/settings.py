@@ -26,3 +26,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Tests change Twilio settings and rows between (and inside) tests; read the configuration afresh each time. The cache
 # itself is tested in tests/providers/test_config_cache.py.
 SMS_CONFIG_CACHE_SECONDS = 0.0
+# `make run`'s local fake_twilio stands in only where a test asks for it.
+TWILIO_USE_LOCAL_FAKE = False

@@ -54,3 +54,34 @@ def test_docker_compose_refuses_to_start_without_secrets() -> None:
     )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def _gunicorn_options(argv: list[str]) -> list[str]:
+    """The options after the app, without --bind and its value (the address differs by design)."""
+    out, skip = [], False
+    for arg in argv[argv.index("smsapp.wsgi:application") + 1 :]:
+        if skip:
+            skip = False
+        elif arg == "--bind":
+            skip = True
+        elif arg != "--chdir" and not arg.startswith("/"):
+            out.append(arg)
+    return out
+
+
+def test_the_webhook_benchmark_runs_the_shipped_gunicorn_line() -> None:
+    import json
+    import re
+
+    from bench.webhooks import shipped_gunicorn
+
+    benchmarked = _gunicorn_options(shipped_gunicorn(8123))
+    assert benchmarked[:2] == ["--worker-class", "gthread"]
+    argv = shipped_gunicorn(8123)
+    assert argv[argv.index("--bind") + 1] == "127.0.0.1:8123"
+    # The image's own CMD (docker run without compose) is the same server.
+    cmd = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
+    assert _gunicorn_options(json.loads(cmd[4:])) == benchmarked
+    assert re.search(
+        r"--workers \$\{WEB_WORKERS:-2\} --threads \$\{WEB_THREADS:-4\}", (ROOT / "docker-compose.yml").read_text()
+    )

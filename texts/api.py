@@ -20,7 +20,7 @@ from pydantic import Field
 from contacts.models import Contact, Segment
 from contacts.services import contact_is_dnc
 from providers.segments import MAX_BODY_CHARACTERS
-from smsapp.api import FieldErrors, Id, PageQuery, Text, When, keyset_page, responses
+from smsapp.api import FieldErrors, Id, InputSchema, PageQuery, Text, When, keyset_page, responses
 
 from .forms import TextMessageForm
 from .models import InboundMessage, OutboundMessage, Source, TextMessage
@@ -33,7 +33,7 @@ Category = Literal["marketing", "transactional"]
 OutboundStatusName = Literal["queued", "sending", "sent", "delivered", "undelivered", "failed", "unknown"]
 
 
-class TextMessageIn(Schema):
+class TextMessageIn(InputSchema):
     name: Text = Field(min_length=1, max_length=200, description="Internal name")
     body: Text = Field(
         min_length=1,
@@ -51,7 +51,7 @@ class TextMessageIn(Schema):
     )
 
 
-class TextMessagePatch(Schema):
+class TextMessagePatch(InputSchema):
     """Only the fields sent change."""
 
     name: Text | None = Field(None, min_length=1, max_length=200)
@@ -89,7 +89,7 @@ class TextMessageQuery(PageQuery):
     q: Text | None = Field(None, max_length=200, description="Part of the internal name.")
 
 
-class SendIn(Schema):
+class SendIn(InputSchema):
     contact_id: Id
 
 

@@ -11,6 +11,14 @@ class TextsConfig(AppConfig):
         from smsapp.celery import schedule_periodic
 
         schedule_periodic("texts-outbound-sweep", "texts.outbound_sweep", 60.0, queue="sms_priority")
+        # Parked bulk messages get their senders' free capacity (texts.services.pacing). On the priority queue, whose
+        # workers never have a backlog of bulk sends in front of it.
+        schedule_periodic(
+            "texts-outbound-pace",
+            "texts.outbound_pace",
+            float(settings.SMS_PACE_INTERVAL_SECONDS),
+            queue="sms_priority",
+        )
         # Statuses whose callback never came, fetched from the provider (texts.reconcile).
         schedule_periodic(
             "texts-outbound-reconcile",
@@ -18,10 +26,11 @@ class TextsConfig(AppConfig):
             float(settings.SMS_RECONCILE_INTERVAL_SECONDS),
             queue="default",
         )
-        # Broadcasts without a crontab: the same job as `manage.py send_broadcasts`, on the bulk queue.
+        # Broadcasts without a crontab: the same job as `manage.py send_broadcasts`. The fan-out is housekeeping (one
+        # INSERT … SELECT per batch), so it runs on `default`, never behind the bulk sends it creates.
         schedule_periodic(
             "texts-send-broadcasts",
             "texts.broadcasts_send",
             float(settings.BROADCASTS_INTERVAL_SECONDS),
-            queue="sms_bulk",
+            queue="default",
         )

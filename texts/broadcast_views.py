@@ -9,18 +9,21 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .broadcasts import broadcast_audience, broadcast_not_sendable_reason, broadcast_progress, broadcast_request_send
 from .models import TextMessage
-from .reports import report_for
+from .reports import report_for, sending_progress
 from .views import _get_text
 
 
 def _panel(request: HttpRequest, text: TextMessage, *, error: str = "") -> HttpResponse:
     progress = broadcast_progress(text_message_id=text.pk)
+    report = report_for(text)
     context = {
         "text": text,
         "is_broadcast": text.segments.exists(),
         "audience": broadcast_audience(text_message=text),
-        "report": report_for(text),
+        "report": report,
         "progress": progress,
+        # While messages wait to go: the rate, the time left and the sender whose limit sets it.
+        "sending": sending_progress(text) if report.pending else None,
         "not_sendable": broadcast_not_sendable_reason(text),
         "error": error,
     }

@@ -413,8 +413,9 @@ def broadcast_progress(*, text_message_id: int) -> Progress:
 
 
 def broadcast_request_send(*, text_message: TextMessage) -> None:
-    """ "Send now": queue the same job as cron for this one message, on ``sms_bulk``, after commit."""
+    """ "Send now": queue the same job as cron for this one message, after commit. The fan-out is housekeeping (one
+    INSERT … SELECT per batch) and runs on ``default``, never behind the bulk sends it creates."""
     from .broadcast_tasks import broadcast_send_task
 
     _progress_set(text_message.pk, state="queued", queued=0, target=0)
-    transaction.on_commit(lambda: broadcast_send_task.apply_async(args=(text_message.pk,), queue="sms_bulk"))
+    transaction.on_commit(lambda: broadcast_send_task.apply_async(args=(text_message.pk,), queue="default"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.validators import URLValidator
 
 from contacts.models import Contact, Segment
 from contacts.phones import InvalidPhoneNumber, phone_to_e164
@@ -65,12 +66,13 @@ class TextMessageForm(forms.ModelForm):
 
     def clean_media_urls_text(self) -> list[str]:
         urls = [line.strip() for line in self.cleaned_data["media_urls_text"].splitlines() if line.strip()]
-        validator = forms.URLField(assume_scheme="https")
+        # Twilio fetches media over the web; only http(s) addresses are links anywhere they are shown.
+        validator = forms.URLField(assume_scheme="https", validators=[URLValidator(schemes=["http", "https"])])
         for url in urls:
             try:
                 validator.clean(url)
             except forms.ValidationError:
-                raise forms.ValidationError(f"“{url}” is not a URL.") from None
+                raise forms.ValidationError(f"“{url}” is not an http(s) URL.") from None
         if len(urls) > 10:
             raise forms.ValidationError("Twilio accepts at most 10 media URLs per message.")
         return urls

@@ -7,6 +7,7 @@ a status moves a message only forward through ``outbound_transition``'s conditio
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -105,6 +106,42 @@ def _apply_action(action: str, contact: Contact | None, body: str) -> None:
         )
 
 
+def _too_long(values: dict[str, tuple[str, int]]) -> list[str]:
+    return [
+        f"{name} is {len(value)} characters; at most {limit} are accepted."
+        for name, (value, limit) in values.items()
+        if len(value) > limit
+    ]
+
+
+def _limit(model: type[Any], field: str) -> int:
+    size = model._meta.get_field(field).max_length
+    assert size is not None
+    return int(size)
+
+
+def callback_oversized_fields(event: InboundEvent | StatusEvent) -> list[str]:
+    """What of a callback does not fit its column, each field named; the view answers 400 for any (a varchar
+    overflow would be a 500 on PostgreSQL, and cutting the value down would store something Twilio never sent)."""
+    if isinstance(event, StatusEvent):
+        return _too_long(
+            {
+                "MessageSid": (event.message_sid, _limit(OutboundMessage, "provider_sid")),
+                "ErrorCode": (event.error_code, _limit(OutboundMessage, "error_code")),
+            }
+        )
+    return _too_long(
+        {
+            "MessageSid": (event.message_sid, _limit(InboundMessage, "message_sid")),
+            "AccountSid": (event.account_sid, _limit(InboundMessage, "account_sid")),
+            "From": (event.from_number, _limit(InboundMessage, "from_number")),
+            "To": (event.to_number, _limit(InboundMessage, "to_number")),
+            "FromCountry": (event.from_country, _limit(InboundMessage, "from_country")),
+            "OptOutType": (event.opt_out_type, _limit(InboundMessage, "opt_out_type")),
+        }
+    )
+
+
 def inbound_receive(*, event: InboundEvent, help_text: str = "", can_reply: bool = True) -> InboundResult:
     """Store an inbound message once, link it, act on its keyword, record it on the timeline; the reply to send.
 
@@ -126,13 +163,13 @@ def inbound_receive(*, event: InboundEvent, help_text: str = "", can_reply: bool
             inbound = InboundMessage.objects.create(
                 message_sid=event.message_sid,
                 account_sid=event.account_sid,
-                from_number=number[:32],
-                to_number=event.to_number[:32],
+                from_number=number,
+                to_number=event.to_number,
                 body=event.body,
                 media_urls=list(event.media_urls),
                 media_content_types=[raw.get(f"MediaContentType{i}", "") for i in range(count)],
-                from_country=event.from_country[:2].upper(),
-                opt_out_type=event.opt_out_type[:16],
+                from_country=event.from_country.upper(),
+                opt_out_type=event.opt_out_type,
                 raw=raw,
                 contact=contact,
                 in_reply_to=_last_outbound(contact, number),
@@ -198,28 +235,25 @@ def outbound_status_apply(*, event: StatusEvent, outbound_id: int | None = None)
     if target is None:
         logger.warning("status callback %s with a status not understood: %r", event.message_sid, event.status)
         return False
-    moved = _move_by_sid(event.message_sid, target, event.error_code)
-    if moved is None and outbound_id is not None and _attach_sid(outbound_id, event.message_sid):
-        moved = _move_by_sid(event.message_sid, target, event.error_code)
-    if moved is None:
-        row = OutboundMessage.objects.filter(provider_sid=event.message_sid).values("pk", "contact_id").first()
-        if row is None:
-            logger.info("status callback for unknown message SID %s (%s)", event.message_sid, event.status)
-            return False
-        contact_id: int | None = row["contact_id"]  # a repeated or late callback: the message is already past it
-    else:
-        contact_id = moved.contact_id
-        message_status_changed.send(sender=OutboundMessage, message_ids=[moved.id], status=target)
-    if event.error_code == UNSUBSCRIBED_CODE and contact_id:
+    found = _move_by_sid(event.message_sid, target, event.error_code)
+    if found is None and outbound_id is not None and _attach_sid(outbound_id, event.message_sid):
+        found = _move_by_sid(event.message_sid, target, event.error_code)
+    if found is None:
+        logger.info("status callback for unknown message SID %s (%s)", event.message_sid, event.status)
+        return False
+    # Not moved: a repeated or late callback (Twilio's `sent` after the worker's own), the message is already past it.
+    if found.moved:
+        message_status_changed.send(sender=OutboundMessage, message_ids=[found.id], status=target)
+    if event.error_code == UNSUBSCRIBED_CODE and found.contact_id:
         dnc_add(
-            contact=Contact.objects.get(pk=contact_id),
+            contact=Contact.objects.get(pk=found.contact_id),
             reason=DoNotContact.Reason.UNSUBSCRIBED,
             source=DoNotContact.Source.PROVIDER,
             comment=f"Twilio error {UNSUBSCRIBED_CODE}: the recipient unsubscribed.",
         )
-    if moved and contact_id and target in FINAL and not moved.recorded:
-        _record_status(moved, contact_id, target, event.error_code)
-    return moved is not None
+    if found.moved and found.contact_id and target in FINAL and not found.recorded:
+        _record_status(found, found.contact_id, target, event.error_code)
+    return found.moved
 
 
 def _attach_sid(outbound_id: int, message_sid: str) -> bool:
@@ -234,10 +268,11 @@ def _attach_sid(outbound_id: int, message_sid: str) -> bool:
     )
 
 
-class _Moved(NamedTuple):
+class _Found(NamedTuple):
     id: int
     contact_id: int | None
     text_message_name: str | None
+    moved: bool  # False: the message is already at or past this status
     recorded: bool  # the timeline entry was written by the same statement
 
 
@@ -248,50 +283,76 @@ def _status_title(status: str) -> tuple[str, str]:
     return "sms.failed", f"Text message {status}: "
 
 
-def _move_by_sid(message_sid: str, target: str, error_code: str) -> _Moved | None:
-    """One conditional ``UPDATE … WHERE provider_sid = … AND status IN (allowed) RETURNING``: the message that moved
-    (with what its timeline entry needs, so a callback costs no further read), None when none did. The row lock the
-    UPDATE takes and PostgreSQL's re-check of the WHERE clause after waiting make concurrent callbacks serialise: a
-    status never moves backwards, the highest wins.
-
-    On PostgreSQL a final status also writes its timeline entry in the same statement (a data-modifying CTE): a
-    status callback is then one round trip to the database, which is most of what a webhook costs.
-    """
-    allowed = sorted(OutboundMessage.allowed_from(target))
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
+@functools.cache
+def _move_sql(vendor: str, target: str, *, with_error: bool, own_transaction: bool) -> tuple[str, bool]:
+    """The statement of ``_move_by_sid`` (built once per case) and whether it writes the timeline entry too."""
+    allowed = ", ".join(f"'{s}'" for s in sorted(OutboundMessage.allowed_from(target)))  # names from the model
     table = OutboundMessage._meta.db_table
     texts_table = TextMessage._meta.db_table
     stamp = TIMESTAMP_FIELD[target]
-    placeholders = ", ".join(["%s"] * len(allowed))
-    set_error = ", error_code = %s" if error_code else ""
+    set_error = ", error_code = %(error_code)s" if with_error else ""
     update = (
-        f"UPDATE {table} SET status = %s, {stamp} = %s, updated_at = %s{set_error} "  # noqa: S608 (names from models)
-        f"WHERE provider_sid = %s AND status IN ({placeholders}) "
+        f"UPDATE {table} SET status = %(target)s, {stamp} = %(now)s, updated_at = %(now)s{set_error} "  # noqa: S608
+        f"WHERE provider_sid = %(sid)s AND status IN ({allowed}) "
         f"RETURNING id, contact_id, (SELECT name FROM {texts_table} WHERE {texts_table}.id = text_message_id) AS name"
     )
-    params: list[Any] = [target, now, now, *([error_code[:32]] if error_code else []), message_sid, *allowed]
-    record = connection.vendor == "postgresql" and target in FINAL
+    if vendor != "postgresql":
+        return update, False
+    record = target in FINAL
+    entry = ""
     if record:
-        kind, prefix = _status_title(target)
         timeline = TimelineEvent._meta.db_table
-        sql = (
-            f"WITH moved AS ({update}), entry AS ("  # noqa: S608 (names from models)
-            f"INSERT INTO {timeline} (contact_id, kind, title, detail, occurred_at, created_at) "
-            "SELECT contact_id, %s, LEFT(%s || COALESCE(name, 'Text message'), 255), "
-            "jsonb_build_object('outbound_id', id, 'status', %s::text, 'error_code', %s::text), %s, %s "
-            "FROM moved WHERE contact_id IS NOT NULL) "
-            "SELECT id, contact_id, name FROM moved"
+        entry = (
+            f", entry AS (INSERT INTO {timeline} (contact_id, kind, title, detail, occurred_at, created_at) "  # noqa: S608
+            "SELECT contact_id, %(kind)s, LEFT(%(prefix)s || COALESCE(name, 'Text message'), 255), "
+            "jsonb_build_object('outbound_id', id, 'status', %(target)s::text, 'error_code', %(error_code)s::text), "
+            "%(now)s, %(now)s FROM moved WHERE contact_id IS NOT NULL)"
         )
-        params += [kind, prefix, target, error_code, now, now]
-    else:
-        sql = update
+    # When the statement is its own transaction, its commit need not wait for the WAL to reach the disk (README,
+    # "Status callbacks and synchronous_commit"): set_config(..., true) lasts until that commit, so no reply, opt-out
+    # or later transaction on the connection is affected. Evaluated only for a row that moved: nothing else writes.
+    no_wait = ", set_config('synchronous_commit', 'off', true)" if own_transaction else ", NULL"
+    # The second branch answers "already past it" (or "no such SID": no row) in the same round trip. It reads the
+    # statement's snapshot, which is all it needs: the row's existence and its contact.
+    sql = (
+        f"WITH moved AS ({update}){entry} "  # noqa: S608 (names from models)
+        f"SELECT id, contact_id, name, TRUE{no_wait} FROM moved UNION ALL "
+        f"SELECT id, contact_id, NULL, FALSE, NULL FROM {table} WHERE provider_sid = %(sid)s "
+        "AND NOT EXISTS (SELECT 1 FROM moved)"
+    )
+    return sql, record
+
+
+def _move_by_sid(message_sid: str, target: str, error_code: str) -> _Found | None:
+    """One conditional ``UPDATE … WHERE provider_sid = … AND status IN (allowed) RETURNING``: the message, and
+    whether it moved; None when no message has this SID. The row lock the UPDATE takes and PostgreSQL's re-check of
+    the WHERE clause after waiting make concurrent callbacks serialise: a status never moves backwards, the highest
+    wins.
+
+    On PostgreSQL the statement also answers for a message that did not move, and a final status writes its
+    timeline entry in it (data-modifying CTEs): every status callback is then one round trip to the database, which
+    is most of what a webhook costs.
+    """
+    postgres = connection.vendor == "postgresql"
+    sql, record = _move_sql(
+        connection.vendor, target, with_error=bool(error_code), own_transaction=not connection.in_atomic_block
+    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    params: dict[str, Any] = {"target": target, "now": now, "error_code": error_code[:32], "sid": message_sid}
+    if record:
+        params["kind"], params["prefix"] = _status_title(target)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    return _Moved(int(row[0]), row[1], row[2], record) if row else None
+    if postgres:
+        return _Found(int(row[0]), row[1], row[2], moved=row[3], recorded=record and row[3]) if row else None
+    if row is not None:
+        return _Found(int(row[0]), row[1], row[2], moved=True, recorded=False)
+    found = OutboundMessage.objects.filter(provider_sid=message_sid).values_list("pk", "contact_id").first()
+    return _Found(found[0], found[1], None, moved=False, recorded=False) if found else None
 
 
-def _record_status(moved: _Moved, contact_id: int, status: str, error_code: str) -> None:
+def _record_status(moved: _Found, contact_id: int, status: str, error_code: str) -> None:
     kind, prefix = _status_title(status)
     title = prefix + (moved.text_message_name or "Text message")
     detail = {"outbound_id": moved.id, "status": status, "error_code": error_code}

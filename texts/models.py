@@ -86,6 +86,15 @@ TIMESTAMP_FIELD: dict[str, str] = {
 }
 
 
+class Schedule(models.TextChoices):
+    """Where a queued message stands in the sending engine (``texts.services.dispatch``)."""
+
+    NONE = "", "Due"  # new, or due again at next_attempt_at with a task that will come then
+    PARKED = "parked", "Waiting for its sender"  # in its sender's line; the pacer hands it a slot (no task meanwhile)
+    PACED = "paced", "Slot handed out"  # the pacer gave it a slot; a task comes at that moment
+    HELD = "held", "Slot reserved"  # priority: its slot is reserved at next_attempt_at; a task comes then
+
+
 class Source(models.TextChoices):
     BROADCAST = "broadcast", "Broadcast"
     CAMPAIGN = "campaign", "Campaign event"
@@ -98,6 +107,7 @@ class OutboundMessage(models.Model):
 
     Status = Status
     Source = Source
+    Schedule = Schedule
 
     # Foreign keys and status carry no index of their own: outbound_by_contact, outbound_by_text and outbound_due
     # (below) lead with them, and each extra index on this, the busiest table, costs every insert and status change.
@@ -127,6 +137,10 @@ class OutboundMessage(models.Model):
     error_message = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # The database default lets the set-based INSERTs (broadcast fan-out, enqueue) leave it out.
+    schedule = models.CharField(
+        max_length=8, choices=Schedule.choices, default=Schedule.NONE, db_default="", blank=True
+    )
     # Set in its own committed UPDATE just before the HTTP call of the current attempt: a row found stuck in
     # `sending` with this empty was never sent (safe to requeue); with it set, it may have been (-> unknown).
     provider_called_at = models.DateTimeField(null=True, blank=True)
@@ -164,6 +178,13 @@ class OutboundMessage(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="outbound_due"),
+            # Each sender's line of parked messages, in the order the pacer hands them slots. Partial: a fan-out's rows
+            # (never parked yet) cost it nothing.
+            models.Index(
+                fields=["sender", "next_attempt_at", "id"],
+                name="outbound_parked",
+                condition=Q(status="queued", schedule="parked"),
+            ),
             models.Index(fields=["text_message", "status"], name="outbound_by_text"),
             models.Index(fields=["contact", "-queued_at"], name="outbound_by_contact"),
         ]

@@ -64,8 +64,38 @@ def _resolve(name: str) -> str | None:
     return key if key in CONTACT_FIELDS else f"custom.{name}"
 
 
+class MalformedToken(ValueError):
+    """Braces that make no token: ``{{first_name|{{last_name}}}}`` would reach the recipient as ``{{first_name|}}``."""
+
+    def __init__(self, fragment: str) -> None:
+        self.fragment = fragment
+        super().__init__(
+            f"“{fragment}” is not a complete personalisation token: write {{{{name}}}} or {{{{name|fallback}}}}, "
+            "with no braces inside (a fallback is plain text and cannot hold another token)."
+        )
+
+
+# What is left of a body once its tokens are taken out must hold no token syntax: a stray "{{", "}}" or
+# "{contactfield=" is a token the marketer meant to write and mistyped.
+_LEFTOVER_RE = re.compile(r"\{\{|\}\}|\{contactfield=")
+
+
+def _check_leftovers(body: str) -> None:
+    # Blank the tokens out character for character, so positions in what is left are positions in the body.
+    rest = TOKEN_RE.sub(lambda match: "\x00" * len(match.group(0)), body)
+    found = _LEFTOVER_RE.search(rest)
+    if found is None:
+        return
+    # Show the mistyped token as written: the run of text without spaces around the stray braces.
+    start = max(body.rfind(" ", 0, found.start()), body.rfind("\n", 0, found.start())) + 1
+    ends = [i for i in (body.find(" ", found.end()), body.find("\n", found.end())) if i != -1]
+    raise MalformedToken(body[start : min(ends) if ends else len(body)][:80])
+
+
 def parse_tokens(body: str) -> list[Token]:
-    """Every token in ``body``; raises ``UnknownTokens`` for one whose name is not a field name at all."""
+    """Every token in ``body``; raises ``UnknownTokens`` for one whose name is not a field name at all, and
+    ``MalformedToken`` for token syntax that makes no token (unbalanced or nested braces)."""
+    _check_leftovers(body)
     tokens: list[Token] = []
     bad: list[str] = []
     for match in TOKEN_RE.finditer(body):

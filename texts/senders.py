@@ -3,7 +3,8 @@
 - A number pool is sticky per contact: the number that last texted the contact, else a stable hash of the contact,
   so a contact always hears from (and replies to) the same number.
 - A Messaging Service: Twilio picks the number; we pass the service SID.
-- An alphanumeric sender ID where the contact's country accepts one; elsewhere a number from the pool if there is one.
+- An alphanumeric sender ID where the contact's country accepts one; elsewhere a number from the pool if there is one
+  (``providers.config`` lists the pool's numbers after the alphanumeric ID for this), else ``NoSender`` saying so.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def choose_sender(
         return alphanumeric[0]
     if not numbers:
         raise NoSender(
-            f"Alphanumeric sender IDs cannot text numbers in {country or 'this country'}; add a phone number sender."
+            f"Alphanumeric sender IDs cannot text numbers in {country or 'this country'}: add a phone number to the "
+            "pool on the Twilio page, and contacts there get one of its numbers instead."
         )
     by_value = {s.sender.value: s for s in numbers}
     if last in by_value:

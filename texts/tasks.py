@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import redis
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from .services import outbound_process_batch, outbound_sweep
+from .services import outbound_pace, outbound_process_batch, outbound_sweep
 
 # The database unreachable (a restart, a failover): the batch is intact, so try it again shortly rather than let the
 # failure be acknowledged and the batch dropped; every worker would otherwise drain the whole queue into failures in
 # the second the server is away. Rows the failed attempt had claimed are the sweeper's, as after a worker crash.
 DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
+# The shared rate limiter (Redis) unreachable: the same, since a batch cannot be planned without it.
+LIMITER_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 @shared_task(
     name="texts.outbound_send_batch",
     acks_late=True,
-    autoretry_for=DATABASE_UNREACHABLE,
+    autoretry_for=DATABASE_UNREACHABLE + LIMITER_UNREACHABLE,
     retry_backoff=1,
     retry_backoff_max=30,
     retry_jitter=True,
@@ -34,6 +37,13 @@ def outbound_sweep_task() -> dict[str, int]:
     """Beat, every minute: requeue or mark unknown the rows of workers that died; re-enqueue lost tasks."""
     result = outbound_sweep()
     return {"requeued": len(result.requeued), "unknown": len(result.unknown), "reenqueued": len(result.reenqueued)}
+
+
+@shared_task(name="texts.outbound_pace", ignore_result=True)
+def outbound_pace_task() -> dict[str, int]:
+    """Beat, every second: each sender's free capacity to its parked messages (``texts.services.pacing``)."""
+    result = outbound_pace()
+    return {**result.handed, "orphans": result.orphans}
 
 
 @shared_task(name="texts.outbound_reconcile")

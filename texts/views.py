@@ -16,7 +16,7 @@ from . import services
 from .errors import explain
 from .forms import OutboundFilterForm, PreviewForm, SearchForm, TestSendForm, TextMessageForm
 from .models import OutboundMessage, Status, TextMessage
-from .personalise import UnknownTokens, personalise_render, personalise_validate
+from .personalise import MalformedToken, UnknownTokens, personalise_render, personalise_validate
 from .reports import bar_width, chart_for, report_for
 
 PAGE_SIZE = 50
@@ -136,7 +136,7 @@ def text_message_preview(request: HttpRequest) -> HttpResponse:
         contact: Contact | None = form.cleaned_data["contact"]
         try:
             personalise_validate(body, custom_field_exists=lambda key: True)
-        except UnknownTokens as exc:
+        except (UnknownTokens, MalformedToken) as exc:
             context["error"] = str(exc)
         else:
             rendered = personalise_render(body, contact=contact) if contact else body

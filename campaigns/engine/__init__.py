@@ -165,7 +165,8 @@ def reply_received(*, contact_id: int, body: str, now: dt.datetime | None = None
         if not reply_matches(log.event, body):
             continue
         # The log is taken only if it is still waiting: the timeout or another reply may have got there first.
-        count, _ = step(Source(kind="reply", event=log.event, limit=1, log_id=log.pk), now=now, summary=RunSummary())
+        source = Source(kind="reply", event=log.event, limit=1, log_id=log.pk, priority=True)
+        count, _ = step(source, now=now, summary=RunSummary())
         if count:
             moved.append(log.pk)
     return moved
@@ -178,7 +179,8 @@ def contact_events_run(*, contact_id: int, batch: int = 100) -> RunSummary:
         events = _events_with(LogStatus.SCHEDULED, timezone.now(), contact_id=contact_id)
         taken = sum(
             step(
-                Source(kind="claim", event=event, limit=batch, contact_id=contact_id),
+                # What a reply made due is a follow-up to it: ahead of bulk on the sender.
+                Source(kind="claim", event=event, limit=batch, contact_id=contact_id, priority=True),
                 now=timezone.now(),
                 summary=summary,
             )[0]

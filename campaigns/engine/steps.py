@@ -82,6 +82,8 @@ class Source:
     contact_id: int | None = None  # "claim": only this contact's logs (what a reply made due)
     after: int = 0  # "root": members after this contact id (keyset)
     log_id: int | None = None  # "reply": the waiting decision's log
+    # Texts it sends take their sender's next slot ahead of bulk: a follow-up to the contact's reply.
+    priority: bool = False
 
 
 def step(source: Source, *, now: dt.datetime, summary: RunSummary) -> tuple[int, int]:
@@ -196,7 +198,7 @@ def _run(
         _take_paths(cursor, event)
         status, detail = LogStatus.DONE, ""
     else:
-        status, detail = _act(event, count)
+        status, detail = _act(event, count, priority=source.priority)
     _write(cursor, event, now=now, status=status, detail=detail, logged=logged)
     if source.kind == "timeout":
         summary.timed_out += count
@@ -300,7 +302,7 @@ def _take_paths(cursor: Any, event: CampaignEvent) -> None:
     )
 
 
-def _act(event: CampaignEvent, count: int) -> tuple[str, str]:
+def _act(event: CampaignEvent, count: int, *, priority: bool = False) -> tuple[str, str]:
     """Carry out an action for the whole batch through the owning app's set-based service: (status, detail)."""
     kind, contacts = event.kind, batch_contacts(event)
     if kind == EventKind.SEND_TEXT_MESSAGE:
@@ -317,6 +319,7 @@ def _act(event: CampaignEvent, count: int) -> tuple[str, str]:
                 contacts=batch_contacts(event, entry=entry),
                 source=SendSource.CAMPAIGN,
                 source_ref=campaign_send_ref(event_id=event.pk, entry=entry),
+                priority=priority,
             )
             for entry in entries
         )
@@ -426,7 +429,7 @@ def _follow(
                 [child.pk, event.pk, *path_params, child.pk],
             )
             if cursor.rowcount:
-                chained = Source(kind="chain", event=child, limit=0)
+                chained = Source(kind="chain", event=child, limit=0, priority=source.priority)
                 _run(cursor, child, now=now, summary=summary, logged=False, source=chained)
             continue
         contacts = ""

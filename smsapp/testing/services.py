@@ -58,6 +58,8 @@ class PostgresServer:
     bin_dir: Path
     data_dir: Path
     port: int
+    # False (tests): no fsync, nothing waits for the disk. True: PostgreSQL's defaults, as a deployment runs it.
+    durable: bool = False
 
     @property
     def url(self) -> str:
@@ -68,10 +70,9 @@ class PostgresServer:
         subprocess.run(_as_postgres_user(cmd), check=True, stdout=subprocess.DEVNULL)
 
     def start(self) -> None:
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        )
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir} -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self.pg_ctl("-o", options, "-l", str(self.data_dir / "server.log"), "-w", "-t", "60", "start")
 
     def stop(self, mode: str = "fast") -> None:
@@ -79,7 +80,7 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def postgres() -> Iterator[PostgresServer | None]:
+def postgres(*, durable: bool = False) -> Iterator[PostgresServer | None]:
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         yield None
@@ -97,7 +98,7 @@ def postgres() -> Iterator[PostgresServer | None]:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    server = PostgresServer(bin_dir=bin_dir, data_dir=data_dir, port=free_port())
+    server = PostgresServer(bin_dir=bin_dir, data_dir=data_dir, port=free_port(), durable=durable)
     server.start()
     try:
         subprocess.run(

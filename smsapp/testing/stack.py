@@ -111,7 +111,11 @@ class Stack:
         fake_twilio_args: list[str] | None = None,
         extra_env: dict[str, str] | None = None,
         name: str = "stack",
+        deployment: str = "",
     ) -> None:
+        # deployment="compose": the workers are docker-compose.yml's worker lines (one process of each, then
+        # ``workers`` bulk senders in all), started and killed by kind; otherwise generic workers on every queue.
+        self.deployment = deployment
         self.n_workers = workers
         self.concurrency = concurrency
         self.with_beat = beat
@@ -179,8 +183,16 @@ class Stack:
         self._run_checked("collectstatic", "--noinput")
         self._start_fake_twilio()
         self._start_web()
-        for _ in range(self.n_workers):
-            self.start_worker()
+        if self.deployment:
+            from .deploy import shipped_workers
+
+            for kind in shipped_workers(self.deployment):
+                self.start_worker(kind=kind)
+            for _ in range(self.n_workers - 1):
+                self.start_worker(kind="sender")
+        else:
+            for _ in range(self.n_workers):
+                self.start_worker()
         if self.with_beat:
             self.start_beat()
 
@@ -360,20 +372,31 @@ class Stack:
                 raise StackError(f"gunicorn is not healthy:\n{self.web.output()[-4000:]}")
             time.sleep(0.2)
 
-    def start_worker(self, *, queues: str = "sms_priority,sms_bulk,default") -> Child:
+    def start_worker(self, *, queues: str = "sms_priority,sms_bulk,default", kind: str = "") -> Child:
+        """A worker on ``queues``; with a deployment, the deployment's line for ``kind`` (default: the bulk sender)."""
         self._worker_seq += 1
         n = self._worker_seq
-        args = procs.worker_command(
-            queues=queues, concurrency=self.concurrency, node=f"w{n}-{self.db_name}", loglevel="debug"
-        )
-        worker = self._spawn(f"worker-{n}", args)
+        if self.deployment:
+            from .deploy import shipped_workers
+
+            kind = kind or "sender"
+            args = [*shipped_workers(self.deployment)[kind], "-n", f"{kind}{n}-{self.db_name}@%h"]
+        else:
+            args = procs.worker_command(
+                queues=queues, concurrency=self.concurrency, node=f"w{n}-{self.db_name}", loglevel="debug"
+            )
+        worker = self._spawn(f"{kind or 'worker'}-{n}", args)
+        worker.kind = kind  # type: ignore[attr-defined]
         worker.wait_for_output(" ready.", timeout=90)
         self.workers.append(worker)
         return worker
 
-    def kill_worker(self, i: int = 0) -> Child:
-        """SIGKILL worker ``i`` of the live ones (its pool processes too): no clean shutdown, no ack."""
+    def kill_worker(self, i: int = 0, *, kind: str = "") -> Child:
+        """SIGKILL worker ``i`` of the live ones (of ``kind``, with a deployment: the bulk senders by default), its
+        pool processes too: no clean shutdown, no ack."""
         alive = [w for w in self.workers if w.alive]
+        if self.deployment:
+            alive = [w for w in alive if getattr(w, "kind", "") == (kind or "sender")]
         worker = alive[i % len(alive)]
         worker.kill(signal.SIGKILL)
         self.workers.remove(worker)

@@ -20,4 +20,9 @@
       }
     }
   });
+  // A destructive form asks first (data-confirm-delete holds the question).
+  document.addEventListener("submit", function (event) {
+    var question = event.target.getAttribute && event.target.getAttribute("data-confirm-delete");
+    if (question && !window.confirm(question)) { event.preventDefault(); }
+  });
 })();

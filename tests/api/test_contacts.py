@@ -102,7 +102,7 @@ def test_patch_changes_only_the_fields_sent(api: ApiClient, make_contact: Callab
     assert response.status_code == 200
     contact.refresh_from_db()
     assert (contact.first_name, contact.last_name) == ("Di", "New")
-    assert contact.custom_fields == {"a": "1", "b": "2"}
+    assert contact.custom_fields == {"b": "2"}  # custom_fields sent is the whole set (issue 19: {} must clear them)
     event = contact.timeline.get(kind="contact.updated")
     assert event.detail["fields"] == ["custom_fields", "last_name"]
 

@@ -45,3 +45,19 @@ def test_admin_configures_tests_and_saves_the_twilio_plugin(
     config = get_config()
     assert config.enabled
     assert [(s.sender.value, s.rate_per_second) for s in config.senders] == [("+14155552671", 1.0)]
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_incoming_callback_url_is_shown_whole_in_a_narrow_column(
+    login: Any, live_server: Any, admin_user: User, settings: Any, width: int
+) -> None:
+    settings.PUBLIC_BASE_URL = "https://sms.a-rather-long-subdomain.example-company.com"
+    page = login(admin_user)
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{live_server.url}/settings/plugins/twilio/")
+    field = page.get_by_label("Incoming callback URL")
+    assert field.input_value() == settings.PUBLIC_BASE_URL + "/sms/twilio/callback"
+    # Nothing is cut off: the text wraps inside the field instead of scrolling out of sight.
+    overflow = field.evaluate("el => [el.scrollWidth, el.clientWidth, el.scrollHeight, el.clientHeight]")
+    assert overflow[0] <= overflow[1], overflow
+    assert overflow[2] <= overflow[3] + 2, overflow

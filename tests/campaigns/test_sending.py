@@ -111,3 +111,26 @@ def test_a_text_message_a_campaign_uses_cannot_be_deleted(
     response = marketer_client.post(f"/text-messages/{welcome.pk}/delete/", follow=True)
     assert "is used by a campaign" in response.content.decode()
     assert TextMessage.objects.filter(pk=welcome.pk).exists()
+
+
+def test_a_follow_up_to_a_reply_goes_ahead_of_bulk_and_a_scheduled_send_does_not(
+    campaign: Campaign, make_contacts: Make, add_event: Add, welcome: TextMessage
+) -> None:
+    early, replier = make_contacts(2)
+    scheduled = add_event("send_text_message", text_message=welcome)
+    decision = add_event("replied_to_text", parent=scheduled, wait_amount=1, wait_unit="hours")
+    thanks = TextMessage.objects.create(name="Thanks", body="Thanks!")
+    follow_up = add_event("send_text_message", parent=decision, path="yes", text_message=thanks)
+    services.campaigns_process(batch=50)
+    # The every-minute run's sends are bulk.
+    assert list(OutboundMessage.objects.filter(text_message=welcome).values_list("priority", flat=True)) == [
+        False,
+        False,
+    ]
+    engine.reply_received(contact_id=replier.pk, body="yes please")
+    engine.contact_events_run(contact_id=replier.pk)
+    # The reply's follow-up is a conversation: it takes its sender's next slot ahead of queued bulk.
+    (row,) = OutboundMessage.objects.filter(text_message=thanks)
+    assert (row.contact_id, row.priority) == (replier.pk, True)
+    assert statuses(follow_up) == {replier.pk: ("done", None)}
+    assert early.pk not in statuses(follow_up)

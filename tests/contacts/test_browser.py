@@ -30,7 +30,7 @@ def test_search_contacts_by_number_and_add_to_a_segment(login: Any, marketer_use
     page.get_by_label("With selected").select_option("add_segment")
     page.get_by_label("Segment for the action").select_option(str(segment.pk))
     page.get_by_role("button", name="Apply").click()
-    page.get_by_text("1 contact(s) added to VIP.").wait_for()
+    page.get_by_text("1 contact added to VIP.").wait_for()
     segment.refresh_from_db()
     assert segment.member_count == 1
 

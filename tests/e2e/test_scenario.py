@@ -142,8 +142,16 @@ def _segment(page: Any, stack: Stack) -> None:
     page.goto(f"{stack.public_url}/segments/new/")
     page.get_by_label("Name").fill("Lovelaces")
     page.get_by_label("Type").select_option("filter")
+    rules = page.get_by_role("group", name="Rule")
+    before = rules.count()
     page.get_by_role("button", name="+ Add rule").click()
-    rule = page.get_by_role("group", name="Rule").last
+    # htmx binds the new row's change trigger only once it has swapped it in and settled: a field chosen before that
+    # sends no request (the redraw below would never come).
+    page.wait_for_function(f"() => document.querySelectorAll('.rule').length > {before}")
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
+    rule = rules.last
     # The row is redrawn for the chosen field (htmx): wait for the new row before filling it, or the operator and
     # value typed into the old one are thrown away with it (and the segment is saved with an empty rule).
     with page.expect_response(lambda r: "/segments/rule-row/" in r.url and "rules-field=last_name" in r.url):
@@ -153,7 +161,7 @@ def _segment(page: Any, stack: Stack) -> None:
     rule.get_by_label("Operator").select_option("starts_with")
     rule.get_by_label("Value").fill("Lo")
     page.get_by_role("button", name="Save segment").click()
-    page.get_by_text(f"Segment Lovelaces saved: {IN_SEGMENT} member(s).").wait_for(timeout=60_000)
+    page.get_by_text(f"Segment Lovelaces saved: {IN_SEGMENT:,} members.").wait_for(timeout=60_000)
 
 
 def _text_message(page: Any, stack: Stack) -> None:

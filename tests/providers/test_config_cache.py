@@ -15,8 +15,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def cached(settings: Any) -> None:
+def cached(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.SMS_CONFIG_CACHE_SECONDS = 60.0
+    monkeypatch.setattr("providers.config._shared_down_until", 0.0)  # restored after: no test inherits an outage
     config_changed()
 
 
@@ -49,3 +50,65 @@ def test_with_no_ttl_every_call_reads_the_database(settings: Any) -> None:
         get_config()
         get_config()
     assert len(queries) >= 2
+
+
+def test_a_save_publishes_a_new_version_only_once_committed(
+    cached: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.core.cache import cache
+
+    from providers.config import VERSION_KEY
+
+    before = cache.get(VERSION_KEY)
+    with django_capture_on_commit_callbacks(execute=True):
+        TwilioSettings.objects.create(id=TwilioSettings.SINGLETON_ID, help_text="v2")
+        assert cache.get(VERSION_KEY) == before  # not yet: another process could cache the old rows as new
+    assert cache.get(VERSION_KEY) != before
+
+
+def test_a_new_version_in_the_shared_cache_is_seen_within_the_ttl(cached: None) -> None:
+    from providers.config import _publish_version
+
+    assert get_config().help_text != "Changed elsewhere."
+    # Another process saved: its rows are in the database and it published a version; this process's copy is fresh.
+    TwilioSettings.objects.bulk_create([TwilioSettings(id=TwilioSettings.SINGLETON_ID, help_text="Changed elsewhere.")])
+    assert get_config().help_text != "Changed elsewhere."  # bulk_create sends no signal: still the cached copy
+    _publish_version()
+    assert get_config().help_text == "Changed elsewhere."
+
+
+def test_an_unreachable_shared_cache_falls_back_to_the_ttl(cached: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.core.cache import cache
+
+    calls = []
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        raise ConnectionError("shared cache down")
+
+    get_config()
+    monkeypatch.setattr(cache, "get", down)
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(20):
+            get_config()
+    assert len(queries) == 0
+    assert len(calls) == 1  # asked once, then left alone for a few seconds: a webhook never waits on it each time
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_save_in_another_process_is_seen_at_once(cached: None) -> None:
+    # Found under gunicorn: a Save on one worker showed the old state on the others for up to 5 s.
+    import subprocess
+    import sys
+
+    from smsapp.testing import procs
+
+    assert get_config().help_text != "Saved by another process."
+    code = (
+        "import django; django.setup(); from django.db import transaction; "
+        "from providers.services import twilio_settings_save; "
+        "twilio_settings_save(data={'help_text': 'Saved by another process.'}, numbers=[])"
+    )
+    subprocess.run([sys.executable, "-c", code], env=procs.child_env(), cwd=procs.BASE_DIR, check=True, timeout=120)
+    assert get_config().help_text == "Saved by another process."

@@ -218,3 +218,37 @@ def test_subprocess_server_is_controlled_over_http(fake_twilio_process: Any, sin
 )
 def test_segment_count(body: str, segments: int) -> None:
     assert segment_count(body) == segments
+
+
+def test_an_answer_leaves_in_one_write_so_nagle_cannot_delay_its_body(fake_twilio: Any) -> None:
+    """Headers and body written separately let Nagle's algorithm hold the body for the client's delayed ACK (~40 ms
+    per request): the first read of a keep-alive answer must already hold the whole of it."""
+    import socket
+
+    auth = base64.b64encode(f"{fake_twilio.account_sid}:{fake_twilio.auth_token}".encode()).decode()
+    request = (
+        f"GET /2010-04-01/Accounts/{fake_twilio.account_sid}.json HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Basic {auth}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", fake_twilio.port), timeout=10) as conn:
+        for _ in range(3):  # the same connection, as a pooled client uses it
+            conn.sendall(request)
+            first = conn.recv(1 << 16)
+            head, _, body = first.partition(b"\r\n\r\n")
+            length = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(b":")[1])
+            assert len(body) == length, f"the first read held {len(body)} of {length} body bytes"
+            assert json.loads(body)["sid"] == fake_twilio.account_sid
+
+
+def test_stats_count_the_requests_served_at_once(fake_twilio: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    fake_twilio.control(latency_ms=300)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        codes = list(
+            pool.map(lambda _: _api(fake_twilio, f"/2010-04-01/Accounts/{fake_twilio.account_sid}.json")[0], range(6))
+        )
+    assert codes == [200] * 6
+    assert fake_twilio.stats() == {"in_flight": 0, "peak_in_flight": 6}
+    assert fake_twilio.stats(reset=True)["peak_in_flight"] == 6
+    assert fake_twilio.stats()["peak_in_flight"] == 0

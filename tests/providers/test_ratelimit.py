@@ -1,4 +1,5 @@
-"""Per-sender rate limits hold across real processes: on real Redis, and with the single-machine fallback."""
+"""Per-sender rate limits hold across real processes, on real Redis and with the single-machine fallback; priority
+takes the next slot ahead of bulk; nothing ever sleeps inside the limiter."""
 
 from __future__ import annotations
 
@@ -11,21 +12,29 @@ from typing import Any
 
 import pytest
 
-from providers.ratelimit import RateLimitExceeded, wait_for_slot
+from providers.ratelimit import Ask, FileLimiter, Lane, Limiter, RedisLimiter, get_limiter
 from smsapp.testing import procs
 
+# A child that behaves like a worker: it sends a message when the limiter gives it a slot within the horizon (at that
+# moment) and otherwise comes back later; the limiter itself never makes it wait.
 CHILD = """
 import json, sys, time, django
 django.setup()
-from providers.ratelimit import wait_for_slot
+from providers.ratelimit import Ask, get_limiter
 key, rate, cost = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 count, start_at = int(sys.argv[4]), float(sys.argv[5])
+limiter = get_limiter()
 time.sleep(max(0.0, start_at - time.time()))
-stamps = []
-for _ in range(count):
-    wait_for_slot(sender_key=key, rate_per_second=rate, cost=cost)
+stamps, refused = [], 0
+while len(stamps) < count:
+    (slot,) = limiter.reserve(sender_key=key, rate_per_second=rate, asks=[Ask(cost)], horizon=0.05)
+    if not slot.reserved:
+        refused += 1
+        time.sleep(min(0.05, slot.at - time.time()))
+        continue
+    time.sleep(max(0.0, slot.at - time.time()))
     stamps.append(time.time())
-print(json.dumps(stamps))
+print(json.dumps({"stamps": stamps, "refused": refused}))
 """
 
 
@@ -44,23 +53,27 @@ def _run_two_processes(*, env: dict[str, str], rate: float, cost: int, count: in
         for _ in range(2)
     ]
     stamps: list[float] = []
+    refused = 0
     for child in children:
         out, err = child.communicate(timeout=120)
         assert child.returncode == 0, err
-        stamps += json.loads(out)
+        answer = json.loads(out)
+        stamps += answer["stamps"]
+        refused += answer["refused"]
+    assert refused > 0  # the limiter handed slots back rather than reserve far ahead
     return sorted(stamps)
 
 
 def _assert_rate_held(stamps: list[float], *, rate: float, cost: int) -> None:
     segments_per_second = rate / cost
-    # Over the whole run: never above the configured rate (a slot wakes late, never early).
+    # Over the whole run: never above the configured rate.
     overall = (len(stamps) - 1) / (stamps[-1] - stamps[0])
     assert overall <= segments_per_second * 1.02, f"{overall:.2f} messages/s > {segments_per_second}"
     # Over any one-second window: at most rate+1 slots start in it, +1 for a sender woken a little late.
     for i, first in enumerate(stamps):
         in_window = sum(1 for s in stamps[i:] if s < first + 1.0)
         assert in_window <= segments_per_second + 2, f"{in_window} sends within 1s from {first}"
-    # The limiter really made them wait (two unthrottled loops would send all at once).
+    # The limiter really spaced them (two unthrottled loops would send all at once).
     assert stamps[-1] - stamps[0] >= (len(stamps) - 1) / segments_per_second * 0.95
 
 
@@ -87,23 +100,94 @@ def test_rate_is_held_across_two_processes_without_redis(settings: Any) -> None:
     _assert_rate_held(stamps, rate=20, cost=1)
 
 
-@pytest.mark.parametrize("redis_url", ["fallback", "redis"])
-def test_max_wait_reserves_nothing(settings: Any, redis_url: str) -> None:
-    if redis_url == "fallback":
+@pytest.fixture(params=["file", "redis"])
+def limiter(request: pytest.FixtureRequest, settings: Any) -> Limiter:
+    if request.param == "file":
         settings.REDIS_URL = ""
+        assert isinstance(get_limiter(), FileLimiter)
     elif not settings.REDIS_URL:
         pytest.skip("needs Redis (REDIS_URL)")
-    key = f"test:{uuid.uuid4().hex}"
-    assert wait_for_slot(sender_key=key, rate_per_second=1, cost=1) == 0
-    with pytest.raises(RateLimitExceeded) as info:
-        wait_for_slot(sender_key=key, rate_per_second=1, cost=1, max_wait=0.1)
-    assert 0.5 < info.value.wait <= 1.0
-    # Nothing was reserved by the refused call: the next one waits one interval, not two.
-    waited = wait_for_slot(sender_key=key, rate_per_second=1, cost=1)
-    assert waited <= 1.0
+    else:
+        assert isinstance(get_limiter(), RedisLimiter)
+    return get_limiter()
 
 
-def test_other_senders_are_independent(settings: Any) -> None:
-    settings.REDIS_URL = ""
-    wait_for_slot(sender_key="test:a", rate_per_second=0.5)
-    assert wait_for_slot(sender_key=f"test:{uuid.uuid4().hex}", rate_per_second=0.5) == 0
+def _key() -> str:
+    return f"test:{uuid.uuid4().hex}"
+
+
+def test_a_slot_beyond_the_horizon_is_not_reserved(limiter: Limiter) -> None:
+    key = _key()
+    before = time.time()
+    first, second = limiter.reserve(sender_key=key, rate_per_second=1, asks=[Ask(1), Ask(1)], horizon=0.5)
+    assert first.reserved
+    assert before - 0.05 <= first.at <= time.time() + 0.05
+    assert not second.reserved
+    assert second.at == pytest.approx(first.at + 1.0, abs=0.01)
+    # The refused ask reserved nothing: the next one gets the same slot, not one further on.
+    (third,) = limiter.reserve(sender_key=key, rate_per_second=1, asks=[Ask(1)], horizon=0.5)
+    assert not third.reserved
+    assert third.at == pytest.approx(second.at, abs=0.05)
+
+
+def test_segments_cost_their_share(limiter: Limiter) -> None:
+    key = _key()
+    first, second = limiter.reserve(sender_key=key, rate_per_second=10, asks=[Ask(3), Ask(1)], horizon=1.0)
+    assert second.at - first.at == pytest.approx(0.3, abs=0.01)
+
+
+def test_priority_reserves_its_slot_however_far(limiter: Limiter) -> None:
+    key = _key()
+    asks = [Ask(1, Lane.PRIORITY), Ask(1, Lane.PRIORITY), Ask(1, Lane.PRIORITY)]
+    slots = limiter.reserve(sender_key=key, rate_per_second=1, asks=asks, horizon=0.1)
+    assert all(s.reserved for s in slots)
+    assert [round(s.at - slots[0].at) for s in slots] == [0, 1, 2]
+
+
+def test_priority_goes_ahead_of_capacity_handed_to_parked_bulk(limiter: Limiter) -> None:
+    key = _key()
+    # The pacer hands two seconds of a 1/s sender to the parked line.
+    handout = limiter.pace(sender_key=key, rate_per_second=1, window=2.0, limit=100)
+    assert handout.count == 2
+    # A new bulk message queues behind that line; a priority message does not.
+    (bulk,) = limiter.reserve(sender_key=key, rate_per_second=1, asks=[Ask(1, Lane.BULK)], horizon=0.5)
+    (priority,) = limiter.reserve(sender_key=key, rate_per_second=1, asks=[Ask(1, Lane.PRIORITY)], horizon=0.5)
+    assert not bulk.reserved
+    assert bulk.at == pytest.approx(handout.start + 2, abs=0.05)
+    assert priority.reserved
+    assert priority.at == pytest.approx(handout.start, abs=0.05)
+    # The paced messages take the slots after it: the priority send took the line's first one.
+    paced = limiter.reserve(sender_key=key, rate_per_second=1, asks=[Ask(1, Lane.PACED)] * 2, horizon=5.0)
+    assert [round(s.at - priority.at) for s in paced] == [1, 2]
+
+
+def test_pace_hands_out_only_the_window_and_takes_back_what_found_no_message(limiter: Limiter) -> None:
+    key = _key()
+    assert limiter.pace(sender_key=key, rate_per_second=10, window=1.0, limit=1000).count == 10
+    # The window is handed out already: nothing more until time passes.
+    assert limiter.pace(sender_key=key, rate_per_second=10, window=1.0, limit=1000).count == 0
+    limiter.give_back(sender_key=key, rate_per_second=10, count=4)
+    assert limiter.pace(sender_key=key, rate_per_second=10, window=1.0, limit=1000).count == 4
+    assert limiter.pace(sender_key=_key(), rate_per_second=10, window=1.0, limit=3).count == 3
+
+
+def test_other_senders_are_independent(limiter: Limiter) -> None:
+    limiter.reserve(sender_key="test:a", rate_per_second=0.5, asks=[Ask(1)] * 3, horizon=10)
+    (slot,) = limiter.reserve(sender_key=_key(), rate_per_second=0.5, asks=[Ask(1)], horizon=0)
+    assert slot.reserved
+    assert slot.at <= time.time() + 0.05
+
+
+def test_rate_must_be_positive(limiter: Limiter) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        limiter.reserve(sender_key=_key(), rate_per_second=0, asks=[Ask(1)], horizon=1)
+
+
+def test_peek_tells_the_slots_without_reserving_them(limiter: Limiter) -> None:
+    key = _key()
+    planned = limiter.reserve(sender_key=key, rate_per_second=10, asks=[Ask(1)] * 3, horizon=1.0, peek=True)
+    assert [round(s.at - planned[0].at, 2) for s in planned] == [0, 0.1, 0.2]
+    # Nothing was taken: the first real reservation gets the first planned slot.
+    (first,) = limiter.reserve(sender_key=key, rate_per_second=10, asks=[Ask(1)], horizon=1.0)
+    assert first.reserved
+    assert first.at == pytest.approx(planned[0].at, abs=0.05)

@@ -20,8 +20,25 @@ TO = "+14155552671"
 FROM = Sender("number", "+15005550006")
 
 
+_MODE = {"client": "sync"}
+
+
+@pytest.fixture(autouse=True, params=["sync", "async"])
+def client_mode(request: pytest.FixtureRequest) -> Any:
+    """Every send test runs on both of the package's clients: the REST client (requests) and the asynchronous one
+    (aiohttp, on the worker's event loop), which must answer and fail in the same words."""
+    _MODE["client"] = request.param
+    yield request.param
+    _MODE["client"] = "sync"
+
+
 def _send(to: str = TO, body: str = "Hello", **kwargs: Any) -> Any:
-    return get_provider().send(SendRequest(to=to, body=body, sender=FROM, **kwargs))
+    request = SendRequest(to=to, body=body, sender=FROM, **kwargs)
+    if _MODE["client"] == "async":
+        from providers import aio
+
+        return aio.run(get_provider().send_async(request), timeout=30)
+    return get_provider().send(request)
 
 
 def _error(to: str = TO, **kwargs: Any) -> ProviderError:

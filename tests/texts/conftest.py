@@ -10,6 +10,7 @@ import pytest
 
 from contacts.models import Contact
 from providers.base import ErrorKind, ProviderError, Sender, SendRequest, SendResult
+from providers.ratelimit import Ask, Handout, Slot
 from texts.models import TextMessage
 
 
@@ -48,19 +49,51 @@ class RecordingProvider:
             sid=f"SM{next(self.counter):032d}", status="queued", price=Decimal("-0.0079"), price_unit="USD"
         )
 
+    async def send_async(self, request: SendRequest) -> SendResult:
+        return self.send(request)
+
+
+@dataclass
+class RecordingLimiter:
+    """A limiter for unit tests: records each ask; every slot is now unless ``later`` says how far away it is."""
+
+    asks: list[tuple[str, float, Ask]] = field(default_factory=list)  # reservations (peeks are not recorded)
+    later: float = 0.0
+    reserve_later: bool = False  # beyond the horizon: reserved (as for priority) or not (bulk, parked)
+    later_at_the_call: float = 0.0  # how far the slot is when the call reserves it (another worker took it)
+
+    def reserve(
+        self, *, sender_key: str, rate_per_second: float, asks: Any, horizon: float, peek: bool = False
+    ) -> list[Slot]:
+        import time
+
+        from providers.ratelimit import Lane
+
+        if not peek:
+            self.asks += [(sender_key, rate_per_second, ask) for ask in asks]
+        at = time.time() + self.later
+        if not peek and self.later_at_the_call:
+            at, self.later_at_the_call = time.time() + self.later_at_the_call, 0.0
+            return [Slot(at, ask.lane == Lane.PRIORITY) for ask in asks]
+        return [Slot(at, self.later <= horizon or self.reserve_later or ask.lane == Lane.PRIORITY) for ask in asks]
+
+    def pace(self, *, sender_key: str, rate_per_second: float, window: float, limit: int) -> Handout:
+        import time
+
+        return Handout(limit, time.time())
+
+    def give_back(self, *, sender_key: str, rate_per_second: float, count: int) -> None:
+        return None
+
 
 @dataclass
 class Pipeline:
     provider: RecordingProvider
     config: StubConfig
-    waits: list[tuple[str, float, int]]
+    limiter: RecordingLimiter
 
-    def kwargs(self) -> dict[str, Callable[..., Any]]:
-        def wait(*, sender_key: str, rate_per_second: float, cost: int = 1, max_wait: float | None = None) -> float:
-            self.waits.append((sender_key, rate_per_second, cost))
-            return 0.0
-
-        return {"get_provider": lambda: self.provider, "get_config": lambda: self.config, "wait_for_slot": wait}
+    def kwargs(self) -> dict[str, Any]:
+        return {"get_provider": lambda: self.provider, "get_config": lambda: self.config, "limiter": self.limiter}
 
 
 NUMBERS = ("+14155550001", "+14155550002", "+14155550003")
@@ -69,7 +102,7 @@ NUMBERS = ("+14155550001", "+14155550002", "+14155550003")
 @pytest.fixture
 def pipeline() -> Pipeline:
     senders = tuple(StubSenderConfig(Sender("number", n), 1.0) for n in NUMBERS)
-    return Pipeline(provider=RecordingProvider(), config=StubConfig(senders=senders), waits=[])
+    return Pipeline(provider=RecordingProvider(), config=StubConfig(senders=senders), limiter=RecordingLimiter())
 
 
 @pytest.fixture

@@ -195,11 +195,15 @@ def test_cron_run_then_real_worker_delivers_exactly_one_message_each(fake_twilio
         TWILIO_MESSAGING_SERVICE_SID="",
         PUBLIC_BASE_URL=f"http://127.0.0.1:{free_port()}",  # status callbacks are not what this test is about
     )
-    worker = procs.start_worker(queues="sms_bulk", env=env)
+    worker = procs.start_worker(queues="sms_bulk,sms_priority", env=env)
+    beat = procs.start_beat(env=env)  # the pacer: messages parked behind their sender's rate get their slots
     try:
         run = procs.manage("send_broadcasts", "--batch", "50", env=env)
         assert run.returncode == 0, run.stderr
         assert "queued 239, skipped 1 Do Not Contact, 1 without a number, 0 already sent" in run.stdout
+        # Where the sending stands, and the sender whose limit sets the time left.
+        assert "  sending: " in run.stdout
+        assert "allows 100 messages/s: about" in run.stdout
         wait_until(
             lambda: not OutboundMessage.objects.filter(status__in=[Status.QUEUED, Status.SENDING]).exists(),
             "the worker to send every queued row",
@@ -209,6 +213,7 @@ def test_cron_run_then_real_worker_delivers_exactly_one_message_each(fake_twilio
         assert "queued 0" in again.stdout
         assert "239 already sent" in again.stdout
     finally:
+        beat.stop()
         worker.stop()
 
     received = Counter(m["to"] for m in fake_twilio.messages())

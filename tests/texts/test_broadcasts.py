@@ -299,12 +299,12 @@ def broadcasts_bar() -> int:
     return BAR_WIDTH
 
 
-def test_beat_runs_the_job_every_minute_on_the_bulk_queue() -> None:
+def test_beat_runs_the_job_every_minute_on_the_housekeeping_queue() -> None:
     import texts.tasks  # noqa: F401 - registers the tasks, as a worker's autodiscovery does
     from smsapp.celery import app
 
     entry = app.conf.beat_schedule["texts-send-broadcasts"]
-    assert (entry["task"], entry["schedule"], entry["options"]["queue"]) == ("texts.broadcasts_send", 60.0, "sms_bulk")
+    assert (entry["task"], entry["schedule"], entry["options"]["queue"]) == ("texts.broadcasts_send", 60.0, "default")
     assert "texts.broadcasts_send" in app.tasks
     assert "texts.broadcast_send" in app.tasks
 

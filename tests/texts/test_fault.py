@@ -70,6 +70,8 @@ def test_killed_worker_loses_nothing_and_sends_nothing_twice(fake_twilio_process
     )
     text = TextMessage.objects.create(name="Fault", body="Code {{custom.token}}", category="transactional")
     env = worker_env(fake)
+    # Beat runs the pacer every second: it hands messages parked behind their sender's rate their slots.
+    beat = procs.start_beat(env=env)
     victim = procs.start_worker(name="victim", concurrency=2, env=env)
     survivor = procs.start_worker(name="survivor", concurrency=1, env=env)
     replacement = None
@@ -94,7 +96,7 @@ def test_killed_worker_loses_nothing_and_sends_nothing_twice(fake_twilio_process
             assert time.monotonic() < deadline, f"messages still pending: {counts()}"
             time.sleep(1.0)
     finally:
-        for proc in (victim, survivor, replacement):
+        for proc in (victim, survivor, replacement, beat):
             if proc is not None:
                 proc.stop()
 

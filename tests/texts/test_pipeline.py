@@ -18,7 +18,8 @@ from contacts.models import Contact, DoNotContact, TimelineEvent
 from contacts.services import dnc_add
 from providers.base import ErrorKind, ProviderError, Sender
 from texts import services
-from texts.models import OutboundMessage, Status, TextMessage
+from texts.models import OutboundMessage, Schedule, Status, TextMessage
+from texts.services import dispatch
 
 from .conftest import NUMBERS, Pipeline, StubConfig, StubSenderConfig, transient
 
@@ -135,9 +136,10 @@ def test_marketing_deferred_outside_quiet_hours_transactional_not(
     assert deferred.status == Status.QUEUED
     assert deferred.next_attempt_at == dt.datetime(2026, 6, 2, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=10)))
     assert deferred.attempts == 0
-    # Re-enqueued with a countdown until the window opens, never dropped.
-    countdowns = [c.kwargs["countdown"] for c in apply_async.call_args_list if c.kwargs["args"][0] == [deferred.pk]]
-    assert countdowns == [pytest.approx(3 * 3600)]
+    # Three hours away: parked, never dropped, and no countdown task held by a broker for hours; the pacer wakes it
+    # when the window opens (test_pacing.py).
+    assert deferred.schedule == Schedule.PARKED
+    assert not [c for c in apply_async.call_args_list if deferred.pk in c.kwargs["args"][0]]
     assert sorted(outcome.sent) == sorted(
         OutboundMessage.objects.filter(status=Status.SENT).values_list("pk", flat=True)
     )
@@ -234,7 +236,7 @@ def test_number_pool_is_sticky_per_contact(
     again = dict(OutboundMessage.objects.filter(text_message=second).values_list("contact_id", "sender"))
     assert again[contacts[0].pk] == expected
     assert all(again[c.pk] == first[c.pk] for c in contacts[1:])
-    assert {w[0] for w in pipeline.waits} <= {f"number:{n}" for n in NUMBERS}
+    assert {key for key, _, _ in pipeline.limiter.asks} <= {f"number:{n}" for n in NUMBERS}
 
 
 def test_alphanumeric_sender_where_country_allows(
@@ -274,8 +276,8 @@ def test_rate_limit_asked_for_each_message_with_its_segments(
 ) -> None:
     text = TextMessage.objects.create(name="Long", body="x" * 200, category="transactional")
     run(pipeline, enqueue(text, [make_contact()]))
-    ((_key, rate, cost),) = pipeline.waits
-    assert (rate, cost) == (1.0, 2)
+    ((_key, rate, ask),) = pipeline.limiter.asks
+    assert (rate, ask.cost) == (1.0, 2)
 
 
 def test_sweeper_requeues_uncalled_and_marks_called_unknown(
@@ -283,10 +285,10 @@ def test_sweeper_requeues_uncalled_and_marks_called_unknown(
 ) -> None:
     a, b = make_contact(), make_contact()
     ids = enqueue(transactional_text, [a, b])
-    token, rows = services.outbound_claim(message_ids=ids)
+    _, rows = services.outbound_claim(message_ids=ids)
     assert len(rows) == 2
     # Worker "died": row a never reached the provider, row b had its call stamped.
-    assert services._mark_provider_called(rows[1], token)
+    assert dispatch._mark_provider_called([rows[1]]) == [rows[1]]
     long_ago = timezone.now() - dt.timedelta(minutes=10)
     OutboundMessage.objects.filter(pk__in=ids).update(sending_at=long_ago)
     with mock.patch("texts.tasks.outbound_send_batch.apply_async"):
@@ -326,12 +328,12 @@ def test_swept_row_cannot_be_sent_by_the_worker_that_lost_it(
     transactional_text: TextMessage, make_contact: Callable[..., Contact]
 ) -> None:
     (pk,) = enqueue(transactional_text, [make_contact()])
-    old_token, (old_row,) = services.outbound_claim(message_ids=[pk])
+    _, (old_row,) = services.outbound_claim(message_ids=[pk])
     OutboundMessage.objects.filter(pk=pk).update(sending_at=timezone.now() - dt.timedelta(minutes=10))
     services.outbound_sweep(stale_after=60)
-    new_token, (new_row,) = services.outbound_claim(message_ids=[pk])
-    assert not services._mark_provider_called(old_row, old_token)
-    assert services._mark_provider_called(new_row, new_token)
+    _, (new_row,) = services.outbound_claim(message_ids=[pk])
+    assert dispatch._mark_provider_called([old_row]) == []
+    assert dispatch._mark_provider_called([new_row]) == [new_row]
 
 
 def test_test_send_goes_to_any_number_on_priority(
@@ -350,51 +352,69 @@ def test_test_send_goes_to_any_number_on_priority(
     assert message.body == "Hi , 20% off today!"
 
 
-class SlotTooFar(Exception):
-    """Shaped like providers.ratelimit.RateLimitExceeded."""
-
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"{wait}s")
-        self.wait = wait
-
-
-def test_slot_too_far_hands_the_row_back_without_calling_provider(
-    pipeline: Pipeline, transactional_text: TextMessage, make_contact: Callable[..., Contact], settings: Any
+def test_a_bulk_message_whose_slot_is_far_is_parked_without_calling_the_provider(
+    pipeline: Pipeline, marketing_text: TextMessage, make_contact: Callable[..., Contact], settings: Any
 ) -> None:
-    settings.SMS_RATE_MAX_WAIT_SECONDS = 5
-    (pk,) = enqueue(transactional_text, [make_contact()])
-    seen: list[float | None] = []
-
-    def far(**kwargs: Any) -> float:
-        seen.append(kwargs["max_wait"])
-        raise SlotTooFar(42.0)
-
-    kwargs = pipeline.kwargs() | {"wait_for_slot": far}
-    outcome = services.outbound_process_batch(message_ids=[pk], **kwargs)
-    assert outcome.deferred == [pk]
-    assert seen == [5.0]
+    settings.SMS_QUIET_HOURS_START, settings.SMS_QUIET_HOURS_END = "00:00", "23:59"
+    (pk,) = enqueue(marketing_text, [make_contact()], source="broadcast")
+    pipeline.limiter.later = 42.0
+    with mock.patch("texts.tasks.outbound_send_batch.apply_async") as apply_async:
+        outcome = services.outbound_process_batch(message_ids=[pk], **pipeline.kwargs())
+    assert outcome.parked == [pk]
     row = OutboundMessage.objects.get(pk=pk)
-    assert (row.status, row.attempts, row.provider_called_at) == (Status.QUEUED, 0, None)
-    assert row.next_attempt_at is not None
-    assert row.next_attempt_at > timezone.now() + dt.timedelta(seconds=40)
+    assert (row.status, row.schedule, row.attempts, row.provider_called_at) == (Status.QUEUED, "parked", 0, None)
+    assert row.sender in NUMBERS  # in its sender's line
     assert pipeline.provider.requests == []
+    assert not apply_async.called  # no task waits for it: the pacer hands it a slot
+
+
+def test_a_priority_message_whose_slot_is_far_holds_it_and_comes_back_then(
+    pipeline: Pipeline,
+    transactional_text: TextMessage,
+    make_contact: Callable[..., Contact],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    (pk,) = enqueue(transactional_text, [make_contact()])
+    OutboundMessage.objects.filter(pk=pk).update(priority=True)
+    pipeline.limiter.later = 3.0
+    with (
+        mock.patch("texts.tasks.outbound_send_batch.apply_async") as apply_async,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        outcome = services.outbound_process_batch(message_ids=[pk], **pipeline.kwargs())
+    assert outcome.held == [pk]
+    row = OutboundMessage.objects.get(pk=pk)
+    assert (row.status, row.schedule, row.provider_called_at) == (Status.QUEUED, "held", None)
+    assert row.next_attempt_at is not None
+    assert row.next_attempt_at > timezone.now() + dt.timedelta(seconds=2)
+    (call,) = apply_async.call_args_list
+    assert call.kwargs["args"] == ([pk],)
+    assert call.kwargs["queue"] == "sms_priority"
+    assert call.kwargs["countdown"] == pytest.approx(3.0, abs=0.3)
+    assert pipeline.provider.requests == []
+    # When it comes back it goes without asking the limiter again: the slot is its own.
+    OutboundMessage.objects.filter(pk=pk).update(next_attempt_at=timezone.now())
+    asked = len(pipeline.limiter.asks)
+    assert services.outbound_process_batch(message_ids=[pk], **pipeline.kwargs()).sent == [pk]
+    assert len(pipeline.limiter.asks) == asked
 
 
 def test_batches_claim_in_small_chunks(
-    pipeline: Pipeline, transactional_text: TextMessage, make_contact: Callable[..., Contact]
+    pipeline: Pipeline, transactional_text: TextMessage, make_contact: Callable[..., Contact], settings: Any
 ) -> None:
-    ids = enqueue(transactional_text, [make_contact() for _ in range(services.CLAIM_CHUNK + 5)])
+    settings.SMS_CLAIM_CHUNK = 4
+    ids = enqueue(transactional_text, [make_contact() for _ in range(4 + 3)])
     claimed_sizes: list[int] = []
-    real_claim = services.outbound_claim
+    real_claim = dispatch.outbound_claim
 
     def spy(*, message_ids: list[int]) -> Any:
         token, rows = real_claim(message_ids=message_ids)
         claimed_sizes.append(len(rows))
         return token, rows
 
-    with mock.patch.object(services, "outbound_claim", spy):
+    with mock.patch.object(dispatch, "outbound_claim", spy):
         outcome = run(pipeline, ids)
-    assert claimed_sizes == [services.CLAIM_CHUNK, 5]
+    assert claimed_sizes == [4, 3]
     assert len(outcome.sent) == len(ids)
 
 
@@ -405,3 +425,79 @@ def test_sweeper_is_scheduled_every_minute() -> None:
     entry = app.conf.beat_schedule["texts-outbound-sweep"]
     assert (entry["task"], entry["schedule"]) == ("texts.outbound_sweep", 60.0)
     assert "texts.outbound_sweep" in app.tasks
+
+
+def test_a_call_whose_slot_was_taken_meanwhile_waits_for_the_next_and_is_sent_once(
+    pipeline: Pipeline, transactional_text: TextMessage, make_contact: Callable[..., Contact]
+) -> None:
+    """The slot is reserved at the moment of the call: another worker took the planned one, so this call does not
+    start; its stamp is taken back (nothing reached the provider) and it goes at the sender's next slot."""
+    (pk,) = enqueue(transactional_text, [make_contact()])
+    pipeline.limiter.later_at_the_call = 0.3
+    outcome = run(pipeline, [pk])
+    assert outcome.sent == [pk]
+    assert len(pipeline.provider.requests) == 1
+    assert len(pipeline.limiter.asks) == 2  # the refused reservation, then the one that went
+    row = OutboundMessage.objects.get(pk=pk)
+    assert (row.status, row.attempts) == (Status.SENT, 1)
+
+
+def test_a_call_whose_slot_went_far_away_parks_the_bulk_message_untouched(
+    pipeline: Pipeline, marketing_text: TextMessage, make_contact: Callable[..., Contact], settings: Any
+) -> None:
+    settings.SMS_QUIET_HOURS_START, settings.SMS_QUIET_HOURS_END = "00:00", "23:59"
+    (pk,) = enqueue(marketing_text, [make_contact()], source="broadcast")
+    pipeline.limiter.later_at_the_call = 30.0
+    outcome = run(pipeline, [pk])
+    assert outcome.parked == [pk]
+    assert pipeline.provider.requests == []
+    row = OutboundMessage.objects.get(pk=pk)
+    assert (row.status, row.schedule, row.attempts, row.provider_called_at) == (Status.QUEUED, "parked", 0, None)
+
+
+def test_a_rate_limiter_that_cannot_be_reached_at_the_call_sends_nothing_and_retries_the_message(
+    pipeline: Pipeline, transactional_text: TextMessage, make_contact: Callable[..., Contact]
+) -> None:
+    """Redis gone between planning and the call: no slot, so no call, and the message is retried with backoff (it is
+    not ``unknown``: nothing can have reached the provider)."""
+    (pk,) = enqueue(transactional_text, [make_contact()])
+    real = pipeline.limiter.reserve
+
+    def down(**kwargs: Any) -> Any:
+        if kwargs.get("peek"):
+            return real(**kwargs)
+        raise ConnectionError("Redis is gone")
+
+    with (
+        mock.patch.object(pipeline.limiter, "reserve", side_effect=down),
+        mock.patch("texts.tasks.outbound_send_batch.apply_async"),
+    ):
+        outcome = run(pipeline, [pk])
+    assert outcome.retried == [pk]
+    assert pipeline.provider.requests == []
+    row = OutboundMessage.objects.get(pk=pk)
+    assert (row.status, row.error_code) == (Status.QUEUED, "rate_limiter")
+
+
+def test_a_held_message_whose_task_comes_a_moment_early_goes_at_its_slot_not_before(
+    pipeline: Pipeline, transactional_text: TextMessage, make_contact: Callable[..., Contact]
+) -> None:
+    """A countdown is rounded and a broker's clock is not ours: a task may run just before the slot it was timed to.
+    The row is claimed anyway (it is due within the horizon) and sent at its slot, never lost to the sweeper."""
+    import time
+
+    (pk,) = enqueue(transactional_text, [make_contact()])
+    slot = timezone.now() + dt.timedelta(seconds=0.3)
+    OutboundMessage.objects.filter(pk=pk).update(priority=True, schedule=Schedule.HELD, next_attempt_at=slot)
+    sent_at: list[float] = []
+    real = pipeline.provider.send
+
+    def timed(request: Any) -> Any:
+        sent_at.append(time.time())
+        return real(request)
+
+    with mock.patch.object(pipeline.provider, "send", timed):
+        outcome = run(pipeline, [pk])
+    assert outcome.sent == [pk]
+    assert sent_at[0] >= slot.timestamp() - 0.005
+    assert pipeline.limiter.asks == []  # its slot was its own already

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.test import Client
 from django.utils import timezone
 
 from contacts.models import Contact, TimelineEvent
-from providers.base import SendRequest, SendResult, StatusEvent
+from providers.base import SendResult, StatusEvent
 from texts import services
 from texts.inbound import outbound_status_apply
 from texts.models import OutboundMessage, Source, Status, TextMessage
+from texts.services import dispatch
 
 from .callback_helpers import PATH, configure, sid, sign, status_params
 from .conftest import Pipeline
@@ -79,25 +82,32 @@ def test_the_message_id_never_steals_a_message_that_has_its_sid(make_contact: Ca
     assert (row.provider_sid, row.status) == ("SM" + "1" * 32, Status.SENT)
 
 
+@contextlib.contextmanager
+def _callbacks_before_the_write(event_for: Callable[[str], StatusEvent]) -> Iterator[None]:
+    """Apply each sent message's status callback (through the message id its callback URL carries) between the
+    provider's answer and the worker's write of the outcome: the race a fast callback wins."""
+    real = dispatch._write_outcomes
+
+    def callback_first(finished: list[tuple[OutboundMessage, Any]], outcome: Any) -> None:
+        for row, result in finished:
+            if isinstance(result, SendResult):
+                assert outbound_status_apply(event=event_for(result.sid), outbound_id=row.pk)
+        real(finished, outcome)
+
+    with mock.patch.object(dispatch, "_write_outcomes", callback_first):
+        yield
+
+
 def test_a_callback_that_overtakes_the_worker_keeps_its_status_and_the_send_is_recorded(
     pipeline: Pipeline, transactional_text: TextMessage, make_contact: Callable[..., Contact]
 ) -> None:
     pipeline.config.status_callback_url = "https://sms.example.com/sms/twilio/callback"
-    original_send = pipeline.provider.send
-
-    def send_then_callback(request: SendRequest) -> SendResult:
-        result = original_send(request)
-        # Twilio's "delivered" callback lands before the worker writes the SID.
-        assert request.status_callback is not None
-        message_id = int(request.status_callback.rsplit("m=", 1)[1])
-        outbound_status_apply(event=StatusEvent(message_sid=result.sid, status="delivered"), outbound_id=message_id)
-        return result
-
-    pipeline.provider.send = send_then_callback  # type: ignore[method-assign]
     contact = make_contact()
     services.outbound_enqueue(text_message=transactional_text, contacts=[contact.pk], source="api")
     ids = list(OutboundMessage.objects.values_list("pk", flat=True))
-    outcome = services.outbound_process_batch(message_ids=ids, **pipeline.kwargs())
+    # Twilio's "delivered" callback lands after Twilio accepted the message and before the worker writes the SID.
+    with _callbacks_before_the_write(lambda sid: StatusEvent(message_sid=sid, status="delivered")):
+        outcome = services.outbound_process_batch(message_ids=ids, **pipeline.kwargs())
     row = OutboundMessage.objects.get()
     assert outcome.sent == ids
     assert row.status == Status.DELIVERED
@@ -114,21 +124,11 @@ def test_a_failed_callback_that_overtakes_the_worker_leaves_one_sent_and_one_fai
     """Twilio accepted the message, then the carrier failed it (30006) before the worker wrote the SID: the timeline
     says sent, then failed, once each; never "not sent" (found by the end-to-end scenario)."""
     pipeline.config.status_callback_url = "https://sms.example.com/sms/twilio/callback"
-    original_send = pipeline.provider.send
-
-    def send_then_fail(request: SendRequest) -> SendResult:
-        result = original_send(request)
-        assert request.status_callback is not None
-        message_id = int(request.status_callback.rsplit("m=", 1)[1])
-        event = StatusEvent(message_sid=result.sid, status="failed", error_code="30006")
-        outbound_status_apply(event=event, outbound_id=message_id)
-        return result
-
-    pipeline.provider.send = send_then_fail  # type: ignore[method-assign]
     contact = make_contact()
     services.outbound_enqueue(text_message=transactional_text, contacts=[contact.pk], source="api")
     ids = list(OutboundMessage.objects.values_list("pk", flat=True))
-    outcome = services.outbound_process_batch(message_ids=ids, **pipeline.kwargs())
+    with _callbacks_before_the_write(lambda sid: StatusEvent(message_sid=sid, status="failed", error_code="30006")):
+        outcome = services.outbound_process_batch(message_ids=ids, **pipeline.kwargs())
     assert (outcome.sent, outcome.failed) == (ids, [])
     assert OutboundMessage.objects.get().status == Status.FAILED
     entries = list(TimelineEvent.objects.filter(contact=contact).order_by("id").values_list("kind", "title"))

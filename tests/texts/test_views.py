@@ -69,7 +69,7 @@ def test_media_urls_and_segments_saved(marketer_client: Client) -> None:
     assert text.media_urls == ["https://example.com/a.jpg"]
     assert list(text.segments.all()) == [segment]
     bad = marketer_client.post("/text-messages/new/", form_data(media_urls_text="not a url"))
-    assert "“not a url” is not a URL." in bad.content.decode()
+    assert "“not a url” is not an http(s) URL." in bad.content.decode()
 
 
 def test_clone_copies_unpublished(marketer_client: Client) -> None:

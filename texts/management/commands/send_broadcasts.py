@@ -18,6 +18,7 @@ from texts.broadcasts import (
     broadcasts_send_all,
 )
 from texts.models import TextMessage
+from texts.reports import sending_progress
 
 BAR_WIDTH = 30
 
@@ -84,6 +85,10 @@ class Command(BaseCommand):
         if self._tty and run.batches:
             self.stdout.write("")  # end the progress bar's line
         self.stdout.write(run.summary())
+        text = TextMessage.objects.filter(pk=run.text_message_id).first()
+        if text is not None and not run.locked:
+            # The workers send what was queued; where that stands and how long the senders' limits make it take.
+            self.stdout.write(f"  sending: {sending_progress(text).sentence()}")
 
     def _dry_run(self, ids: list[int] | None, *, limit: int | None, batch: int) -> None:
         due = broadcasts_due()

@@ -1,0 +1,904 @@
+"""The sending engine: a batch of queued ids in, each message sent at its slot or handed back with its due time.
+
+One task (``outbound_send_batch``) runs ``outbound_process_batch`` over its ids:
+
+1. **Claim** a chunk (``queued -> sending`` with a fresh claim token, one statement; ``SKIP LOCKED`` lets two workers
+   holding the same ids split them). Parked rows belong to the pacer and are never claimed here.
+2. **Check and prepare** set-based: Do Not Contact again, quiet hours, render, count segments, choose the sender.
+3. **Plan** on the sender's shared rate limit (``providers.ratelimit``, one peek per sender and chunk). A bulk
+   message whose slot is further than ``SMS_SCHEDULE_HORIZON_SECONDS`` is *parked* (back to ``queued``, in its
+   sender's line, no task): the pacer (``texts.services.pacing``) hands it a slot when the sender has one. A priority
+   message reserves its slot however far and is *held*: back to ``queued`` until that moment, with a task due then.
+   Nothing waits in a worker.
+4. **Send** with many calls in flight (``SMS_SEND_CONCURRENCY`` per process) on the process's event loop
+   (``providers.aio``) with the provider's asynchronous client. Rows are stamped (``provider_called_at``, one
+   statement per group, guarded by the claim token) just before a group is handed to the loop, a few more than the
+   calls allowed at once; each call reserves its slot the moment it may start, so the sender's rate holds at the
+   provider however long the message waited for a free call. A call whose slot was taken meanwhile does not start:
+   its stamp is taken back and it is planned again. A row the worker dies holding is ``unknown`` if it had been
+   handed to the loop (a call in flight, or one of the few waiting for a free call); the sweeper and reconciliation
+   take it from there, and it is never sent again automatically.
+5. **Write outcomes** in batches as calls complete: one statement per kind of outcome for everything that finished
+   together (sent with SID, price and segments; failed with the provider's code; retry with backoff; unknown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import heapq
+import itertools
+import logging
+import math
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from contacts.models import DoNotContact, TimelineEvent
+from contacts.services import dnc_active, dnc_add, timeline_record_many
+from providers.ratelimit import Ask, Lane, Limiter
+from providers.segments import MAX_BODY_CHARACTERS, count_segments
+
+from .. import quiet_hours
+from ..models import TIMESTAMP_FIELD, OutboundMessage, Schedule, Source, Status
+from ..personalise import personalise_render
+from ..senders import NoSender, choose_sender, last_numbers
+from ..signals import message_status_changed
+from .outbound import enqueue_after_commit, outbound_transition
+
+logger = logging.getLogger(__name__)
+
+# Outcomes that finished together are written together; a lone one waits at most this long for company.
+WRITE_DELAY_SECONDS = 0.05
+# A call waits at most this long for the slot it reserves; further away, the message is planned again.
+LATE_TOLERANCE_SECONDS = 0.1
+
+
+def _setting(name: str, default: Any) -> Any:
+    return getattr(settings, name, default)
+
+
+@dataclass
+class BatchOutcome:
+    sent: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    deferred: list[int] = field(default_factory=list)  # quiet hours: back to the queue until the window opens
+    retried: list[int] = field(default_factory=list)  # a transient error: back to the queue with backoff
+    unknown: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)  # no longer this worker's (swept and claimed again)
+    parked: list[int] = field(default_factory=list)  # bulk: waiting in the sender's line for the pacer
+    held: list[int] = field(default_factory=list)  # priority: its slot is reserved, a task comes back then
+
+
+def outbound_claim(*, message_ids: list[int]) -> tuple[uuid.UUID, list[OutboundMessage]]:
+    """Claim the due, queued, unparked rows among ``message_ids`` for this worker (``queued -> sending``)."""
+    token = uuid.uuid4()
+    now = timezone.now()
+    # Due now or within the horizon: a task timed to a slot may run a moment early (its countdown is rounded, the
+    # broker's clock is not ours); such a row waits in the batch until its time, as any planned row does.
+    soon = now + dt.timedelta(seconds=float(_setting("SMS_SCHEDULE_HORIZON_SECONDS", 0.5)))
+    due = (
+        OutboundMessage.objects.filter(pk__in=message_ids, status=Status.QUEUED)
+        .exclude(schedule=Schedule.PARKED)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=soon))
+    )
+    # One statement: UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED); the inner lock makes two workers that
+    # hold the same ids split them rather than queue behind each other.
+    with transaction.atomic():
+        OutboundMessage.objects.filter(
+            pk__in=due.select_for_update(skip_locked=True).values("pk"), status=Status.QUEUED
+        ).update(status=Status.SENDING, sending_at=now, updated_at=now, claim=token, provider_called_at=None)
+    rows = list(
+        OutboundMessage.objects.filter(claim=token, status=Status.SENDING)
+        .select_related("contact", "text_message")
+        .order_by("pk")
+    )
+    return token, rows
+
+
+def outbound_process_batch(
+    *,
+    message_ids: list[int],
+    get_provider: Callable[[], Any] | None = None,
+    get_config: Callable[[], Any] | None = None,
+    limiter: Limiter | None = None,
+) -> BatchOutcome:
+    """Claim, check, schedule, send and record a batch of outbound messages (see the module docstring).
+
+    The three collaborators default to the providers app (``registry.get_provider``, ``config.get_config``,
+    ``ratelimit.get_limiter()``); unit tests pass their own.
+    """
+    if get_provider is None or get_config is None or limiter is None:
+        from providers.config import get_config as config_default
+        from providers.ratelimit import get_limiter
+        from providers.registry import get_provider as provider_default
+
+        get_provider = get_provider or provider_default
+        get_config = get_config or config_default
+        limiter = limiter or get_limiter()
+    outcome = BatchOutcome()
+    _Engine(get_provider=get_provider, get_config=get_config, limiter=limiter, outcome=outcome).run(message_ids)
+    _record_timeline(outcome)
+    return outcome
+
+
+@dataclass(order=True)
+class _Due:
+    at: float
+    seq: int
+    row: OutboundMessage = field(compare=False)
+
+
+class _Engine:
+    """One batch: claims chunks as the window empties, sends rows at their slots, writes outcomes as they finish."""
+
+    def __init__(
+        self,
+        *,
+        get_provider: Callable[[], Any],
+        get_config: Callable[[], Any],
+        limiter: Limiter,
+        outcome: BatchOutcome,
+    ) -> None:
+        self.get_provider = get_provider
+        self.get_config = get_config
+        self.limiter = limiter
+        self.outcome = outcome
+        self.concurrency = max(1, int(_setting("SMS_SEND_CONCURRENCY", 16)))
+        self.chunk = max(1, int(_setting("SMS_CLAIM_CHUNK", 32)))
+        self.horizon = float(_setting("SMS_SCHEDULE_HORIZON_SECONDS", 0.5))
+        # Rows are stamped and handed to the loop in groups (one UPDATE each), a few more than the calls allowed in
+        # flight, which wait at the loop's gate: the window stays full while this thread writes and claims. A group
+        # is at least a quarter of the window, unless that is all there is left.
+        self.window = self.concurrency + max(1, self.concurrency // 2)
+        self.group = max(1, self.concurrency // 4)
+        self.gate: Any = None
+        self.more_to_claim = False
+        self.ready: list[_Due] = []
+        self.inflight: dict[concurrent.futures.Future[Any], OutboundMessage] = {}
+        self.finished: list[tuple[OutboundMessage, Any]] = []
+        self.first_finished_at = 0.0
+        self.seq = itertools.count()
+        self.provider: Any = None
+        self.callback: str | None = None
+
+    def run(self, message_ids: list[int]) -> None:
+        pending = list(message_ids)
+        try:
+            while True:
+                while pending and len(self.ready) + len(self.inflight) < 2 * self.window:
+                    chunk, pending = pending[: self.chunk], pending[self.chunk :]
+                    self._claim_and_schedule(chunk)
+                self.more_to_claim = bool(pending)
+                self._submit_due()
+                if not (self.ready or self.inflight):
+                    if pending:
+                        continue
+                    break
+                self._wait()
+                self._write(force=False)
+            self._write(force=True)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """A failure of this worker's own (the database or the rate limiter went away): let the calls in flight end,
+        so the next task starts with a free window, and record what they did if the database still answers. Rows
+        whose outcome cannot be written stay ``sending`` with ``provider_called_at`` set: the sweeper makes them
+        ``unknown`` and reconciliation asks the provider what became of them."""
+        if self.inflight:
+            concurrent.futures.wait(list(self.inflight), timeout=float(_setting("TWILIO_TIMEOUT_SECONDS", 10)) + 5)
+            self._wait_done(set(self.inflight))
+        try:
+            self._write(force=True)
+        except Exception:
+            logger.warning(
+                "outcomes of %d finished calls not written; the sweeper will see to them", len(self.finished)
+            )
+
+    # 1-3: claim, check, prepare, schedule
+
+    def _claim_and_schedule(self, ids: list[int]) -> None:
+        _, rows = outbound_claim(message_ids=ids)
+        rows = _drop_dnc(rows, self.outcome)
+        if not rows:
+            return
+        config = self.get_config()
+        if self.provider is None:
+            self.provider = self.get_provider()
+            self.callback = getattr(config, "status_callback_url", None)
+        # Prepared before quiet hours: a message deferred to the morning waits in its sender's line, which the pacer
+        # then moves at the sender's rate when the window opens.
+        rows = _prepare(rows, senders=config.senders, outcome=self.outcome)
+        rows = _apply_quiet_hours(rows, self.outcome)
+        for at, row in self._schedule(rows):
+            heapq.heappush(self.ready, _Due(at, next(self.seq), row))
+
+    def _schedule(self, rows: list[OutboundMessage]) -> list[tuple[float, OutboundMessage]]:
+        """Plan each row's slot on its sender (a peek: nothing is reserved yet); rows that cannot go within the horizon
+        are parked (bulk) or hold a slot reserved now (priority). The rows kept reserve at the moment of their call."""
+        go: list[tuple[float, OutboundMessage]] = []
+        park: list[OutboundMessage] = []
+        hold: list[tuple[OutboundMessage, float]] = []
+        far_priority: dict[str, list[OutboundMessage]] = defaultdict(list)
+        by_sender: dict[str, list[OutboundMessage]] = defaultdict(list)
+        for row in rows:
+            if row.schedule == Schedule.HELD:
+                row._reserved = True  # type: ignore[attr-defined]  # its slot was reserved when it was held
+                go.append((_due_at(row), row))
+            else:
+                row._reserved = False  # type: ignore[attr-defined]
+                by_sender[row._sender_config.key].append(row)  # type: ignore[attr-defined]
+        for key, group in by_sender.items():
+            sender_config = group[0]._sender_config  # type: ignore[attr-defined]
+            slots = self.limiter.reserve(
+                sender_key=key,
+                rate_per_second=sender_config.rate_per_second,
+                asks=[_ask(row) for row in group],
+                horizon=self.horizon,
+                peek=True,
+            )
+            now = time.time()
+            for row, slot in zip(group, slots, strict=True):
+                if slot.at - now <= self.horizon:
+                    go.append((max(slot.at, _due_at(row)), row))
+                elif row.priority:
+                    far_priority[key].append(row)
+                else:
+                    park.append(row)
+        for key, group in far_priority.items():
+            sender_config = group[0]._sender_config  # type: ignore[attr-defined]
+            slots = self.limiter.reserve(
+                sender_key=key,
+                rate_per_second=sender_config.rate_per_second,
+                asks=[_ask(row) for row in group],
+                horizon=self.horizon,
+            )
+            hold += [(row, slot.at) for row, slot in zip(group, slots, strict=True)]
+        self._hand_back(park=park, hold=hold)
+        return go
+
+    def _hand_back(self, *, park: list[OutboundMessage], hold: list[tuple[OutboundMessage, float]]) -> None:
+        if park:
+            self.outcome.parked.extend(_hand_back(park, schedule=Schedule.PARKED))
+        if hold:
+            self.outcome.held.extend(
+                _hand_back([r for r, _ in hold], schedule=Schedule.HELD, until={r.pk: at for r, at in hold})
+            )
+
+    # 4: send
+
+    def _room(self) -> int:
+        """How many more rows may be handed to the loop now (0 until a whole group fits, but for the last rows)."""
+        room = self.window - len(self.inflight)
+        last_ones = not self.more_to_claim and len(self.ready) <= room
+        return room if room >= self.group or not self.inflight or last_ones else 0
+
+    def _submit_due(self) -> None:
+        from providers import aio
+
+        room = self._room()
+        now = time.time()
+        due: list[OutboundMessage] = []
+        while self.ready and room > len(due) and self.ready[0].at <= now + 0.002:
+            due.append(heapq.heappop(self.ready).row)
+        if not due:
+            return
+        if self.gate is None:
+            self.gate = aio.run(_gate(self.concurrency))
+        for row in _mark_provider_called(due):
+            call = _call(
+                gate=self.gate,
+                provider=self.provider,
+                request=self._request(row),
+                limiter=None if row._reserved else self.limiter,  # type: ignore[attr-defined]
+                sender_config=row._sender_config,  # type: ignore[attr-defined]
+                ask=_ask(row),
+                tolerance=min(self.horizon, LATE_TOLERANCE_SECONDS),
+            )
+            self.inflight[aio.submit(call)] = row
+        self.outcome.skipped.extend(r.pk for r in due if r.provider_called_at is None)
+
+    def _request(self, row: OutboundMessage) -> Any:
+        from providers.base import SendRequest
+
+        media = row.text_message.media_urls if row.text_message else []
+        return SendRequest(
+            to=row.to_number,
+            body=row.body,
+            sender=row._sender_config.sender,  # type: ignore[attr-defined]
+            media_urls=tuple(media),
+            status_callback=status_callback_for(self.callback, row.pk),
+        )
+
+    def _wait(self) -> None:
+        now = time.time()
+        timeouts = []
+        if self.ready and self._room():
+            timeouts.append(max(0.0, self.ready[0].at - now))
+        if self.finished:
+            timeouts.append(max(0.0, self.first_finished_at + WRITE_DELAY_SECONDS - now))
+        timeout = min(timeouts) if timeouts else None
+        if self.inflight:
+            done, _ = concurrent.futures.wait(
+                list(self.inflight), timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+        else:
+            # Nothing in flight: the next reserved slot is at most the horizon away.
+            time.sleep(min(self.horizon, timeout or 0.0))
+            done = set()
+        self._wait_done(done)
+
+    def _wait_done(self, done: set[concurrent.futures.Future[Any]]) -> None:
+        not_yet: list[tuple[OutboundMessage, _NotYet]] = []
+        for future in done:
+            if not future.done():
+                continue
+            row = self.inflight.pop(future)
+            error = future.exception()
+            result = error if error is not None else future.result()
+            if isinstance(result, _NotYet):
+                not_yet.append((row, result))
+                continue
+            if not self.finished:
+                self.first_finished_at = time.time()
+            self.finished.append((row, result))
+        if not_yet:
+            self._not_yet(not_yet)
+
+    def _not_yet(self, rows: list[tuple[OutboundMessage, _NotYet]]) -> None:
+        """Calls that did not start: the sender had no slot at that moment (another worker or a priority send took
+        it). Nothing reached the provider, so the stamp is taken back; each row is planned again."""
+        back = {r.pk for r in _unmark_provider_called([row for row, _ in rows])}
+        now = time.time()
+        park: list[OutboundMessage] = []
+        hold: list[tuple[OutboundMessage, float]] = []
+        for row, answer in rows:
+            if row.pk not in back:
+                continue
+            if answer.reserved and answer.at - now > self.horizon:
+                hold.append((row, answer.at))
+            elif answer.reserved:
+                row._reserved = True  # type: ignore[attr-defined]
+                heapq.heappush(self.ready, _Due(answer.at, next(self.seq), row))
+            elif answer.at - now <= self.horizon:
+                heapq.heappush(self.ready, _Due(answer.at, next(self.seq), row))
+            else:
+                park.append(row)
+        self._hand_back(park=park, hold=hold)
+
+    # 5: outcomes
+
+    def _write(self, *, force: bool) -> None:
+        if not self.finished:
+            return
+        crowd = len(self.finished) >= max(1, self.concurrency // 2)
+        if not (force or crowd or time.time() - self.first_finished_at >= WRITE_DELAY_SECONDS):
+            return
+        finished, self.finished = self.finished, []
+        _write_outcomes(finished, self.outcome)
+
+
+async def _gate(size: int) -> asyncio.Semaphore:
+    return asyncio.Semaphore(size)  # made on the loop that uses it
+
+
+@dataclass(frozen=True)
+class _NotYet:
+    at: float  # the sender's next slot for this message
+    reserved: bool  # a priority message: that slot is its own
+
+
+async def _call(
+    *,
+    gate: asyncio.Semaphore,
+    provider: Any,
+    request: Any,
+    limiter: Limiter | None,
+    sender_config: Any,
+    ask: Ask,
+    tolerance: float,
+) -> Any:
+    """One provider call, on the loop. Its slot is reserved here, at the moment the call may start, so a message that
+    waited (for a free call, or for this thread) never goes early or in a burst: the sender's rate holds at the
+    provider, not only on paper. A slot further than ``tolerance`` away is not waited for: ``_NotYet``."""
+    from providers.base import ErrorKind, ProviderError
+
+    async with gate:
+        if limiter is not None:
+            try:
+                (slot,) = limiter.reserve(
+                    sender_key=sender_config.key,
+                    rate_per_second=sender_config.rate_per_second,
+                    asks=[ask],
+                    horizon=tolerance,
+                )
+            except Exception as exc:  # Redis gone: no slot, and nothing was sent (a retry with backoff, not unknown)
+                logger.warning("rate limiter unavailable: %s", type(exc).__name__)
+                raise ProviderError(
+                    ErrorKind.TRANSIENT, "rate_limiter", "The rate limiter could not be reached; nothing was sent."
+                ) from None
+            wait = slot.at - time.time()
+            if not slot.reserved or wait > tolerance:
+                return _NotYet(slot.at, slot.reserved)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return await provider.send_async(request)
+
+
+def _ask(row: OutboundMessage) -> Ask:
+    return Ask(cost=max(1, row.segments or 1), lane=_lane(row))
+
+
+def _due_at(row: OutboundMessage) -> float:
+    return row.next_attempt_at.timestamp() if row.next_attempt_at else 0.0
+
+
+def _lane(row: OutboundMessage) -> Lane:
+    if row.priority:
+        return Lane.PRIORITY
+    return Lane.PACED if row.schedule == Schedule.PACED else Lane.BULK
+
+
+def _drop_dnc(rows: list[OutboundMessage], outcome: BatchOutcome) -> list[OutboundMessage]:
+    contact_ids = {r.contact_id for r in rows if r.contact_id}
+    dnc = set(dnc_active().filter(contact_id__in=contact_ids).values_list("contact_id", flat=True))
+    blocked = [r for r in rows if r.contact_id in dnc]
+    if blocked:
+        _fail_rows(blocked, code="do_not_contact", message="The contact is Do Not Contact for SMS.", outcome=outcome)
+    return [r for r in rows if r.contact_id not in dnc]
+
+
+def _apply_quiet_hours(rows: list[OutboundMessage], outcome: BatchOutcome) -> list[OutboundMessage]:
+    now = timezone.now()
+    start, end = quiet_hours.window()
+    ready: list[OutboundMessage] = []
+    later: dict[int, dt.datetime] = {}
+    for row in rows:
+        if row.source == Source.TEST or not (row.text_message and row.text_message.is_marketing):
+            ready.append(row)
+            continue
+        contact = row.contact
+        zone = quiet_hours.contact_zone(
+            timezone_name=contact.timezone if contact else "",
+            mobile=row.to_number,
+            country=contact.country if contact else "",
+        )
+        allowed = quiet_hours.next_allowed_send(now=now, zone=zone, start=start, end=end)
+        if allowed <= now:
+            ready.append(row)
+        else:
+            later[row.pk] = allowed
+    if later:
+        deferred = [r for r in rows if r.pk in later]
+        outcome.deferred.extend(_hand_back(deferred, until={pk: at.timestamp() for pk, at in later.items()}))
+    return ready
+
+
+def _fail_rows(rows: list[OutboundMessage], *, code: str, message: str, outcome: BatchOutcome) -> None:
+    moved = outbound_transition(
+        message_ids=[r.pk for r in rows], to=Status.FAILED, error_code=code, error_message=message, claim=None
+    )
+    outcome.failed.extend(moved)
+
+
+def _render(row: OutboundMessage) -> str:
+    # Rendered once: a row that was parked or held keeps the body it got at its first claim (``encoding`` is set
+    # then), so a contact's field holding token syntax is never expanded by a second rendering. A body given at
+    # enqueue (a test of unsaved editor text, an API send) wins over the text message's.
+    if row.encoding:
+        return row.body
+    template = row.body or (row.text_message.body if row.text_message else "")
+    if row.contact is None:
+        return personalise_render(template, contact=_NoContact())
+    return personalise_render(template, contact=row.contact)
+
+
+class _NoContact:
+    """Stands in for a missing contact when a test goes to a number nobody owns: every token takes its fallback."""
+
+    custom_fields: dict[str, str] = {}
+
+    def __getattr__(self, name: str) -> str:
+        return ""
+
+
+def _prepare(rows: list[OutboundMessage], *, senders: Any, outcome: BatchOutcome) -> list[OutboundMessage]:
+    """Render, count and choose the sender of each row; one bulk UPDATE for the batch."""
+    pool = [s.sender.value for s in senders if s.sender.kind == "number"]
+    last = last_numbers(contact_ids=[r.contact_id for r in rows if r.contact_id], pool_values=pool)
+    ready: list[OutboundMessage] = []
+    too_long: list[OutboundMessage] = []
+    no_sender: dict[str, list[OutboundMessage]] = defaultdict(list)
+    for row in rows:
+        row.body = _render(row)
+        if len(row.body) > MAX_BODY_CHARACTERS:
+            too_long.append(row)
+            continue
+        info = count_segments(row.body)
+        row.segments, row.encoding = info.segments, info.encoding
+        country = (row.contact.country if row.contact else "") or _region(row.to_number)
+        try:
+            chosen = choose_sender(
+                senders=senders,
+                contact_id=row.contact_id,
+                to_number=row.to_number,
+                country=country,
+                last=last.get(row.contact_id or 0, "") or row.sender,
+            )
+        except NoSender as exc:
+            no_sender[str(exc)].append(row)
+            continue
+        row.sender, row.sender_kind = chosen.sender.value, chosen.sender.kind
+        row._sender_config = chosen  # type: ignore[attr-defined]
+        ready.append(row)
+    OutboundMessage.objects.bulk_update(rows, ["body", "segments", "encoding", "sender", "sender_kind"])
+    if too_long:
+        _fail_rows(
+            too_long,
+            code="too_long",
+            message=f"After personalisation the message is over {MAX_BODY_CHARACTERS:,} characters.",
+            outcome=outcome,
+        )
+    for reason, group in no_sender.items():
+        _fail_rows(group, code="no_sender", message=reason, outcome=outcome)
+    return ready
+
+
+def _region(e164: str) -> str:
+    from contacts.phones import region_of
+
+    return region_of(e164)
+
+
+def status_callback_for(callback: str | None, message_id: int) -> str | None:
+    """The status callback URL for one message: it names the message, so a callback that arrives before the worker
+    has recorded the provider's SID still finds it (Twilio signs the whole URL, query included)."""
+    if not callback:
+        return None
+    return f"{callback}{'&' if '?' in callback else '?'}m={message_id}"
+
+
+# Set-based writes of many rows with values of their own
+
+
+def _claim_value(token: uuid.UUID | None) -> Any:
+    return OutboundMessage._meta.get_field("claim").get_db_prep_value(token, connection)
+
+
+def _stamp(value: dt.datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _update_each(
+    *,
+    to: str | None,
+    rows: Sequence[tuple[int, uuid.UUID | None, Sequence[Any]]],
+    columns: Sequence[str],
+    sets: Sequence[str],
+    fixed: dict[str, Any] | None = None,
+    where: str = "",
+) -> list[int]:
+    """One ``WITH v(…) AS (VALUES …) UPDATE … FROM v`` for rows that each get values of their own.
+
+    ``rows`` are (id, claim token, values for ``columns``); ``sets`` are the SET expressions over ``v.<column>``.
+    With ``to`` the status moves too, only from a status that allows it and only for the claim's holder. Returns the
+    ids that changed.
+    """
+    if not rows:
+        return []
+    table = OutboundMessage._meta.db_table
+    now = _stamp(timezone.now())
+    assignments = list(sets)
+    params: list[Any] = []
+    fixed = dict(fixed or {})
+    conditions = [f"{table}.id = v.id"]
+    if to is not None:
+        assignments += ["status = %s", f"{TIMESTAMP_FIELD[to]} = %s"]
+        params += [to, now]
+        allowed = sorted(OutboundMessage.allowed_from(to))
+        conditions.append(f"{table}.status IN ({', '.join(['%s'] * len(allowed))})")
+        conditions.append(f"{table}.claim = v.claim")
+    assignments.append("updated_at = %s")
+    params.append(now)
+    for name, value in fixed.items():
+        assignments.append(f"{name} = %s")
+        params.append(value)
+    names = ["id", "claim", *columns]
+    values_sql = ", ".join("(" + ", ".join(["%s"] * len(names)) + ")" for _ in rows)
+    values_params: list[Any] = []
+    for pk, token, values in rows:
+        values_params += [pk, _claim_value(token), *values]
+    sql = (
+        f"WITH v({', '.join(names)}) AS (VALUES {values_sql}) "  # noqa: S608 (names from models, values bound)
+        f"UPDATE {table} SET {', '.join(assignments)} FROM v WHERE {' AND '.join(conditions)}{where} "
+        f"RETURNING {table}.id"
+    )
+    if to is not None:
+        params += allowed
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values_params, *params])
+        moved = sorted(int(r[0]) for r in cursor.fetchall())
+    if to is not None and moved:
+        message_status_changed.send(sender=OutboundMessage, message_ids=moved, status=to)
+    return moved
+
+
+def _numeric(column: str) -> str:
+    return f"CAST(v.{column} AS NUMERIC)"
+
+
+def _mark_provider_called(rows: list[OutboundMessage]) -> list[OutboundMessage]:
+    """Commit "this attempt may reach the provider" before the calls; returns the rows still this worker's (stamped).
+
+    One statement per claim token among ``rows`` (a batch's rows come from one or two claims)."""
+    now = timezone.now()
+    table = OutboundMessage._meta.db_table
+    stamped: set[int] = set()
+    by_token: dict[Any, list[OutboundMessage]] = defaultdict(list)
+    for row in rows:
+        by_token[row.claim].append(row)
+    for token, group in by_token.items():
+        ids = [r.pk for r in group]
+        sql = (
+            f"UPDATE {table} SET provider_called_at = %s, attempts = attempts + 1, updated_at = %s "  # noqa: S608
+            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND status = %s AND claim = %s "
+            "AND provider_called_at IS NULL RETURNING id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [_stamp(now), _stamp(now), *ids, Status.SENDING, _claim_value(token)])
+            stamped.update(int(r[0]) for r in cursor.fetchall())
+    mine = [r for r in rows if r.pk in stamped]
+    for row in mine:
+        row.provider_called_at = now
+        row.attempts += 1
+    return mine
+
+
+def _unmark_provider_called(rows: list[OutboundMessage]) -> list[OutboundMessage]:
+    """Take back the stamp of calls that never started (``_NotYet``): one statement per claim token."""
+    table = OutboundMessage._meta.db_table
+    back: set[int] = set()
+    by_token: dict[Any, list[OutboundMessage]] = defaultdict(list)
+    for row in rows:
+        by_token[row.claim].append(row)
+    for token, group in by_token.items():
+        ids = [r.pk for r in group]
+        sql = (
+            f"UPDATE {table} SET provider_called_at = NULL, attempts = attempts - 1 "  # noqa: S608
+            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND status = %s AND claim = %s "
+            "AND provider_called_at IS NOT NULL RETURNING id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*ids, Status.SENDING, _claim_value(token)])
+            back.update(int(r[0]) for r in cursor.fetchall())
+    mine = [r for r in rows if r.pk in back]
+    for row in mine:
+        row.provider_called_at = None
+        row.attempts -= 1
+    return mine
+
+
+def _hand_back(
+    rows: list[OutboundMessage], *, schedule: str = Schedule.NONE, until: dict[int, float] | None = None
+) -> list[int]:
+    """Return claimed rows to ``queued``: parked in their sender's line (the pacer's), held until their reserved slot,
+    or due again at ``until`` (quiet hours). A row due later than ``SMS_WAKE_HORIZON_SECONDS`` is parked: the pacer
+    wakes it when it is due, rather than a broker holding a countdown task for hours."""
+    if not rows:
+        return []
+    wake_horizon = float(_setting("SMS_WAKE_HORIZON_SECONDS", 120))
+    now = time.time()
+    values: list[tuple[int, uuid.UUID | None, Sequence[Any]]] = []
+    later: dict[int, float] = {}
+    for row in rows:
+        at = (until or {}).get(row.pk)
+        row_schedule = schedule
+        if at is not None and schedule == Schedule.NONE and at - now > wake_horizon:
+            row_schedule = Schedule.PARKED
+        # A parked row keeps its place in the line (its next_attempt_at); the others are due at ``at``.
+        next_at = (row.next_attempt_at or timezone.now()) if at is None else dt.datetime.fromtimestamp(at, tz=dt.UTC)
+        if row_schedule != Schedule.PARKED:
+            later[row.pk] = max(0.0, (at or now) - now)
+        values.append((row.pk, row.claim, [_stamp(next_at), row_schedule]))
+    moved = _update_each(
+        to=Status.QUEUED,
+        rows=values,
+        columns=["next_attempt_at", "schedule"],
+        sets=["next_attempt_at = v.next_attempt_at", "schedule = v.schedule"],
+        fixed={"claim": None},
+    )
+    _wake(moved, later, priority={r.pk: r.priority for r in rows})
+    return moved
+
+
+def _wake(moved: Iterable[int], countdowns: dict[int, float], *, priority: dict[int, bool]) -> None:
+    """Tasks for rows handed back with a due time (not parked), grouped by due time to a tenth of a second."""
+    groups: dict[tuple[bool, float], list[int]] = defaultdict(list)
+    for pk in moved:
+        if pk in countdowns:
+            groups[(priority[pk], math.ceil(countdowns[pk] * 10) / 10)].append(pk)  # never before it is due
+    for (is_priority, countdown), ids in groups.items():
+        enqueue_after_commit(sorted(ids), priority=is_priority, countdown=countdown)
+
+
+def _retry_delay(attempts: int) -> float:
+    """Exponential backoff with full jitter: base * 2^(attempt-1), capped, times a random factor in [0.5, 1]."""
+    base = float(_setting("SMS_RETRY_BASE_SECONDS", 30))
+    cap = float(_setting("SMS_RETRY_MAX_SECONDS", 3600))
+    delay = min(cap, base * (2 ** max(0, attempts - 1)))
+    return delay * (0.5 + random.random() / 2)
+
+
+def _write_outcomes(finished: list[tuple[OutboundMessage, Any]], outcome: BatchOutcome) -> None:
+    """Outcomes that finished together: one statement per kind (sent, failed, retried, unknown)."""
+    from providers.base import ErrorKind, ProviderError, SendResult
+
+    sent: list[tuple[OutboundMessage, SendResult]] = []
+    failed: list[tuple[OutboundMessage, str, str]] = []
+    unknown: list[tuple[OutboundMessage, str, str]] = []
+    retry: list[tuple[OutboundMessage, str, str, float]] = []
+    opted_out: list[tuple[OutboundMessage, ProviderError]] = []
+    max_attempts = int(_setting("SMS_MAX_ATTEMPTS", 5))
+    for row, result in finished:
+        if isinstance(result, SendResult):
+            sent.append((row, result))
+            continue
+        if not isinstance(result, ProviderError):
+            # A bug or an unexpected library error: the request may have gone out.
+            logger.error("provider send raised for outbound message %s", row.pk, exc_info=result)
+            unknown.append((row, "exception", str(result)[:500]))
+            continue
+        code, message = str(result.code)[:32], str(result.message)[:1000]
+        if result.kind == ErrorKind.TRANSIENT and result.may_have_sent:
+            unknown.append((row, code, message))  # a timeout after the request left: resending could text twice
+        elif result.kind == ErrorKind.TRANSIENT and row.attempts < max_attempts:
+            retry.append((row, code, message, _retry_delay(row.attempts)))
+        elif result.kind == ErrorKind.TRANSIENT:
+            failed.append((row, code, f"Gave up after {row.attempts} attempts: {message}"[:1000]))
+        else:
+            failed.append((row, code, message))
+            if result.kind == ErrorKind.OPT_OUT:
+                opted_out.append((row, result))
+    if sent:
+        outcome.sent.extend(_write_sent(sent))
+    if failed:
+        outcome.failed.extend(
+            _update_each(
+                to=Status.FAILED,
+                rows=[(r.pk, r.claim, [code, message]) for r, code, message in failed],
+                columns=["error_code", "error_message"],
+                sets=["error_code = v.error_code", "error_message = v.error_message"],
+            )
+        )
+    if unknown:
+        outcome.unknown.extend(
+            _update_each(
+                to=Status.UNKNOWN,
+                rows=[(r.pk, r.claim, [code, message]) for r, code, message in unknown],
+                columns=["error_code", "error_message"],
+                sets=["error_code = v.error_code", "error_message = v.error_message"],
+            )
+        )
+    if retry:
+        outcome.retried.extend(_write_retries(retry))
+    for row, error in opted_out:
+        if row.contact is not None:
+            dnc_add(
+                contact=row.contact,
+                reason=DoNotContact.Reason.UNSUBSCRIBED,
+                source=DoNotContact.Source.PROVIDER,
+                comment=f"Twilio error {error.code}: {error.message}"[:500],
+            )
+
+
+def _write_sent(sent: list[tuple[OutboundMessage, Any]]) -> list[int]:
+    def values(row: OutboundMessage, result: Any) -> list[Any]:
+        price = str(result.price) if result.price is not None else None
+        return [result.sid, price, result.price_unit or "", result.segments or row.segments]
+
+    rows = [(row.pk, row.claim, values(row, result)) for row, result in sent]
+    columns = ["sid", "price", "price_unit", "segments"]
+    moved = _update_each(
+        to=Status.SENT,
+        rows=rows,
+        columns=columns,
+        sets=[
+            "provider_sid = v.sid",
+            f"price = {_numeric('price')}",
+            "price_unit = v.price_unit",
+            "segments = v.segments",
+        ],
+        fixed={"error_code": "", "error_message": ""},
+    )
+    overtaken = [r for r in rows if r[0] not in set(moved)]
+    if overtaken:
+        # A status callback can arrive before this write: it attached the SID (through the message id in its URL)
+        # and moved the message on already. Keep what only the API answer tells, and count the message as sent.
+        sent_now = _stamp(timezone.now())
+        moved += _update_each(
+            to=None,
+            rows=[(pk, token, [*values, sent_now]) for pk, token, values in overtaken],
+            columns=[*columns, "sent_now"],
+            sets=[
+                f"price = {_numeric('price')}",
+                "price_unit = v.price_unit",
+                "segments = v.segments",
+                "sent_at = COALESCE(sent_at, v.sent_now)",
+            ],
+            where=f" AND {OutboundMessage._meta.db_table}.provider_sid = v.sid",
+        )
+    return sorted(moved)
+
+
+def _write_retries(retry: list[tuple[OutboundMessage, str, str, float]]) -> list[int]:
+    """Back to the queue with backoff: soon ones with a task due then, later ones parked for the pacer to wake."""
+    wake_horizon = float(_setting("SMS_WAKE_HORIZON_SECONDS", 120))
+    now = time.time()
+    rows = []
+    countdowns: dict[int, float] = {}
+    for row, code, message, delay in retry:
+        schedule = Schedule.NONE if delay <= wake_horizon else Schedule.PARKED
+        if schedule == Schedule.NONE:
+            countdowns[row.pk] = delay
+        next_at = dt.datetime.fromtimestamp(now + delay, tz=dt.UTC)
+        rows.append((row.pk, row.claim, [code, message, _stamp(next_at), schedule]))
+    moved = _update_each(
+        to=Status.QUEUED,
+        rows=rows,
+        columns=["error_code", "error_message", "next_attempt_at", "schedule"],
+        sets=[
+            "error_code = v.error_code",
+            "error_message = v.error_message",
+            "next_attempt_at = v.next_attempt_at",
+            "schedule = v.schedule",
+        ],
+        fixed={"claim": None},
+    )
+    _wake(moved, countdowns, priority={r.pk: r.priority for r, *_ in retry})
+    return moved
+
+
+def _record_timeline(outcome: BatchOutcome) -> None:
+    """One ``sms.sent`` / ``sms.failed`` entry per contact, written in bulk."""
+    ids = outcome.sent + outcome.failed
+    if not ids:
+        return
+    # What this send did, not the row's status now: a status callback can overtake the worker's write and move a sent
+    # message on to failed already (it records that on the timeline itself), which is no "not sent".
+    not_sent = set(outcome.failed)
+    entries: list[TimelineEvent] = []
+    rows = OutboundMessage.objects.filter(pk__in=ids, contact__isnull=False).select_related("text_message")
+    for row in rows.only("id", "contact_id", "status", "body", "error_code", "error_message", "text_message__name"):
+        name = row.text_message.name if row.text_message else "Text message"
+        if row.pk in not_sent:
+            kind, title = "sms.failed", f"Text message not sent: {name}"
+        else:
+            kind, title = "sms.sent", f"Text message sent: {name}"
+        if row.contact_id is None:
+            continue
+        entries.append(
+            TimelineEvent(
+                contact_id=row.contact_id,
+                kind=kind,
+                title=title,
+                detail={
+                    "outbound_id": row.pk,
+                    "body": row.body,
+                    "error_code": row.error_code,
+                    "error_message": row.error_message,
+                },
+            )
+        )
+    timeline_record_many(entries=entries)

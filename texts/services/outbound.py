@@ -1,0 +1,139 @@
+"""Writes of the outbound log: status transitions, enqueueing recipients, test sends.
+
+``outbound_enqueue`` inserts one ``queued`` row per recipient in one INSERT … SELECT and, after commit, enqueues tasks
+carrying batches of ids (``sms_priority`` or ``sms_bulk``); ``texts.services.dispatch`` sends them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from contacts.models import Contact, DoNotContact
+
+from ..models import TIMESTAMP_FIELD, OutboundMessage, Source, Status, TextMessage
+from ..signals import message_status_changed
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 200  # ids per task
+
+
+def _setting(name: str, default: Any) -> Any:
+    return getattr(settings, name, default)
+
+
+# State changes
+
+
+def outbound_transition(*, message_ids: Iterable[int], to: str, extra: Q | None = None, **fields: Any) -> list[int]:
+    """Move messages to ``to`` where their current status allows it; returns the ids that moved.
+
+    One conditional UPDATE: a message in a status that does not allow the move (a later one, or one another process
+    just wrote) is left as it is.
+    """
+    ids = list(message_ids)
+    if not ids:
+        return []
+    now = timezone.now()
+    values = {"status": to, TIMESTAMP_FIELD[to]: now, "updated_at": now, **fields}
+    allowed = Q(status__in=OutboundMessage.allowed_from(to)) & (extra if extra is not None else Q())
+    with transaction.atomic():
+        # Lock first so the ids we report are exactly the rows the UPDATE changes (a concurrent writer waits).
+        moved = list(
+            OutboundMessage.objects.filter(allowed, pk__in=ids).select_for_update().values_list("pk", flat=True)
+        )
+        if moved:
+            OutboundMessage.objects.filter(allowed, pk__in=moved).update(**values)
+    if moved:
+        transaction.on_commit(lambda: message_status_changed.send(sender=OutboundMessage, message_ids=moved, status=to))
+    return moved
+
+
+# Enqueue
+
+
+def _enqueue_tasks(ids: list[int], *, priority: bool, countdown: float = 0) -> None:
+    from ..tasks import outbound_send_batch
+
+    queue = "sms_priority" if priority else "sms_bulk"
+    for start in range(0, len(ids), BATCH_SIZE):
+        chunk = ids[start : start + BATCH_SIZE]
+        outbound_send_batch.apply_async(args=(chunk,), queue=queue, countdown=max(0.0, countdown))
+
+
+def enqueue_after_commit(ids: list[int], *, priority: bool, countdown: float = 0) -> None:
+    if ids:
+        transaction.on_commit(lambda: _enqueue_tasks(ids, priority=priority, countdown=countdown))
+
+
+def outbound_enqueue(
+    *,
+    text_message: TextMessage,
+    contacts: QuerySet[Contact] | Iterable[int],
+    source: str,
+    source_ref: str = "",
+    priority: bool = False,
+) -> int:
+    """Queue ``text_message`` for each contact that has a mobile and is not Do Not Contact; returns rows created.
+
+    One INSERT … SELECT; a broadcast row that exists already is skipped by the partial unique constraint
+    (``ON CONFLICT DO NOTHING``). Tasks carrying batches of ids go to ``sms_priority`` or ``sms_bulk`` after commit.
+    """
+    if not isinstance(contacts, QuerySet):
+        contacts = Contact.objects.filter(pk__in=list(contacts))
+    subquery, sub_params = contacts.values("pk").query.sql_with_params()
+    now = timezone.now()
+    table = OutboundMessage._meta.db_table
+    sql = f"""
+        INSERT INTO {table} (contact_id, to_number, sender, sender_kind, text_message_id, source, source_ref,
+            priority, body, encoding, status, error_code, error_message, attempts, next_attempt_at, price_unit,
+            queued_at, updated_at)
+        SELECT c.id, c.mobile, '', '', %s, %s, %s, %s, '', '', %s, '', '', 0, %s, '', %s, %s
+        FROM {Contact._meta.db_table} c
+        WHERE c.id IN ({subquery})
+          AND c.mobile IS NOT NULL AND c.mobile <> ''
+          AND NOT EXISTS (
+            SELECT 1 FROM {DoNotContact._meta.db_table} d
+            WHERE d.contact_id = c.id AND d.channel = 'sms' AND d.lifted_at IS NULL)
+        ORDER BY c.id
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    """  # noqa: S608 - table names come from models, values are parameters
+    # Raw SQL: adapt the timestamp as the ORM does (SQLite stores naive UTC text and compares it as text).
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    params = [text_message.pk, source, source_ref, priority, Status.QUEUED, stamp, stamp, stamp, *sub_params]
+    if connection.vendor == "sqlite":
+        # SQLite's parser needs a WHERE on INSERT … SELECT … ON CONFLICT to tell it from a join's ON.
+        sql = sql.replace("ORDER BY c.id", "AND 1 ORDER BY c.id")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+        enqueue_after_commit(sorted(ids), priority=priority)
+    return len(ids)
+
+
+def test_send(*, text_message: TextMessage, to_number: str, body: str | None = None) -> OutboundMessage:  # noqa: PT028
+    """Send ``text_message`` (or an unsaved ``body``) to any number now, on the priority queue.
+
+    The number must be E.164 already (the form validates it). A contact who owns it personalises the body.
+    """
+    contact = Contact.objects.filter(mobile=to_number).first()
+    with transaction.atomic():
+        message = OutboundMessage.objects.create(
+            contact=contact,
+            to_number=to_number,
+            text_message=text_message if text_message.pk else None,
+            source=Source.TEST,
+            priority=True,
+            body=body if body is not None else "",
+            next_attempt_at=timezone.now(),
+        )
+        enqueue_after_commit([message.pk], priority=True)
+    return message
