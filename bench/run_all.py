@@ -27,6 +27,7 @@ ROOT = HERE.parent
 # name -> (script, arguments for the full run, arguments for --quick)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "segments": ("segments.py", [], ["--contacts", "100000"]),
+    "importer": ("importer.py", [], ["--rows", "100000"]),
     "broadcast": ("broadcast.py", [], ["--contacts", "100000"]),
     # A real API's latency (issue 14): 150 ms and 500 ms per call, on docker-compose.yml's workers.
     "dispatch": ("dispatch.py", ["--latency-ms", "150"], ["--latency-ms", "150", "--messages", "3000"]),

@@ -246,6 +246,14 @@ PHONENUMBER_DB_FORMAT = "E164"
 # Uploaded CSV imports, read by the worker: web and worker must share this folder (a volume under docker compose).
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
+# CSV imports from the UI: a larger upload is refused as it arrives (never stored); a file with more columns is
+# refused with its header (the mapping form has one select per column); a longer value is an error on its row.
+# The import_contacts command has no size limit (it reads the file where it is).
+IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
+IMPORT_MAX_COLUMNS = env.int("IMPORT_MAX_COLUMNS", default=200)
+IMPORT_MAX_FIELD_CHARS = env.int("IMPORT_MAX_FIELD_CHARS", default=65_536)
+# Processes that parse an import's phone numbers beside the one that writes it (1: none); used from 25,000 rows.
+IMPORT_PARSE_PROCESSES = env.int("IMPORT_PARSE_PROCESSES", default=os.cpu_count() or 1)
 
 # Campaigns
 # The engine run's lock lease (renewed after every batch, so a killed run frees it this soon) and how long a claimed
