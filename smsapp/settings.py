@@ -133,7 +133,8 @@ VAR_DIR = Path(env.str("SMSAPP_VAR_DIR", default=str(BASE_DIR / "var")))
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with one client per pool (smsapp/cache.py): a webhook's configuration check costs less.
+            "BACKEND": "smsapp.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "TIMEOUT": 300,
         }

@@ -163,10 +163,9 @@ def status_buffer_push(*, status: BufferedStatus) -> bool:
         return False
     delay = float(settings.SMS_STATUS_FLUSH_DELAY_SECONDS)
     try:
-        pipe = _redis().pipeline(transaction=False)
-        pipe.rpush(BUFFER_KEY, status.dumps())
-        pipe.set(PENDING_KEY, "1", nx=True, ex=_pending_ttl(delay))
-        _, armed = pipe.execute()
+        armed = _scripts(os.getpid(), url).push(
+            keys=[BUFFER_KEY, PENDING_KEY], args=[status.dumps(), _pending_ttl(delay)], client=_redis()
+        )
     except _redis_errors():
         logger.warning("status callback %s: Redis unreachable, applying it now", status.message_sid, exc_info=True)
         _down_until[url] = time.monotonic() + REDIS_RETRY_SECONDS
@@ -197,6 +196,14 @@ def _enqueue_flush(*, countdown: float, flag: str = PENDING_KEY) -> bool:
 
 
 # The flusher
+
+# Append ARGV[1] to the buffer and set the "flush pending" flag unless it is set; 1 when this push set it (and so
+# arms a flush). One command, one reply: the cheapest round trip the callback can make.
+_PUSH = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then return 1 end
+return 0
+"""
 
 # Take up to ARGV[1] statuses from the head of the buffer into this flusher's claim list (KEYS[3]) and list the claim
 # with Redis's clock, all or nothing.
@@ -239,6 +246,7 @@ return count
 
 class _Scripts:
     def __init__(self, client: Any) -> None:
+        self.push = client.register_script(_PUSH)
         self.claim = client.register_script(_CLAIM)
         self.recover = client.register_script(_RECOVER)
 
