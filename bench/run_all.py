@@ -29,7 +29,11 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "segments": ("segments.py", [], ["--contacts", "100000"]),
     "broadcast": ("broadcast.py", [], ["--contacts", "100000"]),
     "dispatch": ("dispatch.py", [], ["--messages", "2000"]),
-    "webhooks": ("webhooks.py", [], ["--callbacks", "2000", "--replies", "500"]),
+    "webhooks": (
+        "webhooks.py",
+        [],
+        ["--callbacks", "2000", "--replies", "500", "--status-alone", "2000", "--in-request", "1000"],
+    ),
     "campaigns": ("campaigns.py", [], ["--contacts", "20000"]),
     "faults": ("faults.py", [], ["--contacts", "10000"]),
     "api": ("api.py", [], ["--contacts", "100000"]),

@@ -14,7 +14,9 @@ Status callbacks go through the Redis buffer as deployed (``texts.status_buffer`
 ``priority`` worker line, started for the run, on a Redis started as docker-compose's (``--appendonly yes``). Its CPU
 and Redis's count in the webhooks' cost; after each round the bench waits until the flusher has applied every status
 (the time that takes after the last answer is reported), so no round's work falls into the next. The same status
-callbacks applied in the request (``SMS_STATUS_BUFFER=false``, a second gunicorn of the same line) run beside them.
+callbacks applied in the request (``SMS_STATUS_BUFFER=false``, a second gunicorn of the same line) run beside them,
+and so does a floor view (bench/webhooks_urls.py): a signature check and one Redis round trip, the least any design
+that stores a status before answering can do.
 
 Target (DESIGN.md): status callbacks at least 0.8x the trivial view's requests per second, nothing lost; the mix with
 replies (always applied in the request) is reported. Last line: ``RESULT {json}``.
@@ -50,6 +52,7 @@ AUTH_TOKEN = "be0c70ce" * 4  # a local benchmark value, not a secret
 OUR_NUMBER = "+15005550006"
 PATH = "/sms/twilio/callback"
 TRIVIAL_PATH = "/sms/bench-trivial"
+FLOOR_PATH = "/sms/bench-floor"
 TARGET = 0.8
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -717,9 +720,9 @@ def bench(args: argparse.Namespace, servers: str, redis_pid: int | None) -> int:
     signed, status, inbound = _payloads(base)
     sync_signed, _, _ = _payloads(sync_base)
 
-    # Per round: the trivial view, the mix of status callbacks and replies, status callbacks alone (buffered), and
-    # the same applied in the request by the second gunicorn. The trivial view replays the mix's bodies (same sizes,
-    # same signatures) to its own URL.
+    # Per round: the trivial view, the mix of status callbacks and replies, status callbacks alone (buffered), the
+    # floor view with their bodies, and the same callbacks applied in the request by the second gunicorn. The trivial
+    # view replays the mix's bodies (same sizes, same signatures) to its own URL.
     plan: list[list[tuple[str, list[Job]]]] = []
     reply_no = 0
     for r, replies_here in enumerate(_spread(args.replies, rounds)):
@@ -728,12 +731,16 @@ def bench(args: argparse.Namespace, servers: str, redis_pid: int | None) -> int:
         mix = _mixed(_status_jobs(signed, status, mix_messages[r::rounds]), replies)
         steps = [("trivial view", [(TRIVIAL_PATH, d, h) for _, d, h in mix]), ("webhooks (mix)", mix)]
         if per_alone:
-            steps.append(("status alone", _status_jobs(signed, status, alone_messages[r::rounds])))
+            alone_jobs = _status_jobs(signed, status, alone_messages[r::rounds])
+            steps.append(("status alone", alone_jobs))
+            # The same bodies and signatures to the floor view: a signature check and one Redis round trip.
+            steps.append(("floor view", [(FLOOR_PATH, d, h) for _, d, h in alone_jobs]))
         if per_sync:
             steps.append(("status in request", _status_jobs(sync_signed, status, sync_messages[r::rounds])))
         plan.append(steps)
     warm_jobs = [(TRIVIAL_PATH, d, h) for _, d, h in plan[0][1][1][:400]]
     warm_jobs += [signed(PATH, status(sid, "delivered", to)) for sid, to in warm_messages]
+    warm_jobs += [(FLOOR_PATH, d, h) for _, d, h in warm_jobs[-warm:]]
     warm_jobs += [signed(PATH, inbound(reply_no + i)) for i in range(warm)]
     sync_warm = [sync_signed(PATH, status(sid, "delivered", to)) for sid, to in sync_warm_messages]
     warm_replies = warm
@@ -780,6 +787,7 @@ def bench(args: argparse.Namespace, servers: str, redis_pid: int | None) -> int:
     trivial, mix = phases["trivial view"], phases["webhooks (mix)"]
     alone = phases.get("status alone")
     in_request = phases.get("status in request")
+    floor = phases.get("floor view")
 
     parts = ["generator", "gunicorn", "flusher", "redis", "postgres"]
     for phase in phases.values():
@@ -857,6 +865,16 @@ def bench(args: argparse.Namespace, servers: str, redis_pid: int | None) -> int:
             True,
         )
     )
+    if floor is not None and floor.requests:
+        figures.append(
+            _figure(
+                "the least a status callback can do: signature check and one Redis round trip (bench-only view)",
+                floor,
+                trivial,
+                "reported",
+                True,
+            )
+        )
     if in_request is not None and in_request.requests:
         figures.append(
             _figure(
