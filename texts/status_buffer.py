@@ -2,9 +2,9 @@
 ``sms_priority`` applies what accumulated in one set-based statement per batch (the design of RapidPro's courier,
 which batches status writes through Redis and a committer).
 
-Why: a status callback's own database work (one statement, ~400 µs of PostgreSQL and as much again of Python around
-it) costs more than everything else the request does; in batches of hundreds PostgreSQL spends a fraction of that
-per status. Inbound replies (STOP & co.) never come here: they are stored and acted on in the request, durably.
+Why: in the request a status statement cost ~450 µs of PostgreSQL and ~200 µs more of the web process than the push
+that replaces it; in batches of hundreds PostgreSQL spends ~110 µs per status (bench/webhooks.py, README "Webhooks").
+Inbound replies (STOP & co.) never come here: they are stored and acted on in the request, durably.
 
 The guarantees:
 
