@@ -22,9 +22,10 @@ from providers.base import InboundEvent, StatusEvent, WebhookRejected
 from providers.config import get_config
 from providers.registry import get_provider
 
-from .inbound import callback_oversized_fields, inbound_receive, outbound_status_apply
+from .inbound import callback_oversized_fields, inbound_receive
 from .keywords import KeywordForm
 from .models_inbound import InboundMessage, Keyword
+from .status_buffer import outbound_status_receive
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ def _handle(event: InboundEvent | StatusEvent, outbound_id: int | None) -> HttpR
         if not result.created:
             logger.info("inbound %s received again (a retry): nothing changed", event.message_sid)
         return _twiml(result.reply)
-    outbound_status_apply(event=event, outbound_id=outbound_id)
+    # Buffered for the flusher when there is a Redis to buffer in, else applied now (texts.status_buffer).
+    outbound_status_receive(event=event, outbound_id=outbound_id)
     return _twiml()
 
 
