@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from smsapp.roles import admin_required
+from smsapp.core.roles import admin_required
 
 from . import services
 from .config import get_config, public_callback_url

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "ninja",
     "django_celery_beat",
     "axes",
+    "smsapp.core",
     "smsapp",
     "providers",
     "contacts",
@@ -75,16 +76,16 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Outside everything that can answer an error, so that every error under /api/ is JSON (404, 405, 500 too).
-    "smsapp.middleware.ApiErrorsAsJsonMiddleware",
-    "smsapp.middleware.BodySizeLimitMiddleware",
+    "smsapp.core.middleware.ApiErrorsAsJsonMiddleware",
+    "smsapp.core.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every page needs a login unless its view says @login_not_required (login, /healthz); the API and the signed
-    # callback authenticate themselves (smsapp/middleware.py).
-    "smsapp.middleware.LoginRequiredMiddleware",
+    # callback authenticate themselves (smsapp/core/middleware.py).
+    "smsapp.core.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -325,13 +326,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"forbidden_in_one_line": {"()": "smsapp.logs.ForbiddenInOneLine"}},
+    "filters": {"forbidden_in_one_line": {"()": "smsapp.core.logs.ForbiddenInOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # Django's own console handler (DEBUG only) would print every django.* record a second time beside the root's.
         "django": {"handlers": [], "level": "INFO"},
-        # A 403 is one line, not a traceback (smsapp/logs.py).
+        # A 403 is one line, not a traceback (smsapp/core/logs.py).
         "django.request": {"filters": ["forbidden_in_one_line"]},
         "django.security": {"filters": ["forbidden_in_one_line"]},
         # django-axes says INFO at every start and every login; its lockouts (WARNING) are what an operator needs.

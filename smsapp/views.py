@@ -13,11 +13,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import dashboard as dashboard_data
+from .core.health import check_broker, check_database
+from .core.roles import admin_required
+from .core.tasks import HEARTBEAT_KEY
 from .forms import ApiTokenForm, UserCreateForm, UserRoleForm
-from .health import check_broker, check_database
 from .models import ApiToken
-from .roles import admin_required
-from .tasks import HEARTBEAT_KEY
 
 User = get_user_model()
 

@@ -20,7 +20,7 @@ from pydantic import Field
 from contacts.models import Contact, Segment
 from contacts.services import contact_is_dnc
 from providers.segments import MAX_BODY_CHARACTERS
-from smsapp.api import FieldErrors, Id, InputSchema, PageQuery, Text, When, keyset_page, responses
+from smsapp.core.api import FieldErrors, Id, InputSchema, PageQuery, Text, When, keyset_page, responses
 
 from .forms import TextMessageForm
 from .models import InboundMessage, OutboundMessage, Source, TextMessage

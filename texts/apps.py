@@ -8,7 +8,7 @@ class TextsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from smsapp.celery import schedule_periodic
+        from smsapp.core.celery import schedule_periodic
 
         schedule_periodic("texts-outbound-sweep", "texts.outbound_sweep", 60.0, queue="sms_priority")
         # Parked bulk messages get their senders' free capacity (texts.services.pacing). On the priority queue, whose

@@ -27,7 +27,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, SegmentMembership
-from smsapp.locks import job_lock
+from smsapp.core.locks import job_lock
 
 from .models import OutboundMessage, Source, Status, TextMessage
 
@@ -361,7 +361,7 @@ def broadcasts_send_all(
 
 @contextlib.contextmanager
 def broadcast_lock(*, text_message_id: int) -> Iterator[Callable[[], None] | None]:
-    """Hold the message's lock (``smsapp.locks.job_lock``): yields a keep-alive callable, or None when another run
+    """Hold the message's lock (``smsapp.core.locks.job_lock``): yields a keep-alive callable, or None when another run
     holds it (no waiting). A dead holder's lock goes with its database session, its Redis lease or its process."""
     with job_lock(broadcast_lock_name(text_message_id), ttl=REDIS_LOCK_TTL_SECONDS) as renew:
         yield renew

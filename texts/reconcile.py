@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from providers.base import FIND_SENT_LIMIT, ErrorKind, ProviderError, ProviderMessage, StatusEvent
 from providers.registry import get_provider
-from smsapp.locks import job_lock
+from smsapp.core.locks import job_lock
 
 from .errors import NEVER_SENT
 from .inbound import outbound_status_apply

@@ -1,8 +1,8 @@
-"""The REST API under /api/v1/: django-ninja, so the OpenAPI document is generated from the typed code itself.
+"""Shared pieces of the apps' API routers (django-ninja): request schemas that refuse unknown fields, field errors,
+typed ids, text and date-times, the common error responses, and keyset pagination.
 
-Every operation needs ``Authorization: Bearer <token>`` (personal tokens, stored hashed). The roles are the UI's:
-admins and marketers; admin-only operations call ``require_admin``. Errors are JSON: ``{"detail": "...",
-"errors": {"field": ["message", ...]}}``. Each app adds its router in ``_routers()``.
+The API itself (the ``NinjaAPI`` instance, its authentication and error handlers) is the shell's: ``smsapp.api``.
+Errors are JSON: ``{"detail": "...", "errors": {"field": ["message", ...]}}``.
 """
 
 from __future__ import annotations
@@ -10,91 +10,22 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import difflib
-import json
-import logging
-from collections.abc import Callable, Sequence
-from functools import wraps
+from collections.abc import Sequence
 from typing import Annotated, Any, TypeVar
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
-from django.utils import timezone
-from ninja import NinjaAPI, Schema
-from ninja.errors import AuthenticationError, HttpError, ValidationError
-from ninja.parser import Parser
-from ninja.security import HttpBearer
-from ninja.throttling import AuthRateThrottle
+from django.http import HttpRequest
+from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from .models import ApiToken, token_hash
 from .roles import is_admin
-
-logger = logging.getLogger("django.request")
-
-
-class BearerToken(HttpBearer):
-    def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
-        if not token:
-            return None
-        api_token = ApiToken.objects.active().select_related("user").filter(key_hash=token_hash(token)).first()
-        if api_token is None:
-            return None
-        now = timezone.now()
-        # Refresh the "last used" stamp at most once a minute: no write per request under load.
-        if api_token.last_used_at is None or (now - api_token.last_used_at).total_seconds() > 60:
-            ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
-        request.user = api_token.user
-        return api_token
-
-
-def _docs_need_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """The schema and docs are for logged-in users or token holders only (nothing is public but login)."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated and BearerToken()(request) is None:
-            return HttpResponse('{"detail": "Authentication required."}', status=401, content_type="application/json")
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-class JsonObjectParser(Parser):
-    """Bodies are JSON objects: a list or a bare value would otherwise fill a schema with its defaults."""
-
-    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
-        data = json.loads(request.body)
-        if not isinstance(data, dict):
-            raise ValueError("The request body must be a JSON object.")
-        return data
-
-
-api = NinjaAPI(
-    title="smsapp API",
-    version="1",
-    description="Contacts, segments, Do Not Contact, text messages, the outbound log and campaigns.",
-    urls_namespace="api",
-    auth=BearerToken(),
-    throttle=[AuthRateThrottle(settings.API_RATE_LIMIT)],
-    docs_decorator=_docs_need_login,
-    parser=JsonObjectParser(),
-)
 
 
 def require_admin(request: HttpRequest) -> None:
     if not is_admin(request.user):
         raise PermissionDenied("Only admins can do this.")
-
-
-def _error(request: HttpRequest, status: int, detail: str, errors: dict[str, list[str]] | None = None) -> HttpResponse:
-    body: dict[str, Any] = {"detail": detail}
-    if errors:
-        body["errors"] = errors
-    return api.create_response(request, body, status=status)
 
 
 UNKNOWN_FIELD = "unknown_field"
@@ -126,59 +57,6 @@ class InputSchema(Schema):
         return data
 
 
-def _unknown_field_message(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    if close:
-        return f"Unknown field “{name}”: did you mean “{close[0]}”?"
-    return f"Unknown field “{name}”. The fields are: {', '.join(known)}."
-
-
-@api.exception_handler(ValidationError)
-def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-    errors: dict[str, list[str]] = {}
-    for item in exc.errors:
-        loc = [str(part) for part in item.get("loc", []) if part not in ("body", "payload", "query", "path")]
-        if item.get("type") == UNKNOWN_FIELD:
-            ctx = item.get("ctx") or {}
-            for name in ctx.get("unknown", []):
-                key = ".".join([*loc, name])
-                errors.setdefault(key, []).append(_unknown_field_message(name, list(ctx.get("known", []))))
-            continue
-        errors.setdefault(".".join(loc) or "__all__", []).append(str(item.get("msg", "Invalid value.")))
-    return _error(request, 400, "Invalid input.", errors)
-
-
-@api.exception_handler(Exception)
-def _server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
-    # JSON like every other answer of the API, with DEBUG on or off; the traceback goes to the log, never the client.
-    logger.error(
-        "Internal Server Error: %s", request.path, exc_info=exc, extra={"status_code": 500, "request": request}
-    )
-    response = _error(request, 500, "Internal server error: the request was not completed. It has been logged.")
-    response._has_been_logged = True  # type: ignore[attr-defined]  # Django would log it again, without the traceback
-    return response
-
-
-@api.exception_handler(AuthenticationError)
-def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    return _error(request, 401, "Authentication required: send Authorization: Bearer <token>.")
-
-
-@api.exception_handler(PermissionDenied)
-def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
-    return _error(request, 403, str(exc) or "Permission denied.")
-
-
-@api.exception_handler(Http404)
-def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-    return _error(request, 404, "Not found.")
-
-
-@api.exception_handler(HttpError)
-def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    return _error(request, exc.status_code, str(exc.message))
-
-
 class FieldErrors(Exception):
     """Raise from an operation for a 400 (or 409) with a message per field, like a form's errors."""
 
@@ -189,26 +67,9 @@ class FieldErrors(Exception):
         self.detail = detail
 
 
-@api.exception_handler(FieldErrors)
-def _field_errors(request: HttpRequest, exc: FieldErrors) -> HttpResponse:
-    return _error(request, exc.status, exc.detail, exc.errors)
-
-
 class ErrorOut(Schema):
     detail: str
     errors: dict[str, list[str]] | None = None
-
-
-class MeOut(Schema):
-    username: str
-    role: str
-
-
-@api.get(
-    "/me", response={200: MeOut, 401: ErrorOut, 429: ErrorOut}, tags=["account"], summary="The token's user and role"
-)
-def me(request: HttpRequest) -> MeOut:
-    return MeOut(username=request.user.get_username(), role="admin" if is_admin(request.user) else "marketer")
 
 
 # Shared pieces of the apps' routers.
@@ -319,24 +180,3 @@ def keyset_page(queryset: QuerySet[M], page: PageQuery) -> tuple[Sequence[M], st
     items = list(rows[: page.limit + 1])
     next_cursor = cursor_encode(items[page.limit - 1].pk) if len(items) > page.limit else None
     return items[: page.limit], next_cursor
-
-
-def _routers() -> None:
-    """Each app's router, added once at import. An app without an ``api`` module yet adds nothing."""
-    import importlib
-
-    for app_label, prefix in (
-        ("contacts", "/"),
-        ("texts", "/"),
-        ("campaigns", "/"),
-    ):
-        try:
-            module = importlib.import_module(f"{app_label}.api")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{app_label}.api":
-                raise
-            continue
-        api.add_router(prefix, module.router)
-
-
-_routers()

@@ -4,7 +4,7 @@
 - ``sms_bulk``: broadcasts and campaign sends.
 - ``default``: housekeeping (imports, segment rebuilds).
 
-Each app declares its periodic jobs in its own ``tasks.py`` with ``app.on_after_configure``; beat runs them from
+Each app declares its periodic jobs in its ``AppConfig.ready`` with ``schedule_periodic``; beat runs them from
 django-celery-beat's database scheduler, so an operator can change an interval in the admin without a deploy.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery
+from celery import Celery, Task
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smsapp.settings")
@@ -29,3 +29,10 @@ def schedule_periodic(name: str, task: str, seconds: float, *, queue: str = "def
         **(app.conf.beat_schedule or {}),
         name: {"task": task, "schedule": seconds, "options": {"queue": queue}},
     }
+
+
+def task(name: str) -> Task:
+    """The registered task called ``name``. A service hands work to its app's tasks through this rather than by
+    importing them: the tasks module imports the services, so an import back would close a circle. Each app imports
+    its tasks in ``AppConfig.ready``, so every process (web, worker, beat) has them registered."""
+    return app.tasks[name]

@@ -26,7 +26,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from smsapp.locks import job_lock
+from smsapp.core.locks import job_lock
 
 from ..models import OutboundMessage, Schedule, Status
 from .outbound import enqueue_after_commit

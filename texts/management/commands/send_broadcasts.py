@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from smsapp.cli import positive_int
+from smsapp.core.cli import positive_int
 from texts.broadcasts import (
     DEFAULT_BATCH,
     BroadcastRun,
