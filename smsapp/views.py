@@ -125,7 +125,7 @@ def _settings_sections() -> list[dict[str, object]]:
         {
             "title": "SMS keywords",
             "description": "Opt-out (STOP), opt-in (START), help and custom words, and their auto-replies.",
-            "url": reverse("texts_inbound:keywords"),
+            "url": reverse("texts:keywords"),
             "admin_only": False,
         },
     ]

@@ -10,6 +10,9 @@ class TextsConfig(AppConfig):
     def ready(self) -> None:
         from smsapp.core.celery import schedule_periodic
 
+        # Registered in every process (web, worker, beat): the services hand work to them by name.
+        from . import tasks  # noqa: F401
+
         schedule_periodic("texts-outbound-sweep", "texts.outbound_sweep", 60.0, queue="sms_priority")
         # Parked bulk messages get their senders' free capacity (texts.services.pacing). On the priority queue, whose
         # workers never have a backlog of bulk sends in front of it.

@@ -21,8 +21,7 @@ from contacts.services import contact_get_or_create_by_mobile, dnc_add, dnc_remo
 from providers.base import InboundEvent, StatusEvent
 
 from .keywords import DEFAULT_HELP_TEXT, OPT_OUT_TYPES, keyword_match
-from .models import TIMESTAMP_FIELD, OutboundMessage, Status, TextMessage
-from .models_inbound import InboundMessage, Keyword, KeywordKind
+from .models import TIMESTAMP_FIELD, InboundMessage, Keyword, KeywordKind, OutboundMessage, Status, TextMessage
 from .signals import inbound_received, message_status_changed
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import re
 from django import forms
 from django.db.models.functions import Lower
 
-from .models_inbound import Keyword, KeywordKind
+from .models import Keyword, KeywordKind
 
 _EDGES = re.compile(r"^[\W_]+|[\W_]+$")
 _WORD = re.compile(r"^\w+$")

@@ -1,4 +1,4 @@
-"""Twilio's webhook (``POST /sms/twilio/callback``) and Settings > SMS keywords.
+"""Twilio's webhook (``POST /sms/twilio/callback``).
 
 The webhook is thin: the provider verifies the signature and parses the fields, ``texts.inbound`` does the work, and
 the answer is TwiML built with the ``twilio`` package (``<Response/>``, or one ``<Message>`` for a keyword reply).
@@ -10,12 +10,10 @@ import logging
 import time
 
 from django.conf import settings
-from django.contrib import messages
 from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_POST
 from twilio.twiml.messaging_response import MessagingResponse
 
 from providers.base import InboundEvent, StatusEvent, WebhookRejected
@@ -23,8 +21,6 @@ from providers.config import get_config
 from providers.registry import get_provider
 
 from .inbound import callback_oversized_fields, inbound_receive, outbound_status_apply
-from .keywords import KeywordForm
-from .models_inbound import InboundMessage, Keyword
 
 logger = logging.getLogger(__name__)
 
@@ -95,56 +91,3 @@ def _handle(event: InboundEvent | StatusEvent, outbound_id: int | None) -> HttpR
         return _twiml(result.reply)
     outbound_status_apply(event=event, outbound_id=outbound_id)
     return _twiml()
-
-
-# Settings > SMS keywords (every logged-in user: marketers manage keywords)
-
-
-def _keyword_page(request: HttpRequest, form: KeywordForm, *, editing: Keyword | None = None) -> HttpResponse:
-    return render(
-        request,
-        "texts/keywords/list.html",
-        {
-            "keywords": Keyword.objects.all(),
-            "form": form,
-            "editing": editing,
-            "skip_signature": settings.SMS_CALLBACK_SKIP_SIGNATURE,
-            "help_text": get_config().help_text,
-        },
-    )
-
-
-@require_http_methods(["GET", "POST"])
-def keyword_list(request: HttpRequest) -> HttpResponse:
-    form = KeywordForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        keyword = form.save()
-        messages.success(request, f"Keyword {keyword.word} added.")
-        return redirect("texts_inbound:keywords")
-    return _keyword_page(request, form)
-
-
-@require_http_methods(["GET", "POST"])
-def keyword_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    keyword = get_object_or_404(Keyword, pk=pk)
-    form = KeywordForm(request.POST or None, instance=keyword)
-    if request.method == "POST" and form.is_valid():
-        form.save()
-        messages.success(request, f"Keyword {keyword.word} saved.")
-        return redirect("texts_inbound:keywords")
-    return _keyword_page(request, form, editing=keyword)
-
-
-@require_POST
-def keyword_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    keyword = get_object_or_404(Keyword, pk=pk)
-    keyword.delete()
-    messages.success(request, f"Keyword {keyword.word} deleted.")
-    return redirect("texts_inbound:keywords")
-
-
-@require_GET
-def inbound_list(request: HttpRequest) -> HttpResponse:
-    """The latest replies, for the marketer checking what came back."""
-    rows = InboundMessage.objects.select_related("contact", "keyword", "in_reply_to__text_message")[:100]
-    return render(request, "texts/keywords/inbound.html", {"rows": rows})

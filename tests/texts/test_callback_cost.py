@@ -20,7 +20,7 @@ from contacts.models import Contact, DoNotContact, TimelineEvent
 from contacts.services import contact_is_dnc
 from providers.base import StatusEvent
 from smsapp.urls import urlpatterns
-from texts import views_callback
+from texts import webhooks as views_callback
 from texts.inbound import outbound_status_apply
 from texts.models import OutboundMessage, Status
 

@@ -1,6 +1,6 @@
 """Inbound messages (replies) and keywords (STOP, START, HELP and custom words with their auto-reply).
 
-Kept beside ``models.py`` (which imports them) so that the inbound side reads as one unit.
+The inbound side of ``texts.models``, beside the outbound one (``outbound.py``).
 """
 
 from __future__ import annotations

@@ -202,6 +202,3 @@ class OutboundMessage(models.Model):
     @property
     def rank(self) -> int:
         return RANK[Status(self.status)]
-
-
-from .models_inbound import InboundMessage, Keyword, KeywordKind  # noqa: E402, F401  (the inbound side)

@@ -27,9 +27,10 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, SegmentMembership
+from smsapp.core.celery import task
 from smsapp.core.locks import job_lock
 
-from .models import OutboundMessage, Source, Status, TextMessage
+from ..models import OutboundMessage, Source, Status, TextMessage
 
 logger = logging.getLogger(__name__)
 
@@ -203,9 +204,7 @@ def _insert_batch(*, text_message_id: int, segment_ids: list[int], after: int, s
 
 
 def _enqueue_batch(ids: list[int]) -> None:
-    from .tasks import outbound_send_batch
-
-    outbound_send_batch.apply_async(args=(ids,), queue="sms_bulk")
+    task("texts.outbound_send_batch").apply_async(args=(ids,), queue="sms_bulk")
 
 
 @dataclass
@@ -415,7 +414,5 @@ def broadcast_progress(*, text_message_id: int) -> Progress:
 def broadcast_request_send(*, text_message: TextMessage) -> None:
     """ "Send now": queue the same job as cron for this one message, after commit. The fan-out is housekeeping (one
     INSERT … SELECT per batch) and runs on ``default``, never behind the bulk sends it creates."""
-    from .broadcast_tasks import broadcast_send_task
-
     _progress_set(text_message.pk, state="queued", queued=0, target=0)
-    transaction.on_commit(lambda: broadcast_send_task.apply_async(args=(text_message.pk,), queue="default"))
+    transaction.on_commit(lambda: task("texts.broadcast_send").apply_async(args=(text_message.pk,), queue="default"))

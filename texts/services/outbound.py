@@ -16,6 +16,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact
+from smsapp.core.celery import task
 
 from ..models import TIMESTAMP_FIELD, OutboundMessage, Source, Status, TextMessage
 from ..signals import message_status_changed
@@ -60,8 +61,7 @@ def outbound_transition(*, message_ids: Iterable[int], to: str, extra: Q | None 
 
 
 def _enqueue_tasks(ids: list[int], *, priority: bool, countdown: float = 0) -> None:
-    from ..tasks import outbound_send_batch
-
+    outbound_send_batch = task("texts.outbound_send_batch")
     queue = "sms_priority" if priority else "sms_bulk"
     for start in range(0, len(ids), BATCH_SIZE):
         chunk = ids[start : start + BATCH_SIZE]

@@ -7,10 +7,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from .broadcasts import broadcast_audience, broadcast_not_sendable_reason, broadcast_progress, broadcast_request_send
-from .models import TextMessage
-from .reports import report_for, sending_progress
-from .views import _get_text
+from ..models import TextMessage
+from ..reports import report_for, sending_progress
+from ..services.broadcasts import (
+    broadcast_audience,
+    broadcast_not_sendable_reason,
+    broadcast_progress,
+    broadcast_request_send,
+)
+from .text_messages import _get_text
 
 
 def _panel(request: HttpRequest, text: TextMessage, *, error: str = "") -> HttpResponse:

@@ -1,4 +1,5 @@
-"""Views of the texts app: thin functions; forms validate, services write, reports read."""
+"""Views of text messages: the list, the editor, preview, test send, the report and the outbound log. Thin functions:
+forms validate, services write, reports read."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from contacts.models import Contact
 from providers.segments import count_segments
 
-from . import services
-from .errors import explain
-from .forms import OutboundFilterForm, PreviewForm, SearchForm, TestSendForm, TextMessageForm
-from .models import OutboundMessage, Status, TextMessage
-from .personalise import MalformedToken, UnknownTokens, personalise_render, personalise_validate
-from .reports import bar_width, chart_for, report_for
+from .. import services
+from ..errors import explain
+from ..forms import OutboundFilterForm, PreviewForm, SearchForm, TestSendForm, TextMessageForm
+from ..models import OutboundMessage, Status, TextMessage
+from ..personalise import MalformedToken, UnknownTokens, personalise_render, personalise_validate
+from ..reports import bar_width, chart_for, report_for
 
 PAGE_SIZE = 50
 
