@@ -188,9 +188,9 @@ def bench_e2e(n: int) -> dict[str, Any]:
 
     from contacts.models import Segment
     from providers.base import SendRequest
-    from providers.config import get_config
-    from providers.fake_twilio import FakeTwilio
     from providers.registry import get_provider
+    from providers.twilio.config import get_config
+    from providers.twilio.fake_twilio import FakeTwilio
     from smsapp.testing import procs
     from texts.models import OutboundMessage, Status, TextMessage
 

@@ -68,6 +68,9 @@ INSTALLED_APPS = [
     "smsapp.core",
     "smsapp",
     "providers",
+    # Provider plugins: each registers itself (providers.registry); SMS_PROVIDER names the one that sends.
+    "providers.twilio",
+    "providers.console",
     "contacts",
     "texts",
     "campaigns",
@@ -197,7 +200,7 @@ TWILIO_USE_LOCAL_FAKE = env.bool("TWILIO_USE_LOCAL_FAKE", default=False)
 # Key for encrypting credentials at rest. Unset: derived from SECRET_KEY (rotate both together).
 SMSAPP_ENCRYPTION_KEY = _secret("SMSAPP_ENCRYPTION_KEY")
 # Seconds each process keeps the plugin configuration at most. A save is seen by every process at once through a
-# version number in the shared cache (providers/config.py); this bounds staleness when that cache is unreachable.
+# version number in the shared cache (providers/twilio/config.py); this bounds staleness when that cache is unreachable.
 SMS_CONFIG_CACHE_SECONDS = env.float("SMS_CONFIG_CACHE_SECONDS", default=5.0)
 # Which transport sends: "twilio" or "console" (prints, for development), like Django's email backends.
 SMS_PROVIDER = env.str("SMS_PROVIDER", default="twilio")

@@ -1,7 +1,8 @@
 """The effective Twilio configuration: environment variables win over the plugin page.
 
-Other apps read ``get_config()`` (a frozen dataclass) and never the model: it says which sender to use, at which
-rate, whether inbound is on, and where each value came from.
+The rest of the product reads it as the provider's ``config`` (``providers.base.ProviderConfig``: senders, status
+callback URL, help text); the plugin page and the provider read the rest: credentials, whether inbound is on, and
+where each value came from. Nothing reads the model but this module and the plugin page.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, transaction
 
-from .base import Sender
-from .crypto import UndecryptableSecret
+from ..base import Sender, SenderConfig
+from ..crypto import UndecryptableSecret
 from .models import DEFAULT_RATES, Direction, NumberType, SenderType, TwilioSettings
 
 logger = logging.getLogger(__name__)
@@ -29,21 +30,11 @@ LOCAL_FAKE_NUMBER = "+15005550006"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # A short code as Twilio writes it (Console, API, the From of its webhooks): five or six digits, no "+".
 SHORT_CODE = re.compile(r"^\d{5,6}$")
-
-
-@dataclass(frozen=True)
-class SenderConfig:
-    """One sender and its limit in messages (segments) per second."""
-
-    sender: Sender
-    rate_per_second: float
-    friendly_name: str = ""
-    number_type: str = ""
-
-    @property
-    def key(self) -> str:
-        """The rate limiter's key for this sender."""
-        return f"{self.sender.kind}:{self.sender.value}"
+# Countries where Twilio documents alphanumeric sender IDs as unsupported (the NANP countries and a few others):
+# messages there need a number.
+ALPHANUMERIC_UNSUPPORTED = frozenset(
+    {"US", "CA", "PR", "VI", "GU", "AS", "MP", "UM", "BR", "CL", "CN", "CO", "CR", "EC", "GT", "NI", "SV", "UY"}
+)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,13 @@
-"""Twilio error codes in words, for the report page. Unknown codes fall back to the provider's own message."""
+"""Twilio's error codes: what each means for the message (the sets), and in words a marketer reads (the table).
+Unknown codes fall back to Twilio's own message where it is shown."""
 
 from __future__ import annotations
+
+# Codes that mean something other than "permanent" for a 4xx answer.
+OPT_OUT_CODES = {21610}  # the recipient replied STOP to this sender
+NOT_FOUND_CODES = {20404}  # the requested resource was not found
+AUTH_CODES = {20003, 20005}  # authenticate; account suspended / not active
+TRANSIENT_CODES = {20429, 20500, 20503, 30001, 14107}  # too many requests, server errors, queue overflow
 
 TWILIO_ERRORS: dict[str, str] = {
     "20003": "Twilio refused the credentials: check the Account SID and Auth Token in Settings > Twilio.",
@@ -22,21 +29,11 @@ TWILIO_ERRORS: dict[str, str] = {
     "30007": "The carrier filtered the message as spam or unregistered traffic.",
     "30008": "Delivery failed for a reason the carrier did not give.",
     "30034": "The sender is an unregistered US long code (A2P 10DLC registration needed).",
-    "do_not_contact": "Not sent: the contact is Do Not Contact for SMS.",
-    "no_sender": "Not sent: no configured sender can text this number.",
-    "too_long": "Not sent: after personalisation the message was over 1,600 characters.",
-    "worker_lost": "A worker stopped mid-send; the message may or may not have gone out, so it is not resent.",
     "timeout": "Twilio did not answer in time.",
     "connection": "Twilio could not be reached.",
 }
 
 
-# Written on an `unknown` message by reconciliation when Twilio has no trace of it (texts.reconcile).
-NEVER_SENT = "The provider sent no message with this text to this number after the call"
-
-
-def explain(code: str, fallback: str = "") -> str:
-    text = TWILIO_ERRORS.get(code or "", fallback)
-    if code == "worker_lost" and NEVER_SENT in fallback:
-        text = "A worker stopped mid-send. " + fallback[fallback.index(NEVER_SENT) :]
-    return text
+def explain(code: str) -> str:
+    """Twilio's code in words; "" for a code not in the table."""
+    return TWILIO_ERRORS.get(code or "", "")

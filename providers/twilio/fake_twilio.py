@@ -44,7 +44,7 @@ from typing import Any
 import phonenumbers
 from twilio.request_validator import RequestValidator
 
-from .segments import segment_count
+from ..segments import segment_count
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from . import crypto
+from .. import crypto
 
 
 class SenderType(models.TextChoices):
@@ -29,7 +29,7 @@ class NumberType(models.TextChoices):
 
 
 class TwilioSettings(models.Model):
-    """The plugin page's values. Environment variables win over them (see ``providers.config``)."""
+    """The plugin page's values. Environment variables win over them (see ``providers.twilio.config``)."""
 
     SINGLETON_ID = 1
 
@@ -56,6 +56,7 @@ class TwilioSettings(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "providers_twiliosettings"  # created when the plugin was part of the providers app
         verbose_name = "Twilio settings"
         verbose_name_plural = "Twilio settings"
         constraints = [models.CheckConstraint(condition=models.Q(id=1), name="twilio_settings_singleton")]
@@ -106,6 +107,7 @@ class SenderNumber(models.Model):
     position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
+        db_table = "providers_sendernumber"
         ordering = ["position", "id"]
 
     def __str__(self) -> str:

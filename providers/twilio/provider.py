@@ -26,32 +26,32 @@ from twilio.http.response import Response
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.rest import Client
 
-from .base import (
+from ..base import (
     FIND_SENT_LIMIT,
     ConnectionCheck,
     ErrorKind,
     InboundEvent,
     ProviderError,
     ProviderMessage,
+    Sender,
     SendRequest,
     SendResult,
     StatusEvent,
     WebhookRejected,
 )
-from .config import TwilioConfig
+from .config import ALPHANUMERIC_UNSUPPORTED, TwilioConfig, get_config
+from .errors import AUTH_CODES, NOT_FOUND_CODES, OPT_OUT_CODES, TRANSIENT_CODES, explain
+from .webhooks import delivery_state, parse_twilio_params
 
 logger = logging.getLogger(__name__)
-
-# Codes that mean something other than "permanent" for a 4xx answer.
-OPT_OUT_CODES = {21610}
-AUTH_CODES = {20003, 20005}  # authenticate; account suspended / not active
-TRANSIENT_CODES = {20429, 20500, 20503, 30001, 14107}  # too many requests, server errors, queue overflow
 
 
 def classify(status: int, code: int | None) -> ErrorKind:
     """Twilio's answer -> what the sender should do with the message."""
     if code in OPT_OUT_CODES:
         return ErrorKind.OPT_OUT
+    if code in NOT_FOUND_CODES:
+        return ErrorKind.NOT_FOUND
     if code in AUTH_CODES or status == 401:
         return ErrorKind.AUTH
     if code in TRANSIENT_CODES or status == 429 or status >= 500:
@@ -163,6 +163,7 @@ def _twilio_errors(*, may_have_sent: bool = False) -> Iterator[None]:
 
 class TwilioProvider:
     name = "twilio"
+    label = "Twilio"
 
     def __init__(self, config: TwilioConfig) -> None:
         self.config = config
@@ -258,9 +259,10 @@ class TwilioProvider:
             message = self.client.messages(message_sid).fetch()
         return StatusEvent(
             message_sid=str(message.sid),
-            status=str(message.status or ""),
+            status=delivery_state(str(message.status or "")),
             error_code=str(message.error_code) if message.error_code else "",
             to_number=str(message.to or ""),
+            provider=self.name,
         )
 
     def find_sent(self, *, to: str, sent_after: dt.datetime) -> list[ProviderMessage]:
@@ -271,7 +273,7 @@ class TwilioProvider:
         return [
             ProviderMessage(
                 sid=str(m.sid),
-                status=str(m.status or ""),
+                status=delivery_state(str(m.status or "")),
                 error_code=str(m.error_code) if m.error_code else "",
                 to=str(m.to or ""),
                 body=str(m.body or ""),
@@ -306,6 +308,20 @@ class TwilioProvider:
         self.verify_signature(url=url, params=params, headers=headers)
         return parse_twilio_params(params, account_sid=self.config.account_sid)
 
+    # The vocabulary
+
+    def explain(self, code: str) -> str:
+        return explain(code)
+
+    def error_kind(self, code: str) -> ErrorKind | None:
+        """A status callback's ErrorCode: 21610 is an opt-out; a delivery error (30003 …) is permanent."""
+        return classify(400, int(code)) if code.isdigit() else None
+
+    def sender_reaches(self, sender: Sender, country: str) -> bool:
+        if sender.kind != "alphanumeric":
+            return True
+        return bool(country) and country.upper() not in ALPHANUMERIC_UNSUPPORTED
+
 
 def _result(message: Any) -> SendResult:
     return SendResult(
@@ -326,46 +342,24 @@ def _decimal(value: object) -> Decimal | None:
         return None
 
 
-def parse_twilio_params(params: Mapping[str, str], *, account_sid: str) -> InboundEvent | StatusEvent:
-    """Twilio's form fields -> an event; ``WebhookRejected(400)`` for a malformed or foreign payload."""
-    get = params.get
-    raw = {k: str(get(k) or "") for k in params}
-    # Twilio never sends a NUL character, and PostgreSQL cannot store one (text or jsonb): found by the fuzz test.
-    if any("\x00" in k or "\x00" in v for k, v in raw.items()):
-        raise WebhookRejected(400, "A field contains a NUL character.")
-    sid = str(get("MessageSid") or get("SmsSid") or "")
-    status = str(get("MessageStatus") or get("SmsStatus") or "").lower()
-    their_account = str(get("AccountSid") or "")
-    if their_account and account_sid and their_account != account_sid:
-        raise WebhookRejected(400, "AccountSid is not this account's.")
-    if status and status != "received":
-        if not sid:
-            raise WebhookRejected(400, "A status callback needs MessageSid.")
-        return StatusEvent(
-            message_sid=sid,
-            status=status,
-            error_code=str(get("ErrorCode") or ""),
-            to_number=str(get("To") or ""),
-            raw=raw,
-        )
-    missing = [
-        name for name, value in (("MessageSid", sid), ("From", get("From")), ("AccountSid", their_account)) if not value
-    ]
-    if missing:
-        raise WebhookRejected(400, f"An inbound message needs {', '.join(missing)}.")
-    try:
-        count = int(get("NumMedia") or 0)
-    except ValueError:
-        raise WebhookRejected(400, "NumMedia is not a number.") from None
-    media = tuple(str(get(f"MediaUrl{i}")) for i in range(min(count, 10)) if get(f"MediaUrl{i}"))
-    return InboundEvent(
-        message_sid=sid,
-        account_sid=their_account,
-        from_number=str(get("From")),
-        to_number=str(get("To") or ""),
-        body=str(get("Body") or ""),
-        media_urls=media,
-        from_country=str(get("FromCountry") or ""),
-        opt_out_type=str(get("OptOutType") or "").upper(),
-        raw=raw,
-    )
+# One provider per process while the configuration is unchanged, so a worker keeps its pooled HTTP connections
+# across thousands of sends; a replaced one closes its asynchronous connections on the loop that opened them.
+_cached: tuple[TwilioConfig, TwilioProvider] | None = None
+
+
+def _close_later(provider: TwilioProvider) -> None:
+    if provider._async_client is not None:
+        from .. import aio
+
+        aio.submit(provider.aclose())
+
+
+def twilio_provider() -> TwilioProvider:
+    """The Twilio provider for the configuration in effect now (the registry's factory)."""
+    global _cached
+    config = get_config()
+    if _cached is None or _cached[0] != config:
+        old, _cached = _cached, (config, TwilioProvider(config))
+        if old is not None:
+            _close_later(old[1])
+    return _cached[1]

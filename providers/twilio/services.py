@@ -1,4 +1,4 @@
-"""Writes of the providers app: saving the Twilio plugin page, and checking a connection with given values."""
+"""Writes of the Twilio plugin: saving its page, and checking a connection with the values typed in it."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any
 
 from django.db import transaction
 
-from .base import ConnectionCheck
+from ..base import ConnectionCheck
 from .config import get_config
 from .models import SenderNumber, TwilioSettings
+from .provider import TwilioProvider
 
 
 @transaction.atomic
@@ -57,8 +58,6 @@ def twilio_settings_save(*, data: Mapping[str, Any], numbers: Sequence[Mapping[s
 
 def twilio_connection_check(*, data: Mapping[str, Any]) -> ConnectionCheck:
     """Fetch the Account with the values typed in the page (blank secrets: the stored ones; the environment wins)."""
-    from .twilio import TwilioProvider
-
     config = get_config()
     overrides: dict[str, Any] = {}
     for name in ("account_sid", "auth_token", "api_key_sid", "api_key_secret"):

@@ -1,10 +1,13 @@
-"""Twilio webhook payloads as Twilio posts them (every field), signed with the ``twilio`` package's validator."""
+"""For the suite: Twilio webhook payloads as Twilio posts them (every field), signed with the ``twilio`` package's
+validator, and the pytest fixtures that point the app at a ``fake_twilio`` (``tests/conftest.py`` re-exports them)."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from django.conf import settings
 from django.test import Client
 from twilio.request_validator import RequestValidator
@@ -109,3 +112,40 @@ def configure(settings: Any) -> None:
     settings.TWILIO_FROM = OUR_NUMBER
     settings.TWILIO_MESSAGING_SERVICE_SID = ""
     settings.SMS_CALLBACK_SKIP_SIGNATURE = False
+
+
+# Fixtures
+
+
+def fake_twilio_credentials() -> dict[str, str]:
+    # A fresh token per test, so that a test looking for it in logs and pages cannot be fooled by a constant.
+    return {"account_sid": "AC" + secrets.token_hex(16), "auth_token": secrets.token_hex(16)}
+
+
+@pytest.fixture
+def fake_twilio() -> Iterator[Any]:
+    """An in-process ``FakeTwilio`` on a free port: ``.base_url``, ``.account_sid``, ``.auth_token``,
+    ``.messages()``, ``.control(...)``, ``.send_inbound(...)``, ``.status_callbacks_sent()``."""
+    from .fake_twilio import FakeTwilio
+
+    credentials = fake_twilio_credentials()
+    server = FakeTwilio(
+        account_sid=credentials["account_sid"], auth_token=credentials["auth_token"], callback_delay_ms=5
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def twilio_settings(settings: Any, fake_twilio: Any) -> Any:
+    """Point the app at ``fake_twilio`` through the environment-level settings (which win over the plugin page)."""
+    settings.SMS_PROVIDER = "twilio"
+    settings.TWILIO_ACCOUNT_SID = fake_twilio.account_sid
+    settings.TWILIO_AUTH_TOKEN = fake_twilio.auth_token
+    settings.TWILIO_API_KEY_SID = ""
+    settings.TWILIO_API_KEY_SECRET = ""
+    settings.TWILIO_API_BASE_URL = fake_twilio.base_url
+    settings.TWILIO_FROM = "+15005550006"
+    settings.TWILIO_MESSAGING_SERVICE_SID = ""
+    settings.TWILIO_TIMEOUT_SECONDS = 5.0
+    return settings

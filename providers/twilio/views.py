@@ -1,6 +1,13 @@
-"""Settings > Plugins > Twilio (admins only)."""
+"""Twilio's webhook (``POST /sms/twilio/callback``) and Settings > Plugins > Twilio (admins only).
+
+The webhook is thin: the provider verifies the signature and parses the fields into neutral events, the product
+applies them (``providers.webhooks.receive``) and the answer is TwiML (``<Response/>``, or one ``<Message>`` for a
+keyword reply).
+"""
 
 from __future__ import annotations
+
+import logging
 
 from django.conf import settings
 from django.contrib import messages
@@ -10,11 +17,48 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from smsapp.core.roles import admin_required
 
+from .. import webhooks
+from ..base import InboundEvent, StatusEvent, WebhookRejected, callback_message_id
+from ..crypto import UndecryptableSecret, mask
 from . import services
-from .config import get_config, public_callback_url
-from .crypto import UndecryptableSecret, mask
+from .config import TwilioConfig, get_config, public_callback_url
 from .forms import TwilioSettingsForm, sender_number_formset
 from .models import SenderType, TwilioSettings
+from .provider import twilio_provider
+from .webhooks import twiml
+
+logger = logging.getLogger(__name__)
+
+
+@webhooks.webhook_view
+def twilio_callback(request: HttpRequest) -> HttpResponse:
+    """Inbound replies and delivery status callbacks alike (Twilio posts both to the same URL)."""
+    # The URL Twilio signed is the public one (behind a proxy the request's own host and scheme differ).
+    url = settings.PUBLIC_BASE_URL + request.get_full_path()
+    provider = twilio_provider()
+    try:
+        event = provider.parse_webhook(url=url, params=request.POST.dict(), headers=dict(request.headers))
+        help_text, can_reply = _answer(provider.config, event)
+        reply = webhooks.receive(
+            event, outbound_id=callback_message_id(request.GET), help_text=help_text, can_reply=can_reply
+        )
+    except WebhookRejected as exc:
+        logger.warning("Twilio callback refused (%s): %s", exc.status, exc.reason)
+        return HttpResponse(exc.reason, status=exc.status, content_type="text/plain")
+    return twiml(reply)
+
+
+def _answer(config: TwilioConfig, event: InboundEvent | StatusEvent) -> tuple[str, bool]:
+    """Whether a reply may be answered, and the HELP text. The reply came to one of our senders: a pool number can
+    answer even when the default is an alphanumeric ID (US contacts are sent from the pool, and reply to it)."""
+    if not isinstance(event, InboundEvent):
+        return "", False
+    sender = config.sender_for(event.to_number) or config.default_sender
+    return config.help_text, config.inbound_enabled and (sender is None or sender.sender.can_receive_replies)
+
+
+# Settings > Plugins > Twilio
+
 
 ENV_FIELDS = {
     "account_sid": "TWILIO_ACCOUNT_SID",
@@ -82,10 +126,10 @@ def twilio_settings(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid() and numbers.is_valid():
         services.twilio_settings_save(data=form.cleaned_data, numbers=numbers.numbers())
         messages.success(request, "Twilio settings saved.")
-        return redirect("providers:twilio_settings")
+        return redirect("twilio:settings")
     return render(
         request,
-        "providers/twilio_settings.html",
+        "twilio/settings.html",
         {
             "form": form,
             "local_fake_url": config.api_base_url if config.local_fake else "",
@@ -110,6 +154,6 @@ def twilio_test(request: HttpRequest) -> HttpResponse:
     form.is_valid()  # only the credential fields matter here; their own errors are reported below
     bad = [form.errors[f][0] for f in ("account_sid", "api_key_sid") if f in form.errors]
     if bad:
-        return render(request, "providers/_test_result.html", {"ok": False, "message": bad[0]})
+        return render(request, "twilio/_test_result.html", {"ok": False, "message": bad[0]})
     result = services.twilio_connection_check(data=form.cleaned_data)
-    return render(request, "providers/_test_result.html", {"ok": result.ok, "message": result.message})
+    return render(request, "twilio/_test_result.html", {"ok": result.ok, "message": result.message})

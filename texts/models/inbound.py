@@ -44,13 +44,13 @@ class InboundMessage(models.Model):
 
     message_sid = models.CharField(max_length=64, unique=True)
     account_sid = models.CharField(max_length=64)
-    from_number = models.CharField(max_length=32)  # E.164 when it parses; as Twilio sent it otherwise
+    from_number = models.CharField(max_length=32)  # E.164 when it parses; as the provider sent it otherwise
     to_number = models.CharField(max_length=32, blank=True)
     body = models.TextField(blank=True)
     media_urls = models.JSONField(default=list, blank=True)
     media_content_types = models.JSONField(default=list, blank=True)
     from_country = models.CharField(max_length=2, blank=True)
-    opt_out_type = models.CharField(max_length=16, blank=True)  # Twilio Advanced Opt-Out: STOP, START, HELP
+    opt_out_type = models.CharField(max_length=16, blank=True)  # answered by the provider itself: STOP, START, HELP
     raw = models.JSONField("parameters as received", default=dict, blank=True)
     contact = models.ForeignKey(
         "contacts.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_messages"

@@ -45,13 +45,16 @@ from django.utils import timezone
 
 from contacts.models import DoNotContact, TimelineEvent
 from contacts.services import dnc_active, dnc_add, timeline_record_many
+from providers import registry
+from providers.base import callback_url_for
 from providers.ratelimit import Ask, Lane, Limiter
 from providers.segments import MAX_BODY_CHARACTERS, count_segments
+from providers.senders import NoSender, SenderRules, choose_sender, sender_rules
 
 from .. import quiet_hours
 from ..models import TIMESTAMP_FIELD, OutboundMessage, Schedule, Source, Status
 from ..personalise import personalise_render
-from ..senders import NoSender, choose_sender, last_numbers
+from ..selectors import last_numbers
 from ..signals import message_status_changed
 from .outbound import enqueue_after_commit, outbound_transition
 
@@ -111,16 +114,14 @@ def outbound_process_batch(
 ) -> BatchOutcome:
     """Claim, check, schedule, send and record a batch of outbound messages (see the module docstring).
 
-    The three collaborators default to the providers app (``registry.get_provider``, ``config.get_config``,
-    ``ratelimit.get_limiter()``); unit tests pass their own.
+    The three collaborators default to the provider that sends (``registry.get_provider``, ``registry.get_config``)
+    and ``ratelimit.get_limiter()``; unit tests pass their own.
     """
     if get_provider is None or get_config is None or limiter is None:
-        from providers.config import get_config as config_default
         from providers.ratelimit import get_limiter
-        from providers.registry import get_provider as provider_default
 
-        get_provider = get_provider or provider_default
-        get_config = get_config or config_default
+        get_provider = get_provider or registry.get_provider
+        get_config = get_config or registry.get_config
         limiter = limiter or get_limiter()
     outcome = BatchOutcome()
     _Engine(get_provider=get_provider, get_config=get_config, limiter=limiter, outcome=outcome).run(message_ids)
@@ -216,7 +217,7 @@ class _Engine:
             self.callback = getattr(config, "status_callback_url", None)
         # Prepared before quiet hours: a message deferred to the morning waits in its sender's line, which the pacer
         # then moves at the sender's rate when the window opens.
-        rows = _prepare(rows, senders=config.senders, outcome=self.outcome)
+        rows = _prepare(rows, senders=config.senders, outcome=self.outcome, rules=_rules(self.provider))
         rows = _apply_quiet_hours(rows, self.outcome)
         for at, row in self._schedule(rows):
             heapq.heappush(self.ready, _Due(at, next(self.seq), row))
@@ -293,7 +294,7 @@ class _Engine:
             return
         if self.gate is None:
             self.gate = aio.run(_gate(self.concurrency))
-        for row in _mark_provider_called(due):
+        for row in _mark_provider_called(due, provider=str(getattr(self.provider, "name", ""))):
             call = _call(
                 gate=self.gate,
                 provider=self.provider,
@@ -506,8 +507,17 @@ class _NoContact:
         return ""
 
 
-def _prepare(rows: list[OutboundMessage], *, senders: Any, outcome: BatchOutcome) -> list[OutboundMessage]:
+def _rules(provider: Any) -> SenderRules:
+    """Where the provider's senders reach; a stand-in transport without rules (a unit test's) uses the sending
+    provider's."""
+    return provider if hasattr(provider, "sender_reaches") else sender_rules()
+
+
+def _prepare(
+    rows: list[OutboundMessage], *, senders: Any, outcome: BatchOutcome, rules: SenderRules | None = None
+) -> list[OutboundMessage]:
     """Render, count and choose the sender of each row; one bulk UPDATE for the batch."""
+    rules = rules or sender_rules()
     pool = [s.sender.value for s in senders if s.sender.kind == "number"]
     last = last_numbers(contact_ids=[r.contact_id for r in rows if r.contact_id], pool_values=pool)
     ready: list[OutboundMessage] = []
@@ -528,6 +538,7 @@ def _prepare(rows: list[OutboundMessage], *, senders: Any, outcome: BatchOutcome
                 to_number=row.to_number,
                 country=country,
                 last=last.get(row.contact_id or 0, "") or row.sender,
+                rules=rules,
             )
         except NoSender as exc:
             no_sender[str(exc)].append(row)
@@ -556,10 +567,8 @@ def _region(e164: str) -> str:
 
 def status_callback_for(callback: str | None, message_id: int) -> str | None:
     """The status callback URL for one message: it names the message, so a callback that arrives before the worker
-    has recorded the provider's SID still finds it (Twilio signs the whole URL, query included)."""
-    if not callback:
-        return None
-    return f"{callback}{'&' if '?' in callback else '?'}m={message_id}"
+    has recorded the provider's SID still finds it (a provider signs the whole URL, query included)."""
+    return callback_url_for(callback, message_id)
 
 
 # Set-based writes of many rows with values of their own
@@ -631,10 +640,11 @@ def _numeric(column: str) -> str:
     return f"CAST(v.{column} AS NUMERIC)"
 
 
-def _mark_provider_called(rows: list[OutboundMessage]) -> list[OutboundMessage]:
+def _mark_provider_called(rows: list[OutboundMessage], *, provider: str = "") -> list[OutboundMessage]:
     """Commit "this attempt may reach the provider" before the calls; returns the rows still this worker's (stamped).
 
-    One statement per claim token among ``rows`` (a batch's rows come from one or two claims)."""
+    One statement per claim token among ``rows`` (a batch's rows come from one or two claims). ``provider`` (its
+    registered name) is recorded in the same statement: a status callback or reconciliation asks that provider."""
     now = timezone.now()
     table = OutboundMessage._meta.db_table
     stamped: set[int] = set()
@@ -643,18 +653,21 @@ def _mark_provider_called(rows: list[OutboundMessage]) -> list[OutboundMessage]:
         by_token[row.claim].append(row)
     for token, group in by_token.items():
         ids = [r.pk for r in group]
+        set_provider = ", provider = %s" if provider else ""
         sql = (
-            f"UPDATE {table} SET provider_called_at = %s, attempts = attempts + 1, updated_at = %s "  # noqa: S608
+            f"UPDATE {table} SET provider_called_at = %s, attempts = attempts + 1, updated_at = %s{set_provider} "  # noqa: S608
             f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND status = %s AND claim = %s "
             "AND provider_called_at IS NULL RETURNING id"
         )
         with connection.cursor() as cursor:
-            cursor.execute(sql, [_stamp(now), _stamp(now), *ids, Status.SENDING, _claim_value(token)])
+            named = [provider] if provider else []
+            cursor.execute(sql, [_stamp(now), _stamp(now), *named, *ids, Status.SENDING, _claim_value(token)])
             stamped.update(int(r[0]) for r in cursor.fetchall())
     mine = [r for r in rows if r.pk in stamped]
     for row in mine:
         row.provider_called_at = now
         row.attempts += 1
+        row.provider = provider or row.provider
     return mine
 
 
@@ -791,7 +804,7 @@ def _write_outcomes(finished: list[tuple[OutboundMessage, Any]], outcome: BatchO
                 contact=row.contact,
                 reason=DoNotContact.Reason.UNSUBSCRIBED,
                 source=DoNotContact.Source.PROVIDER,
-                comment=f"Twilio error {error.code}: {error.message}"[:500],
+                comment=registry.describe_error(error.code, error.message, provider=row.provider)[:500],
             )
 
 

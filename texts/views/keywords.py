@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from providers.config import get_config
+from providers.registry import get_config
 
 from ..keywords import KeywordForm
 from ..models import InboundMessage, Keyword

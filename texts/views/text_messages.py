@@ -172,7 +172,7 @@ def text_message_report(request: HttpRequest, pk: int) -> HttpResponse:
     chart = chart_for(outbound)
     page = Paginator(outbound.select_related("contact").order_by("-id"), PAGE_SIZE).get_page(request.GET.get("page"))
     for row in page:
-        row.explanation = explain(row.error_code, row.error_message)  # type: ignore[attr-defined]
+        row.explanation = explain(row.error_code, row.error_message, provider=row.provider)  # type: ignore[attr-defined]
     return render(
         request,
         "texts/report.html",
@@ -201,7 +201,7 @@ def outbound_list(request: HttpRequest) -> HttpResponse:
             rows = rows.filter(source=data["source"])
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     for row in page:
-        row.explanation = explain(row.error_code, row.error_message)  # type: ignore[attr-defined]
+        row.explanation = explain(row.error_code, row.error_message, provider=row.provider)  # type: ignore[attr-defined]
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "texts/outbound_list.html", {"form": form, "page": page, "query": query.urlencode()})

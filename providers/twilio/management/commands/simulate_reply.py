@@ -14,8 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from providers.config import CALLBACK_PATH, LOCAL_FAKE_NUMBER, get_config, local_fake_url
-from providers.fake_twilio import FakeTwilioClient
+from providers.twilio.config import CALLBACK_PATH, LOCAL_FAKE_NUMBER, get_config, local_fake_url
+from providers.twilio.fake_twilio import FakeTwilioClient
 
 
 class Command(BaseCommand):

@@ -1,0 +1,5 @@
+"""Every registered provider's URLs (its webhook, its plugin page), each under its own namespace (``twilio:``)."""
+
+from . import registry
+
+urlpatterns = registry.urlpatterns()

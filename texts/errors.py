@@ -1,0 +1,26 @@
+"""Error codes in words, for the report page and the outbound log: the codes the sending engine writes itself,
+then the provider's own (its ``explain``), then the message the provider gave."""
+
+from __future__ import annotations
+
+from providers import registry
+
+LOCAL_ERRORS: dict[str, str] = {
+    "do_not_contact": "Not sent: the contact is Do Not Contact for SMS.",
+    "no_sender": "Not sent: no configured sender can text this number.",
+    "too_long": "Not sent: after personalisation the message was over 1,600 characters.",
+    "worker_lost": "A worker stopped mid-send; the message may or may not have gone out, so it is not resent.",
+}
+
+
+# Written on an `unknown` message by reconciliation when the provider has no trace of it (texts.reconcile).
+NEVER_SENT = "The provider sent no message with this text to this number after the call"
+
+
+def explain(code: str, fallback: str = "", *, provider: str = "") -> str:
+    """``code`` in words: ours, else the provider's (``provider`` is the message's; "" the one that sends), else
+    ``fallback`` (the provider's own message)."""
+    text = LOCAL_ERRORS.get(code or "") or registry.explain(code, provider=provider) or fallback
+    if code == "worker_lost" and NEVER_SENT in fallback:
+        text = "A worker stopped mid-send. " + fallback[fallback.index(NEVER_SENT) :]
+    return text
