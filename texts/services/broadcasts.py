@@ -26,11 +26,13 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from contacts.models import Contact, DoNotContact, SegmentMembership
+from contacts.models import Contact, SegmentMembership
+from contacts.selectors import dnc_active_for, textable_sql, without_address
 from smsapp.core.celery import task
 from smsapp.core.locks import job_lock
 
 from ..models import OutboundMessage, Source, Status, TextMessage
+from .outbound import queued_insert_sql
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +98,8 @@ def broadcast_audience(*, text_message: TextMessage) -> Audience:
         segment_id__in=segment_ids, manually_removed=False, contact_id=OuterRef("pk")
     )
     sent = OutboundMessage.objects.filter(text_message=text_message, source=Source.BROADCAST, contact_id=OuterRef("pk"))
-    dnc = DoNotContact.objects.filter(contact_id=OuterRef("pk"), channel="sms", lifted_at__isnull=True)
-    rows = Contact.objects.filter(Exists(member)).annotate(is_sent=Exists(sent), is_dnc=Exists(dnc))
-    no_number = Q(mobile__isnull=True) | Q(mobile="")
+    rows = Contact.objects.filter(Exists(member)).annotate(is_sent=Exists(sent), is_dnc=dnc_active_for())
+    no_number = without_address()
     totals = rows.aggregate(
         contacts=Count("pk"),
         already_sent=Count("pk", filter=Q(is_sent=True)),
@@ -136,7 +137,6 @@ def _eligible_sql(segment_ids: list[int]) -> str:
     """
     contact = Contact._meta.db_table
     membership = SegmentMembership._meta.db_table
-    dnc = DoNotContact._meta.db_table
     outbound = OutboundMessage._meta.db_table
     placeholders = ", ".join(f"%(segment{i})s" for i in range(len(segment_ids)))
     # 'broadcast' is written as a literal so that PostgreSQL can use the partial unique index of
@@ -144,14 +144,11 @@ def _eligible_sql(segment_ids: list[int]) -> str:
     return f"""
         FROM {contact} c
         WHERE c.id > %(after)s
-          AND c.mobile IS NOT NULL AND c.mobile <> ''
+          AND {textable_sql(alias="c", after="%(after)s")}
           AND EXISTS (
             SELECT 1 FROM {membership} m
             WHERE m.contact_id = c.id AND m.contact_id > %(after)s
               AND m.segment_id IN ({placeholders}) AND m.manually_removed = %(removed)s)
-          AND NOT EXISTS (
-            SELECT 1 FROM {dnc} d
-            WHERE d.contact_id = c.id AND d.contact_id > %(after)s AND d.channel = 'sms' AND d.lifted_at IS NULL)
           AND NOT EXISTS (
             SELECT 1 FROM {outbound} o
             WHERE o.text_message_id = %(text)s AND o.contact_id = c.id AND o.contact_id > %(after)s
@@ -177,19 +174,23 @@ def _any_left(*, text_message_id: int, segment_ids: list[int], after: int) -> bo
 def _insert_batch(*, text_message_id: int, segment_ids: list[int], after: int, size: int) -> list[tuple[int, int]]:
     """Queue the next ``size`` eligible contacts after contact id ``after`` in one INSERT … SELECT; returns the new
     rows as (row id, contact id)."""
-    table = OutboundMessage._meta.db_table
-    sql = f"""
-        INSERT INTO {table} (contact_id, to_number, sender, sender_kind, text_message_id, source, source_ref,
-            priority, body, encoding, status, error_code, error_message, attempts, next_attempt_at, price_unit,
-            queued_at, updated_at)
-        SELECT c.id, c.mobile, '', '', %(text)s, %(source)s, '', %(priority)s, '', '', %(status)s, '', '', 0,
-            %(stamp)s, '', %(stamp)s, %(stamp)s
+    sql = queued_insert_sql(
+        values={
+            "text": "%(text)s",
+            "source": "%(source)s",
+            "source_ref": "''",
+            "priority": "%(priority)s",
+            "status": "%(status)s",
+            "stamp": "%(stamp)s",
+        },
+        rest=f"""
         {_eligible_sql(segment_ids)}
         ORDER BY c.id
         LIMIT %(size)s
         ON CONFLICT DO NOTHING
         RETURNING id, contact_id
-    """
+    """,
+    )
     params = _eligible_params(text_message_id, after, segment_ids)
     params.update(
         source=Source.BROADCAST,
