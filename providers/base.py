@@ -20,7 +20,7 @@ from typing import Protocol
 class DeliveryState(enum.StrEnum):
     """What a provider says became of a message, in the product's words (``texts`` maps them to its statuses).
 
-    A provider translates its own names: Twilio's ``queued``, ``scheduled`` and ``sending`` are all ``accepted``.
+    A provider translates its own names: its "queued", "scheduled" or "sending" are all ``accepted``.
     """
 
     ACCEPTED = "accepted"  # the provider has it and has not handed it to a carrier yet
@@ -211,8 +211,8 @@ def callback_message_id(query: Mapping[str, str]) -> int | None:
 
 
 class Provider(Protocol):
-    name: str  # the registered name: "twilio"
-    label: str  # as a marketer reads it: "Twilio"
+    name: str  # the registered name (``providers.registry``), as the outbound log records it
+    label: str  # as a marketer reads it
 
     @property
     def config(self) -> ProviderConfig: ...

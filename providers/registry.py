@@ -27,9 +27,9 @@ from .base import ErrorKind, Provider, ProviderConfig
 class PluginPage:
     """A provider's settings page, listed in Settings (admins only)."""
 
-    title: str  # "Plugins: Twilio"
+    title: str  # "Plugins: <label>"
     description: str
-    url_name: str  # "twilio:settings"
+    url_name: str  # "<name>:settings"
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,8 @@ class SetupStep:
 
 @dataclass(frozen=True)
 class Plugin:
-    name: str  # as SMS_PROVIDER and the outbound log write it: "twilio"
-    label: str  # as a marketer reads it: "Twilio"
+    name: str  # as SMS_PROVIDER and the outbound log write it
+    label: str  # as a marketer reads it
     provider: Callable[[], Provider]  # the provider for the configuration in effect now
     urls: str = ""  # a module whose ``urlpatterns`` are the plugin's (its webhook first); included as ``name:``
     page: PluginPage | None = None
@@ -128,7 +128,7 @@ def error_kind(code: str, *, provider: str = "") -> ErrorKind | None:
 
 
 def describe_error(code: str, message: str = "", *, provider: str = "") -> str:
-    """ "Twilio error 21610: The recipient replied STOP…": a record's comment on what the provider reported."""
+    """ "<Label> error <code>: <its explanation>": a record's comment on what the provider reported."""
     plugin = get_plugin(provider)
     label = plugin.label if plugin is not None else (provider or configured_name())
     return f"{label} error {code}: {explain(code, provider=provider) or message}".strip()

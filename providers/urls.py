@@ -1,4 +1,4 @@
-"""Every registered provider's URLs (its webhook, its plugin page), each under its own namespace (``twilio:``)."""
+"""Every registered provider's URLs (its webhook, its plugin page), each under its own namespace (its name)."""
 
 from . import registry
 

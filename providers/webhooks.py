@@ -1,7 +1,7 @@
 """Where a provider's webhook view hands its events to the product.
 
 A provider's view verifies and parses its request into neutral events (``providers.base``), hands each to
-``receive`` and renders the reply it gets back in the provider's own format (TwiML for Twilio). The receiver is
+``receive`` and renders the reply it gets back in the provider's own format (XML, JSON, plain text). The receiver is
 ``texts``' (connected in its ``AppConfig.ready``): providers never import the apps above them.
 """
 

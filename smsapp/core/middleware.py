@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequiredMiddleware
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
-# Machine endpoints: the API authenticates with Bearer tokens, the Twilio callback with signatures.
+# Machine endpoints: the API authenticates with Bearer tokens, the providers' callbacks with signatures.
 MACHINE_PREFIXES = ("/api/", "/sms/")
 
 

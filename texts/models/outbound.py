@@ -122,9 +122,9 @@ class OutboundMessage(models.Model):
     to_number = models.CharField(max_length=20)
     sender = models.CharField(max_length=64, blank=True)  # number, Messaging Service SID or alphanumeric ID
     sender_kind = models.CharField(max_length=20, blank=True)
-    # The registered name of the provider that sends it ("twilio"), written when its sender is chosen: status
-    # callbacks and reconciliation ask that provider. "" before (and on messages older than the column: the configured
-    # one). The database defaults let the set-based INSERTs leave both out.
+    # The registered name of the provider that sent it (``providers.registry``), written with ``provider_called_at``:
+    # status callbacks and reconciliation ask that provider. "" before (and on messages older than the column: the
+    # provider that sends now). The database defaults let the set-based INSERTs leave both out.
     provider = models.CharField(max_length=32, blank=True, default="", db_default="")
     channel = models.CharField(max_length=16, default="sms", db_default="sms")
     text_message = models.ForeignKey(

@@ -195,7 +195,9 @@ class _Engine:
         whose outcome cannot be written stay ``sending`` with ``provider_called_at`` set: the sweeper makes them
         ``unknown`` and reconciliation asks the provider what became of them."""
         if self.inflight:
-            concurrent.futures.wait(list(self.inflight), timeout=float(_setting("TWILIO_TIMEOUT_SECONDS", 10)) + 5)
+            # A provider's calls end within its own timeout (its configuration's, when it has one).
+            timeout = float(getattr(getattr(self.provider, "config", None), "timeout", 10.0))
+            concurrent.futures.wait(list(self.inflight), timeout=timeout + 5)
             self._wait_done(set(self.inflight))
         try:
             self._write(force=True)
