@@ -30,6 +30,7 @@ import datetime as dt
 import heapq
 import itertools
 import logging
+import math
 import random
 import time
 import uuid
@@ -731,13 +732,15 @@ def _hand_back(
 
 
 def _wake(moved: Iterable[int], countdowns: dict[int, float], *, priority: dict[int, bool]) -> None:
-    """Tasks for rows handed back with a due time (not parked), grouped by due time to a tenth of a second."""
-    groups: dict[tuple[bool, float], list[int]] = defaultdict(list)
+    """Tasks for rows handed back with a due time (not parked), grouped by due time to a tenth of a second. Rounded
+    up: the claim takes a row only once it is due, so a task that came early would find nothing and leave the row
+    to the sweeper."""
+    groups: dict[tuple[bool, int], list[int]] = defaultdict(list)
     for pk in moved:
         if pk in countdowns:
-            groups[(priority[pk], round(countdowns[pk], 1))].append(pk)
-    for (is_priority, countdown), ids in groups.items():
-        enqueue_after_commit(sorted(ids), priority=is_priority, countdown=countdown)
+            groups[(priority[pk], math.ceil(round(countdowns[pk] * 10, 6)))].append(pk)
+    for (is_priority, tenths), ids in groups.items():
+        enqueue_after_commit(sorted(ids), priority=is_priority, countdown=tenths / 10)
 
 
 def _retry_delay(attempts: int) -> float:
