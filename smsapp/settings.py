@@ -137,7 +137,8 @@ VAR_DIR = Path(env.str("SMSAPP_VAR_DIR", default=str(BASE_DIR / "var")))
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with one client per pool (smsapp/cache.py): a webhook's configuration check costs less.
+            "BACKEND": "smsapp.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "TIMEOUT": 300,
         }
@@ -225,6 +226,16 @@ SMS_RECONCILE_AFTER_SECONDS = env.float("SMS_RECONCILE_AFTER_SECONDS", default=9
 SMS_RECONCILE_MAX_AGE_HOURS = env.float("SMS_RECONCILE_MAX_AGE_HOURS", default=72.0)
 SMS_RECONCILE_RECHECK_SECONDS = env.float("SMS_RECONCILE_RECHECK_SECONDS", default=3600.0)
 SMS_RECONCILE_BATCH = env.int("SMS_RECONCILE_BATCH", default=500)
+# Status callbacks out of the request (texts.status_buffer): with Redis and PostgreSQL the callback appends a status
+# to a Redis list and a flush task on sms_priority applies them in batches of SMS_STATUS_FLUSH_BATCH, about
+# SMS_STATUS_FLUSH_DELAY_SECONDS after the first one; beat runs it every SMS_STATUS_FLUSH_INTERVAL_SECONDS too. A
+# claimed batch whose flusher died goes back to the buffer after SMS_STATUS_FLUSH_STALE_SECONDS. SMS_STATUS_BUFFER
+# false (or no Redis, or SQLite): every status is applied in its request, as replies always are.
+SMS_STATUS_BUFFER = env.bool("SMS_STATUS_BUFFER", default=True)
+SMS_STATUS_FLUSH_DELAY_SECONDS = env.float("SMS_STATUS_FLUSH_DELAY_SECONDS", default=0.5)
+SMS_STATUS_FLUSH_BATCH = env.int("SMS_STATUS_FLUSH_BATCH", default=1000)
+SMS_STATUS_FLUSH_INTERVAL_SECONDS = env.float("SMS_STATUS_FLUSH_INTERVAL_SECONDS", default=10.0)
+SMS_STATUS_FLUSH_STALE_SECONDS = env.float("SMS_STATUS_FLUSH_STALE_SECONDS", default=60.0)
 # The sending engine (texts.services.dispatch and .pacing). A worker process keeps up to SMS_SEND_CONCURRENCY calls
 # to the provider in flight and claims SMS_CLAIM_CHUNK rows at a time; it sends a message only when its sender's slot
 # is at most SMS_SCHEDULE_HORIZON_SECONDS away, and parks (bulk) or holds (priority) the rest instead of waiting. A
@@ -250,6 +261,14 @@ PHONENUMBER_DB_FORMAT = "E164"
 # Uploaded CSV imports, read by the worker: web and worker must share this folder (a volume under docker compose).
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
+# CSV imports from the UI: a larger upload is refused as it arrives (never stored); a file with more columns is
+# refused with its header (the mapping form has one select per column); a longer value is an error on its row.
+# The import_contacts command has no size limit (it reads the file where it is).
+IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
+IMPORT_MAX_COLUMNS = env.int("IMPORT_MAX_COLUMNS", default=200)
+IMPORT_MAX_FIELD_CHARS = env.int("IMPORT_MAX_FIELD_CHARS", default=65_536)
+# Processes that parse an import's phone numbers beside the one that writes it (1: none); used from 25,000 rows.
+IMPORT_PARSE_PROCESSES = env.int("IMPORT_PARSE_PROCESSES", default=os.cpu_count() or 1)
 
 # Campaigns
 # The engine run's lock lease (renewed after every batch, so a killed run frees it this soon) and how long a claimed

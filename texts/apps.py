@@ -34,6 +34,15 @@ class TextsConfig(AppConfig):
             float(settings.SMS_RECONCILE_INTERVAL_SECONDS),
             queue="default",
         )
+        # Buffered status callbacks (texts.status_buffer): each first push arms a flush; this is the safety net for a
+        # flush task that was lost and a batch whose flusher died. Only where there is a Redis to buffer in.
+        if settings.REDIS_URL:
+            schedule_periodic(
+                "texts-statuses-flush",
+                "texts.statuses_flush",
+                float(settings.SMS_STATUS_FLUSH_INTERVAL_SECONDS),
+                queue="sms_priority",
+            )
         # Broadcasts without a crontab: the same job as `manage.py send_broadcasts`. The fan-out is housekeeping (one
         # INSERT … SELECT per batch), so it runs on `default`, never behind the bulk sends it creates.
         schedule_periodic(

@@ -57,6 +57,25 @@ def outbound_reconcile_task() -> dict[str, int | str]:
     return {"checked": result.checked, "moved": result.moved, "not_found": result.not_found, "stopped": result.stopped}
 
 
+@shared_task(
+    name="texts.statuses_flush",
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=DATABASE_UNREACHABLE + LIMITER_UNREACHABLE,
+    retry_backoff=1,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=25,
+)
+def statuses_flush_task() -> dict[str, int]:
+    """Armed by the first buffered status callback, and by beat as a safety net: apply the buffered statuses in
+    batches (``texts.status_buffer``). A failed batch is back in the buffer before the retry."""
+    from .status_buffer import status_buffer_flush
+
+    result = status_buffer_flush()
+    return {"applied": result.applied, "batches": result.batches, "recovered": result.recovered, "left": result.left}
+
+
 # Broadcasts: the same job as ``manage.py send_broadcasts`` (``texts.services.broadcasts``).
 
 

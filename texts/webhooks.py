@@ -13,7 +13,8 @@ from django.db import InterfaceError, OperationalError, connection
 
 from providers.base import InboundEvent, StatusEvent, WebhookRejected
 
-from .inbound import callback_oversized_fields, inbound_receive, outbound_status_apply
+from .inbound import callback_oversized_fields, inbound_receive
+from .status_buffer import outbound_status_receive
 
 logger = logging.getLogger(__name__)
 
@@ -54,5 +55,6 @@ def _handle(event: InboundEvent | StatusEvent, outbound_id: int | None, *, help_
         if not result.created:
             logger.info("inbound %s received again (a retry): nothing changed", event.message_sid)
         return result.reply
-    outbound_status_apply(event=event, outbound_id=outbound_id)
+    # Buffered for the flusher when there is a Redis to buffer in, else applied now (texts.status_buffer).
+    outbound_status_receive(event=event, outbound_id=outbound_id)
     return ""

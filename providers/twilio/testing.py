@@ -112,6 +112,9 @@ def configure(settings: Any) -> None:
     settings.TWILIO_FROM = OUR_NUMBER
     settings.TWILIO_MESSAGING_SERVICE_SID = ""
     settings.SMS_CALLBACK_SKIP_SIGNATURE = False
+    # Status callbacks applied in the request: the path replies, Redis outages and the embedded defaults take, and
+    # what the buffer's flusher must match. The buffer itself: test_status_buffer*.py (which switch it back on).
+    settings.SMS_STATUS_BUFFER = False
 
 
 # Fixtures

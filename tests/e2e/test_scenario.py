@@ -411,6 +411,9 @@ def _expected_timeline(i: int, expected_status: dict[int, str]) -> Counter[str]:
     if i % 5 < 3:
         # Add to "Contacted", the decision (yes or no), then the action on the path taken.
         kinds["campaign.event"] = 3
+        # Both of its "Add to segment" actions go through contacts' own service, which records the change on the
+        # timeline like a marketer's (the engine used to write the rows itself, without an entry).
+        kinds["segment.added"] = 2
     if i in expected_status:
         if i != STOPPED_AT_CARRIER:
             kinds["sms.sent"] = 1
