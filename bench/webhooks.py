@@ -437,7 +437,7 @@ def main() -> int:
 
 def _payloads(base: str) -> tuple[Any, Any, Any]:
     """signed(path, params), status(sid, value, to), inbound(i): Twilio's payloads with every field Twilio posts (as
-    tests/texts/callback_helpers.py has them), since the signature covers all of them."""
+    providers/twilio/testing.py has them), since the signature covers all of them."""
     from twilio.request_validator import RequestValidator
 
     validator = RequestValidator(AUTH_TOKEN)

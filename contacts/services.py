@@ -15,7 +15,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from smsapp.locks import job_lock
+from smsapp.core.locks import job_lock
 
 from .filters import FilterError, cycle_message, filters_to_q, segment_cycle, segments_in_loops
 from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
@@ -533,7 +533,7 @@ def segment_rebuild(*, segment: Segment) -> dict[str, int]:
 
 @contextlib.contextmanager
 def _exclusive(name: str) -> Iterator[bool]:
-    """A lock held across processes and machines (``smsapp.locks.job_lock``); yields False when another holder has
+    """A lock held across processes and machines (``smsapp.core.locks.job_lock``); yields False when another holder has
     it (no waiting)."""
     with job_lock(name, ttl=600) as held:
         yield held is not None

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from smsapp.roles import admin_required
+from smsapp.core.roles import admin_required
 
 from .filters import FIELDS, OPERATOR_LABELS, FilterError, field_spec
 from .forms import (

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from .roles import is_admin
+from .core.roles import is_admin
 
 
 def roles(request: HttpRequest) -> dict[str, bool]:

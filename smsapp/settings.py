@@ -65,8 +65,12 @@ INSTALLED_APPS = [
     "ninja",
     "django_celery_beat",
     "axes",
+    "smsapp.core",
     "smsapp",
     "providers",
+    # Provider plugins: each registers itself (providers.registry); SMS_PROVIDER names the one that sends.
+    "providers.twilio",
+    "providers.console",
     "contacts",
     "texts",
     "campaigns",
@@ -75,16 +79,16 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Outside everything that can answer an error, so that every error under /api/ is JSON (404, 405, 500 too).
-    "smsapp.middleware.ApiErrorsAsJsonMiddleware",
-    "smsapp.middleware.BodySizeLimitMiddleware",
+    "smsapp.core.middleware.ApiErrorsAsJsonMiddleware",
+    "smsapp.core.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every page needs a login unless its view says @login_not_required (login, /healthz); the API and the signed
-    # callback authenticate themselves (smsapp/middleware.py).
-    "smsapp.middleware.LoginRequiredMiddleware",
+    # callback authenticate themselves (smsapp/core/middleware.py).
+    "smsapp.core.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -197,7 +201,7 @@ TWILIO_USE_LOCAL_FAKE = env.bool("TWILIO_USE_LOCAL_FAKE", default=False)
 # Key for encrypting credentials at rest. Unset: derived from SECRET_KEY (rotate both together).
 SMSAPP_ENCRYPTION_KEY = _secret("SMSAPP_ENCRYPTION_KEY")
 # Seconds each process keeps the plugin configuration at most. A save is seen by every process at once through a
-# version number in the shared cache (providers/config.py); this bounds staleness when that cache is unreachable.
+# version number in the shared cache (providers/twilio/config.py); this bounds staleness when that cache is unreachable.
 SMS_CONFIG_CACHE_SECONDS = env.float("SMS_CONFIG_CACHE_SECONDS", default=5.0)
 # How often a process asks the shared cache whether the configuration was saved elsewhere (a save is seen within it).
 SMS_CONFIG_VERSION_CHECK_SECONDS = env.float("SMS_CONFIG_VERSION_CHECK_SECONDS", default=0.25)
@@ -350,13 +354,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"forbidden_in_one_line": {"()": "smsapp.logs.ForbiddenInOneLine"}},
+    "filters": {"forbidden_in_one_line": {"()": "smsapp.core.logs.ForbiddenInOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # Django's own console handler (DEBUG only) would print every django.* record a second time beside the root's.
         "django": {"handlers": [], "level": "INFO"},
-        # A 403 is one line, not a traceback (smsapp/logs.py).
+        # A 403 is one line, not a traceback (smsapp/core/logs.py).
         "django.request": {"filters": ["forbidden_in_one_line"]},
         "django.security": {"filters": ["forbidden_in_one_line"]},
         # django-axes says INFO at every start and every login; its lockouts (WARNING) are what an operator needs.

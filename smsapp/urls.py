@@ -6,9 +6,10 @@ from . import views
 from .api import api
 
 urlpatterns = [
-    # First: Twilio's callback is the busiest URL by far (2-3 requests per message sent), and Django tries the
-    # patterns in order (resolving it after the ~40 others cost more than its own signature check).
-    path("", include("texts.urls_callback")),
+    # First: the providers' webhooks (their callbacks are the busiest URLs by far, 2-3 requests per message sent)
+    # and plugin pages. Django tries the patterns in order; resolving a callback after the ~40 others cost more than
+    # its own signature check.
+    path("", include("providers.urls")),
     path("", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -23,5 +24,4 @@ urlpatterns = [
     path("", include("contacts.urls")),
     path("", include("texts.urls")),
     path("", include("campaigns.urls")),
-    path("", include("providers.urls")),
 ]

@@ -8,7 +8,15 @@ class TextsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from smsapp.celery import schedule_periodic
+        from providers import webhooks
+        from smsapp.core.celery import schedule_periodic
+
+        # Registered in every process (web, worker, beat): the services hand work to them by name.
+        from . import tasks  # noqa: F401
+        from .webhooks import webhook_receive
+
+        # The providers' webhook views hand their events to texts (providers never import texts).
+        webhooks.connect(webhook_receive)
 
         schedule_periodic("texts-outbound-sweep", "texts.outbound_sweep", 60.0, queue="sms_priority")
         # Parked bulk messages get their senders' free capacity (texts.services.pacing). On the priority queue, whose

@@ -18,14 +18,14 @@ The guarantees:
 - **No Redis, no buffer.** A callback that cannot reach Redis applies its status synchronously as before (never a
   5xx, never a lost status), and so do the embedded defaults (no ``REDIS_URL``), SQLite, and
   ``SMS_STATUS_BUFFER=false``. A status that Redis itself lost in a crash (it runs with ``--appendonly yes``, which
-  writes to disk every second) is one whose message stays `sent`: ``reconcile_statuses`` fetches it from Twilio.
+  writes to disk every second) is one whose message stays `sent`: ``reconcile_statuses`` fetches it from the provider.
 - **About a second.** The first push after a flush sets a "flush pending" flag (``SET NX``, in the same round trip
   as the push) and enqueues one flush task with a countdown of ``SMS_STATUS_FLUSH_DELAY_SECONDS``; the task clears the
   flag before it drains, so a push during the drain arms the next one, and it enqueues itself again while the buffer
   is not empty. Beat runs it every ``SMS_STATUS_FLUSH_INTERVAL_SECONDS`` as a safety net (a lost task, a stale claim).
 - **The same effects.** A batch ends where the same callbacks applied one by one would (a test compares the two on
-  random callbacks), ``message_status_changed`` is sent after commit once per status, 21610 still opts the recipient
-  out, and a status is stamped with the time its callback came, not the time it was applied.
+  random callbacks), ``message_status_changed`` is sent after commit once per status, an opt-out error still opts the
+  recipient out, and a status is stamped with the time its callback came, not the time it was applied.
 """
 
 from __future__ import annotations
@@ -50,9 +50,11 @@ from django.utils import timezone
 
 from contacts.models import DoNotContact, TimelineEvent
 from contacts.services import dnc_add_many
-from providers.base import StatusEvent
+from providers import registry
+from providers.base import ErrorKind, StatusEvent
+from smsapp.core.celery import task
 
-from .inbound import FINAL, TWILIO_STATUS, UNSUBSCRIBED_CODE, outbound_status_apply
+from .inbound import FINAL, STATUS_OF_STATE, outbound_status_apply
 from .models import ALLOWED_FROM, RANK, TIMESTAMP_FIELD, OutboundMessage, Status, TextMessage
 from .signals import message_status_changed
 
@@ -68,7 +70,6 @@ CLAIM_PREFIX = "smsapp:statuses:claim:"
 REDIS_RETRY_SECONDS = 5.0
 # A flush task drains for at most this long, then enqueues another: the pacer and the priority sends share its queue.
 FLUSH_BUDGET_SECONDS = 2.0
-UNSUBSCRIBED_COMMENT = f"Twilio error {UNSUBSCRIBED_CODE}: the recipient unsubscribed."
 
 
 @dataclass(frozen=True)
@@ -76,27 +77,33 @@ class BufferedStatus:
     """One status callback as the buffer keeps it: what the synchronous path would have applied, and when it came."""
 
     message_sid: str
-    status: str  # the outbound log's status (``TWILIO_STATUS`` applied)
+    status: str  # the outbound log's status (``STATUS_OF_STATE`` applied)
     error_code: str = ""
     outbound_id: int | None = None  # the ``?m=`` of the callback URL
     received_at: float = 0.0  # Unix time
+    provider: str = ""  # the registered name of the provider that reported it: it says what its error code means
 
     def dumps(self) -> str:
-        return json.dumps(
-            [self.message_sid, self.status, self.error_code, self.outbound_id, self.received_at], separators=(",", ":")
-        )
+        values = [self.message_sid, self.status, self.error_code, self.outbound_id, self.received_at, self.provider]
+        return json.dumps(values, separators=(",", ":"))
 
     @classmethod
     def loads(cls, raw: bytes | str) -> BufferedStatus:
-        sid, status, error_code, outbound_id, received_at = json.loads(raw)
-        return cls(str(sid), str(status), str(error_code), int(outbound_id) if outbound_id else None, received_at)
+        sid, status, error_code, outbound_id, received_at, *rest = json.loads(raw)  # 5 items: buffered before 0.3
+        outbound = int(outbound_id) if outbound_id else None
+        return cls(str(sid), str(status), str(error_code), outbound, received_at, str(rest[0]) if rest else "")
+
+    def opted_out(self) -> bool:
+        """The error code says the recipient unsubscribed (the provider that reported it decides)."""
+        kind = registry.error_kind(self.error_code, provider=self.provider) if self.error_code else None
+        return kind == ErrorKind.OPT_OUT
 
 
 @dataclass
 class BatchResult:
     moved: dict[str, list[int]] = field(default_factory=dict)  # status -> ids of the messages that moved to it
     unknown: list[str] = field(default_factory=list)  # SIDs no message has (logged, ignored, as synchronously)
-    opted_out: list[int] = field(default_factory=list)  # contacts newly Do Not Contact by error 21610
+    opted_out: list[int] = field(default_factory=list)  # contacts newly Do Not Contact by an opt-out error
 
 
 @dataclass
@@ -119,14 +126,16 @@ def outbound_status_receive(*, event: StatusEvent, outbound_id: int | None = Non
     """What the callback view calls for a status callback: buffer it for the flusher, or apply it now.
 
     Returns ``"buffered"``, ``"applied"`` (synchronously: no buffer here, or Redis unreachable) or ``"ignored"`` (a
-    status Twilio may send that means nothing to the log). Never raises for Redis: Twilio must get a 200.
+    status a provider may send that means nothing to the log). Never raises for Redis: the provider must get a 200.
     """
-    target = TWILIO_STATUS.get(event.status)
+    target = STATUS_OF_STATE.get(event.status)
     if target is None:
         logger.warning("status callback %s with a status not understood: %r", event.message_sid, event.status)
         return "ignored"
     if status_buffer_enabled():
-        status = BufferedStatus(event.message_sid, target, event.error_code, outbound_id, time.time())
+        status = BufferedStatus(
+            event.message_sid, target, event.error_code, outbound_id, time.time(), provider=event.provider
+        )
         if settings.SMS_STATUS_RELAY:
             _relay().add(status)
             return "buffered"
@@ -143,7 +152,7 @@ class _Relay:
     Why: even one Redis round trip in the request cost more than the rest of a status callback beyond signature
     checking (bench/webhooks.py). What it risks: the statuses of those few milliseconds die with the process if it is
     killed outright (a graceful stop pushes them first, at exit); their messages stay `sent` and reconciliation
-    fetches their status from Twilio. Redis unreachable: the thread applies them to the database itself."""
+    fetches their status from the provider. Redis unreachable: the thread applies them to the database itself."""
 
     def __init__(self) -> None:
         self.items: list[BufferedStatus] = []
@@ -248,10 +257,8 @@ def _pending_ttl(delay: float) -> int:
 
 
 def _enqueue_flush(*, countdown: float, flag: str = PENDING_KEY) -> bool:
-    from .tasks import statuses_flush_task
-
     try:
-        statuses_flush_task.apply_async(queue="sms_priority", countdown=countdown)
+        task("texts.statuses_flush").apply_async(queue="sms_priority", countdown=countdown)
     except Exception:  # the broker (Redis too) went away between the push and here
         logger.warning("status buffer: could not enqueue a flush; beat's safety net will", exc_info=True)
         try:
@@ -413,7 +420,7 @@ def _rearm(client: Any, left: int) -> None:
 _OUTBOUND = OutboundMessage._meta.db_table
 _TEXTS = TextMessage._meta.db_table
 _TIMELINE = TimelineEvent._meta.db_table
-_TARGETS = sorted(set(TWILIO_STATUS.values()))  # the statuses a callback can move a message to
+_TARGETS = sorted(set(STATUS_OF_STATE.values()))  # the statuses a callback can move a message to
 _HINTED = (Status.SENDING, Status.UNKNOWN)  # a message the ``?m=`` may attach a SID to (as ``_attach_sid``)
 
 
@@ -434,7 +441,7 @@ WITH v AS (
 ), allowed(target, froms) AS (VALUES {allowed}
 ), resolved AS (
   -- The message of each status: by its SID, else (the callback overtook the worker's write of the SID, or the
-  -- worker died after calling Twilio) the one its URL names, if that one is waiting for a SID.
+  -- worker died after calling the provider) the one its URL names, if that one is waiting for a SID.
   SELECT v.*, COALESCE(s.id, h.id) AS mid, COALESCE(s.contact_id, h.contact_id) AS contact_id
   FROM v
   LEFT JOIN {_OUTBOUND} s ON s.provider_sid = v.sid
@@ -495,7 +502,7 @@ def _params(statuses: Sequence[BufferedStatus]) -> dict[str, Any]:
 
 def outbound_statuses_apply(*, statuses: Sequence[BufferedStatus]) -> BatchResult:
     """Apply buffered status callbacks in one statement (PostgreSQL) and one transaction that waits for the disk: the
-    moves, their timeline entries, and Do Not Contact for error 21610. Safe to apply the same batch again."""
+    moves, their timeline entries, and Do Not Contact for an opt-out error. Safe to apply the same batch again."""
     result = BatchResult()
     statuses = [s for s in statuses if s.status in _TARGETS]
     if not statuses:
@@ -520,7 +527,7 @@ def _apply(statuses: Sequence[BufferedStatus]) -> BatchResult:
     with connection.cursor() as cursor:
         cursor.execute(_statement(), _params(statuses))
         rows = cursor.fetchall()
-    opted_out: set[int] = set()
+    opted_out: dict[tuple[str, str], set[int]] = {}  # (provider, error code) -> contacts
     for tag, n, contact_id, text in rows:
         if tag == "moved":
             result.moved.setdefault(text, []).append(int(n))
@@ -528,16 +535,16 @@ def _apply(statuses: Sequence[BufferedStatus]) -> BatchResult:
         status = statuses[n]
         if text is None:
             result.unknown.append(status.message_sid)
-        elif status.error_code == UNSUBSCRIBED_CODE and contact_id is not None:
-            opted_out.add(int(contact_id))
+        elif contact_id is not None and status.opted_out():
+            opted_out.setdefault((status.provider, status.error_code), set()).add(int(contact_id))
     for ids in result.moved.values():
         ids.sort()
-    if opted_out:
-        result.opted_out = dnc_add_many(
-            contact_ids=opted_out,
+    for (provider, code), contact_ids in opted_out.items():
+        result.opted_out += dnc_add_many(
+            contact_ids=contact_ids,
             reason=DoNotContact.Reason.UNSUBSCRIBED,
             source=DoNotContact.Source.PROVIDER,
-            comment=UNSUBSCRIBED_COMMENT,
+            comment=registry.describe_error(code, provider=provider)[:500],
         )
     if result.unknown:
         logger.info(
@@ -554,10 +561,10 @@ def _apply(statuses: Sequence[BufferedStatus]) -> BatchResult:
 
 def _apply_one_by_one(statuses: Sequence[BufferedStatus]) -> BatchResult:
     """Not PostgreSQL (nothing is buffered there, but a buffer filled before the database changed is still
-    applied): the synchronous path, one status at a time. Each of the log's statuses is also the name of a Twilio
-    status that maps to it."""
+    applied): the synchronous path, one status at a time. Each status the buffer keeps is also the name of the
+    delivery state that maps to it."""
     result = BatchResult()
     for s in statuses:
-        event = StatusEvent(message_sid=s.message_sid, status=s.status, error_code=s.error_code)
+        event = StatusEvent(message_sid=s.message_sid, status=s.status, error_code=s.error_code, provider=s.provider)
         outbound_status_apply(event=event, outbound_id=s.outbound_id)
     return result

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import redis
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from .services import outbound_pace, outbound_process_batch, outbound_sweep
+from .services.broadcasts import DEFAULT_BATCH, _progress_set, broadcast_progress, broadcasts_send_all
 
 # The database unreachable (a restart, a failover): the batch is intact, so try it again shortly rather than let the
 # failure be acknowledged and the batch dropped; every worker would otherwise drain the whole queue into failures in
@@ -74,5 +76,23 @@ def statuses_flush_task() -> dict[str, int]:
     return {"applied": result.applied, "batches": result.batches, "recovered": result.recovered, "left": result.left}
 
 
-# Broadcasts live in their own module; importing it here registers their tasks with the worker's autodiscovery.
-from . import broadcast_tasks  # noqa: E402, F401
+# Broadcasts: the same job as ``manage.py send_broadcasts`` (``texts.services.broadcasts``).
+
+
+@shared_task(name="texts.broadcasts_send")
+def broadcasts_send_task(text_message_id: int | None = None) -> dict[str, int]:
+    """Beat, every minute (and "Send now" for one message): the same job as ``manage.py send_broadcasts``."""
+    ids = None if text_message_id is None else [int(text_message_id)]
+    batch = int(getattr(settings, "BROADCASTS_BATCH", DEFAULT_BATCH))
+    runs = broadcasts_send_all(text_message_ids=ids, batch=batch)
+    return {"messages": len(runs), "queued": sum(r.queued for r in runs), "locked": sum(r.locked for r in runs)}
+
+
+@shared_task(name="texts.broadcast_send")
+def broadcast_send_task(text_message_id: int) -> dict[str, int]:
+    """ "Send now" on the text message page: one message, if it is due."""
+    result = broadcasts_send_task(text_message_id)
+    if result["messages"] == 0 and broadcast_progress(text_message_id=text_message_id).state == "queued":
+        # Not due (unpublished, outside its window, no segments): say so instead of spinning forever.
+        _progress_set(text_message_id, state="failed", queued=0, target=0, summary="Not sent: it is not due now.")
+    return result

@@ -207,7 +207,7 @@ def _campaign(page: Any, stack: Stack) -> None:
 
 def test_the_whole_product_on_real_parts(stack: Stack, browser: Any, tmp_path: Path, django_db_blocker: Any) -> None:
     from contacts.models import Contact, Segment
-    from providers.config import CALLBACK_PATH
+    from providers.twilio.config import CALLBACK_PATH
     from texts.models import OutboundMessage, TextMessage
 
     alias = stack.db_alias()

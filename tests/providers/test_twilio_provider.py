@@ -9,9 +9,9 @@ import pytest
 from django.test import RequestFactory
 
 from providers.base import ErrorKind, InboundEvent, ProviderError, Sender, SendRequest, StatusEvent, WebhookRejected
-from providers.config import get_config
 from providers.registry import get_provider
-from providers.twilio import TwilioProvider
+from providers.twilio.config import get_config
+from providers.twilio.provider import TwilioProvider
 from smsapp.testing.services import free_port
 
 pytestmark = pytest.mark.django_db

@@ -14,10 +14,9 @@ from django.test import Client
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, TimelineEvent
+from providers.twilio.testing import PATH, configure, inbound_params, sid, sign, status_params
 from texts.keywords import keyword_seed_defaults
 from texts.models import InboundMessage, OutboundMessage, Status
-
-from .callback_helpers import PATH, configure, inbound_params, sid, sign, status_params
 
 
 def test_fake_twilio_reply_and_status_callbacks_end_to_end(

@@ -23,8 +23,8 @@ from django.utils import timezone
 from contacts.importer import contact_import_create, contact_import_queue
 from contacts.models import Contact, ContactImport
 from contacts.tasks import import_contacts
+from smsapp.core.tasks import HEARTBEAT_KEY
 from smsapp.models import ApiToken
-from smsapp.tasks import HEARTBEAT_KEY
 from smsapp.testing import procs
 from smsapp.testing.deploy import shipped_workers
 from smsapp.testing.services import free_port

@@ -15,12 +15,11 @@ from django.utils import timezone
 from contacts.models import Contact, DoNotContact, TimelineEvent
 from contacts.services import contact_is_dnc
 from providers.base import StatusEvent
-from texts.inbound import TWILIO_STATUS, outbound_status_apply
+from providers.twilio.testing import sid
+from texts.inbound import STATUS_OF_STATE, outbound_status_apply
 from texts.models import OutboundMessage, Source, Status, TextMessage
 from texts.signals import message_status_changed
 from texts.status_buffer import BatchResult, BufferedStatus, outbound_statuses_apply
-
-from .callback_helpers import sid
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -41,15 +40,16 @@ def _message(
 
 
 def _status(
-    message: OutboundMessage | str, twilio_status: str, *, error_code: str = "", hint: int | None = None
+    message: OutboundMessage | str, state: str, *, error_code: str = "", hint: int | None = None
 ) -> BufferedStatus:
     message_sid = message if isinstance(message, str) else str(message.provider_sid)
     return BufferedStatus(
         message_sid=message_sid,
-        status=TWILIO_STATUS[twilio_status],
+        status=STATUS_OF_STATE[state],
         error_code=error_code,
         outbound_id=hint,
         received_at=time.time(),
+        provider="twilio",  # whose error codes these are (21610: unsubscribed)
     )
 
 
@@ -296,12 +296,15 @@ def test_a_batch_ends_where_the_same_callbacks_one_by_one_end(make_contact: Call
     batch: list[BufferedStatus] = []
     for single, batched, (new_sid, batched_new_sid) in twins:
         for _ in range(rng.randint(1, 5)):
-            twilio_status = rng.choice(list(TWILIO_STATUS))
-            error = rng.choice(["", "", "30003", "21610"]) if TWILIO_STATUS[twilio_status] != Status.SENT else ""
+            state = rng.choice(list(STATUS_OF_STATE))
+            error = rng.choice(["", "", "30003", "21610"]) if STATUS_OF_STATE[state] != Status.SENT else ""
             one_by_one.append(
                 (
                     StatusEvent(
-                        message_sid=new_sid or str(single.provider_sid), status=twilio_status, error_code=error
+                        message_sid=new_sid or str(single.provider_sid),
+                        status=state,
+                        error_code=error,
+                        provider="twilio",
                     ),
                     single.pk if new_sid else None,
                 )
@@ -309,10 +312,11 @@ def test_a_batch_ends_where_the_same_callbacks_one_by_one_end(make_contact: Call
             batch.append(
                 BufferedStatus(
                     message_sid=batched_new_sid or str(batched.provider_sid),
-                    status=TWILIO_STATUS[twilio_status],
+                    status=STATUS_OF_STATE[state],
                     error_code=error,
                     outbound_id=batched.pk if new_sid else None,
                     received_at=time.time(),
+                    provider="twilio",
                 )
             )
     order = list(range(len(batch)))

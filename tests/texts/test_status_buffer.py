@@ -18,6 +18,7 @@ from django.test import Client
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, TimelineEvent
+from providers.twilio.testing import configure, inbound_params, post, sid, status_params
 from smsapp.celery import app as celery_app
 from smsapp.testing.services import free_port
 from texts import status_buffer
@@ -32,8 +33,6 @@ from texts.status_buffer import (
     status_buffer_enabled,
     status_buffer_flush,
 )
-
-from .callback_helpers import configure, inbound_params, post, sid, status_params
 
 NUMBER = "+14155550123"
 
@@ -93,7 +92,7 @@ def _buffered(client: Any) -> list[BufferedStatus]:
 def test_a_status_callback_is_buffered_without_touching_the_database(
     redis_client: Any, enqueued: list[float], django_assert_num_queries: Any, settings: Any
 ) -> None:
-    from providers.config import get_config
+    from providers.twilio.config import get_config
 
     message = _sent()
     # As deployed, each process keeps the plugin configuration (the test settings read it afresh every time).
@@ -121,7 +120,7 @@ def test_a_status_callback_is_buffered_without_touching_the_database(
 def test_the_message_id_and_error_code_travel_through_the_buffer(redis_client: Any, enqueued: list[float]) -> None:
     from django.conf import settings
 
-    from .callback_helpers import PATH, sign
+    from providers.twilio.testing import PATH, sign
 
     in_flight = OutboundMessage.objects.create(
         contact=Contact.objects.create(mobile=NUMBER),

@@ -15,11 +15,10 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, TimelineEvent
+from providers.twilio.testing import PATH, configure, sid, sign, status_params
 from smsapp.testing import procs
 from texts.models import OutboundMessage, Source, Status, TextMessage
 from texts.status_buffer import BUFFER_KEY, CLAIM_PREFIX, CLAIMS_KEY, PENDING_KEY, RECHECK_KEY
-
-from .callback_helpers import PATH, configure, sid, sign, status_params
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

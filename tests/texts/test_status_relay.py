@@ -13,11 +13,10 @@ from django.test import Client
 from django.utils import timezone
 
 from contacts.models import Contact
+from providers.twilio.testing import configure, post, sid, status_params
 from texts import status_buffer
 from texts.models import OutboundMessage, Source, Status
 from texts.status_buffer import BUFFER_KEY, CLAIM_PREFIX, CLAIMS_KEY, PENDING_KEY, RECHECK_KEY, BufferedStatus
-
-from .callback_helpers import configure, post, sid, status_params
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 

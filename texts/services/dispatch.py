@@ -49,13 +49,16 @@ from django.utils import timezone
 
 from contacts.models import DoNotContact, TimelineEvent
 from contacts.services import dnc_active, dnc_add, timeline_record_many
+from providers import registry
+from providers.base import callback_url_for
 from providers.ratelimit import Ask, Lane, Limiter
 from providers.segments import MAX_BODY_CHARACTERS, count_segments
+from providers.senders import NoSender, SenderRules, choose_sender, sender_rules
 
 from .. import quiet_hours
 from ..models import TIMESTAMP_FIELD, OutboundMessage, Schedule, Source, Status
 from ..personalise import personalise_render
-from ..senders import NoSender, choose_sender, last_numbers
+from ..selectors import last_numbers
 from ..signals import message_status_changed
 from .outbound import enqueue_after_commit, outbound_transition
 
@@ -118,16 +121,14 @@ def outbound_process_batch(
 ) -> BatchOutcome:
     """Claim, check, schedule, send and record a batch of outbound messages (see the module docstring).
 
-    The three collaborators default to the providers app (``registry.get_provider``, ``config.get_config``,
-    ``ratelimit.get_limiter()``); unit tests pass their own.
+    The three collaborators default to the provider that sends (``registry.get_provider``, ``registry.get_config``)
+    and ``ratelimit.get_limiter()``; unit tests pass their own.
     """
     if get_provider is None or get_config is None or limiter is None:
-        from providers.config import get_config as config_default
         from providers.ratelimit import get_limiter
-        from providers.registry import get_provider as provider_default
 
-        get_provider = get_provider or provider_default
-        get_config = get_config or config_default
+        get_provider = get_provider or registry.get_provider
+        get_config = get_config or registry.get_config
         limiter = limiter or get_limiter()
     outcome = BatchOutcome()
     _Engine(get_provider=get_provider, get_config=get_config, limiter=limiter, outcome=outcome).run(message_ids)
@@ -201,7 +202,9 @@ class _Engine:
         whose outcome cannot be written stay ``sending`` with ``provider_called_at`` set: the sweeper makes them
         ``unknown`` and reconciliation asks the provider what became of them."""
         if self.inflight:
-            concurrent.futures.wait(list(self.inflight), timeout=float(_setting("TWILIO_TIMEOUT_SECONDS", 10)) + 5)
+            # A provider's calls end within its own timeout (its configuration's, when it has one).
+            timeout = float(getattr(getattr(self.provider, "config", None), "timeout", 10.0))
+            concurrent.futures.wait(list(self.inflight), timeout=timeout + 5)
             self._wait_done(set(self.inflight))
         try:
             self._write(force=True)
@@ -223,7 +226,7 @@ class _Engine:
             self.callback = getattr(config, "status_callback_url", None)
         # Prepared before quiet hours: a message deferred to the morning waits in its sender's line, which the pacer
         # then moves at the sender's rate when the window opens.
-        rows = _prepare(rows, senders=config.senders, outcome=self.outcome)
+        rows = _prepare(rows, senders=config.senders, outcome=self.outcome, rules=_rules(self.provider))
         rows = _apply_quiet_hours(rows, self.outcome)
         for at, row in self._schedule(rows):
             heapq.heappush(self.ready, _Due(at, next(self.seq), row))
@@ -304,9 +307,12 @@ class _Engine:
         # thread (the loop must not touch the ORM), so rows waiting for a free call are not stamped: a worker killed
         # now leaves unknown only the calls that may really have left. Inside a caller's transaction (tests) the
         # stamper's own connection cannot see the rows, so the stamps are written here, on this connection.
+        # The stamp records the provider too (its registered name): a status callback or reconciliation asks that one.
         in_transaction = connection.in_atomic_block
-        rows = _mark_provider_called(due) if in_transaction else due
+        provider = str(getattr(self.provider, "name", ""))
+        rows = _mark_provider_called(due, provider=provider) if in_transaction else due
         for row in rows:
+            row.provider = provider or row.provider
             call = _call(
                 gate=self.gate,
                 provider=self.provider,
@@ -315,7 +321,7 @@ class _Engine:
                 sender_config=row._sender_config,  # type: ignore[attr-defined]
                 ask=_ask(row),
                 tolerance=min(self.horizon, LATE_TOLERANCE_SECONDS),
-                stamp=None if in_transaction else _stamper().submit(row.pk, row.claim),
+                stamp=None if in_transaction else _stamper().submit(row.pk, row.claim, provider),
             )
             self.inflight[aio.submit(call)] = row
         if in_transaction:
@@ -488,15 +494,15 @@ class _Stamper:
     still this worker's. Calls ask it from the event loop the moment they may start."""
 
     def __init__(self) -> None:
-        self.requests: queue.SimpleQueue[tuple[int, Any, concurrent.futures.Future[bool]]] = queue.SimpleQueue()
+        self.requests: queue.SimpleQueue[tuple[int, Any, str, concurrent.futures.Future[bool]]] = queue.SimpleQueue()
         threading.Thread(target=self._run, name="smsapp-stamper", daemon=True).start()
 
-    def submit(self, pk: int, token: Any) -> Callable[[], Any]:
+    def submit(self, pk: int, token: Any, provider: str = "") -> Callable[[], Any]:
         """A coroutine function for ``_call``: awaiting it stamps this row (True) or finds it taken (False)."""
 
         async def stamp() -> bool:
             future: concurrent.futures.Future[bool] = concurrent.futures.Future()
-            self.requests.put((pk, token, future))
+            self.requests.put((pk, token, provider, future))
             return await asyncio.wrap_future(future)
 
         return stamp
@@ -511,12 +517,12 @@ class _Stamper:
                     batch.append(self.requests.get_nowait())
                 except queue.Empty:
                     break
-            by_token: dict[Any, list[tuple[int, concurrent.futures.Future[bool]]]] = defaultdict(list)
-            for pk, token, future in batch:
-                by_token[token].append((pk, future))
-            for token, group in by_token.items():
+            by_token: dict[tuple[Any, str], list[tuple[int, concurrent.futures.Future[bool]]]] = defaultdict(list)
+            for pk, token, provider, future in batch:
+                by_token[(token, provider)].append((pk, future))
+            for (token, provider), group in by_token.items():
                 try:
-                    stamped = _stamp_ids([pk for pk, _ in group], token)
+                    stamped = _stamp_ids([pk for pk, _ in group], token, provider)
                 except Exception as exc:
                     close_old_connections()
                     connection.close()  # this thread's connection: the next statement opens a new one
@@ -616,8 +622,17 @@ class _NoContact:
         return ""
 
 
-def _prepare(rows: list[OutboundMessage], *, senders: Any, outcome: BatchOutcome) -> list[OutboundMessage]:
+def _rules(provider: Any) -> SenderRules:
+    """Where the provider's senders reach; a stand-in transport without rules (a unit test's) uses the sending
+    provider's."""
+    return provider if hasattr(provider, "sender_reaches") else sender_rules()
+
+
+def _prepare(
+    rows: list[OutboundMessage], *, senders: Any, outcome: BatchOutcome, rules: SenderRules | None = None
+) -> list[OutboundMessage]:
     """Render, count and choose the sender of each row; one bulk UPDATE for the batch."""
+    rules = rules or sender_rules()
     pool = [s.sender.value for s in senders if s.sender.kind == "number"]
     last = last_numbers(contact_ids=[r.contact_id for r in rows if r.contact_id], pool_values=pool)
     ready: list[OutboundMessage] = []
@@ -638,6 +653,7 @@ def _prepare(rows: list[OutboundMessage], *, senders: Any, outcome: BatchOutcome
                 to_number=row.to_number,
                 country=country,
                 last=last.get(row.contact_id or 0, "") or row.sender,
+                rules=rules,
             )
         except NoSender as exc:
             no_sender[str(exc)].append(row)
@@ -666,10 +682,8 @@ def _region(e164: str) -> str:
 
 def status_callback_for(callback: str | None, message_id: int) -> str | None:
     """The status callback URL for one message: it names the message, so a callback that arrives before the worker
-    has recorded the provider's SID still finds it (Twilio signs the whole URL, query included)."""
-    if not callback:
-        return None
-    return f"{callback}{'&' if '?' in callback else '?'}m={message_id}"
+    has recorded the provider's SID still finds it (a provider signs the whole URL, query included)."""
+    return callback_url_for(callback, message_id)
 
 
 # Set-based writes of many rows with values of their own
@@ -741,21 +755,24 @@ def _numeric(column: str) -> str:
     return f"CAST(v.{column} AS NUMERIC)"
 
 
-def _stamp_ids(ids: list[int], token: Any) -> set[int]:
-    """Commit "this attempt may reach the provider" for the rows among ``ids`` still held under ``token``."""
+def _stamp_ids(ids: list[int], token: Any, provider: str = "") -> set[int]:
+    """Commit "this attempt may reach the provider" for the rows among ``ids`` still held under ``token``; with
+    ``provider`` (its registered name), record it in the same statement."""
     now = _stamp(timezone.now())
     table = OutboundMessage._meta.db_table
     sql = (
-        f"UPDATE {table} SET provider_called_at = %s, attempts = attempts + 1, updated_at = %s "  # noqa: S608
+        f"UPDATE {table} SET provider_called_at = %s, attempts = attempts + 1, updated_at = %s"  # noqa: S608
+        f"{', provider = %s' if provider else ''} "
         f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND status = %s AND claim = %s "
         "AND provider_called_at IS NULL RETURNING id"
     )
+    named = [provider] if provider else []
     with connection.cursor() as cursor:
-        cursor.execute(sql, [now, now, *ids, Status.SENDING, _claim_value(token)])
+        cursor.execute(sql, [now, now, *named, *ids, Status.SENDING, _claim_value(token)])
         return {int(r[0]) for r in cursor.fetchall()}
 
 
-def _mark_provider_called(rows: list[OutboundMessage]) -> list[OutboundMessage]:
+def _mark_provider_called(rows: list[OutboundMessage], *, provider: str = "") -> list[OutboundMessage]:
     """Stamp rows from this thread (inside a caller's transaction): the rows still this worker's, stamped."""
     now = timezone.now()
     stamped: set[int] = set()
@@ -763,11 +780,12 @@ def _mark_provider_called(rows: list[OutboundMessage]) -> list[OutboundMessage]:
     for row in rows:
         by_token[row.claim].append(row)
     for token, group in by_token.items():
-        stamped |= _stamp_ids([r.pk for r in group], token)
+        stamped |= _stamp_ids([r.pk for r in group], token, provider)
     mine = [r for r in rows if r.pk in stamped]
     for row in mine:
         row.provider_called_at = now
         row.attempts += 1
+        row.provider = provider or row.provider
     return mine
 
 
@@ -829,13 +847,15 @@ def _hand_back(
 
 
 def _wake(moved: Iterable[int], countdowns: dict[int, float], *, priority: dict[int, bool]) -> None:
-    """Tasks for rows handed back with a due time (not parked), grouped by due time to a tenth of a second."""
-    groups: dict[tuple[bool, float], list[int]] = defaultdict(list)
+    """Tasks for rows handed back with a due time (not parked), grouped by due time to a tenth of a second. Rounded
+    up: the claim takes a row only once it is due, so a task that came early would find nothing and leave the row
+    to the sweeper."""
+    groups: dict[tuple[bool, int], list[int]] = defaultdict(list)
     for pk in moved:
         if pk in countdowns:
-            groups[(priority[pk], math.ceil(countdowns[pk] * 10) / 10)].append(pk)  # never before it is due
-    for (is_priority, countdown), ids in groups.items():
-        enqueue_after_commit(sorted(ids), priority=is_priority, countdown=countdown)
+            groups[(priority[pk], math.ceil(round(countdowns[pk] * 10, 6)))].append(pk)  # never before it is due
+    for (is_priority, tenths), ids in groups.items():
+        enqueue_after_commit(sorted(ids), priority=is_priority, countdown=tenths / 10)
 
 
 def _retry_delay(attempts: int) -> float:
@@ -904,7 +924,7 @@ def _write_outcomes(finished: list[tuple[OutboundMessage, Any]], outcome: BatchO
                 contact=row.contact,
                 reason=DoNotContact.Reason.UNSUBSCRIBED,
                 source=DoNotContact.Source.PROVIDER,
-                comment=f"Twilio error {error.code}: {error.message}"[:500],
+                comment=registry.describe_error(error.code, error.message, provider=row.provider)[:500],
             )
 
 
