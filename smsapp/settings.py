@@ -203,6 +203,8 @@ SMSAPP_ENCRYPTION_KEY = _secret("SMSAPP_ENCRYPTION_KEY")
 # Seconds each process keeps the plugin configuration at most. A save is seen by every process at once through a
 # version number in the shared cache (providers/twilio/config.py); this bounds staleness when that cache is unreachable.
 SMS_CONFIG_CACHE_SECONDS = env.float("SMS_CONFIG_CACHE_SECONDS", default=5.0)
+# How often a process asks the shared cache whether the configuration was saved elsewhere (a save is seen within it).
+SMS_CONFIG_VERSION_CHECK_SECONDS = env.float("SMS_CONFIG_VERSION_CHECK_SECONDS", default=0.25)
 # Which transport sends: "twilio" or "console" (prints, for development), like Django's email backends.
 SMS_PROVIDER = env.str("SMS_PROVIDER", default="twilio")
 # Only with DEBUG on: accept unsigned callbacks (the plugin page says so loudly).
@@ -232,6 +234,10 @@ SMS_RECONCILE_BATCH = env.int("SMS_RECONCILE_BATCH", default=500)
 # claimed batch whose flusher died goes back to the buffer after SMS_STATUS_FLUSH_STALE_SECONDS. SMS_STATUS_BUFFER
 # false (or no Redis, or SQLite): every status is applied in its request, as replies always are.
 SMS_STATUS_BUFFER = env.bool("SMS_STATUS_BUFFER", default=True)
+# The web process hands a buffered status to a thread of its own, which pushes what the callbacks of the last
+# SMS_STATUS_RELAY_DELAY_SECONDS handed over in one round trip (texts.status_buffer._Relay); off: one push per request.
+SMS_STATUS_RELAY = env.bool("SMS_STATUS_RELAY", default=True)
+SMS_STATUS_RELAY_DELAY_SECONDS = env.float("SMS_STATUS_RELAY_DELAY_SECONDS", default=0.005)
 SMS_STATUS_FLUSH_DELAY_SECONDS = env.float("SMS_STATUS_FLUSH_DELAY_SECONDS", default=0.5)
 SMS_STATUS_FLUSH_BATCH = env.int("SMS_STATUS_FLUSH_BATCH", default=1000)
 SMS_STATUS_FLUSH_INTERVAL_SECONDS = env.float("SMS_STATUS_FLUSH_INTERVAL_SECONDS", default=10.0)
