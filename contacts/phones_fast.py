@@ -78,7 +78,7 @@ def quick_parse(raw: str, region: str | None) -> PhoneNumber | None:
         if known is None:
             return None
         metadata, code_text, idd = known
-        if (idd is not None and idd.match(digits)) or digits.startswith(code_text):
+        if (idd is not None and idd.match(digits)) or digits.startswith(code_text) or metadata.country_code is None:
             return None  # parse may read these as international: leave them to it
         code, national = metadata.country_code, digits
     if len(national) < util._MIN_LENGTH_FOR_NSN:
