@@ -181,10 +181,10 @@ def batch_contacts(event: CampaignEvent, *, entry: int | None = None) -> QuerySe
 class _InArray(Lookup[Any]):
     """``column = ANY(ARRAY(subquery))``: the subquery runs once, then one index probe per value it gave."""
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)  # "(SELECT …)", parenthesised by RawSQL
-        return f"{lhs} = ANY(ARRAY{rhs})", [*lhs_params, *rhs_params]
+        return f"{lhs} = ANY(ARRAY{rhs})", (*lhs_params, *rhs_params)
 
 
 # Running it
