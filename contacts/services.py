@@ -637,11 +637,12 @@ def _members_changed(
 ) -> None:
     """UPDATE (or DELETE) the segment's rows of the set's contacts that meet ``condition``, found row by row."""
     rows = f"SELECT {_member('id', condition)} FROM ({contacts_sql}) c"  # noqa: S608 - built from constants
+    # On PostgreSQL the ids go through an array: ``id IN (subquery)`` was planned as a hash of the set probed by a
+    # scan of the whole membership table, once per campaign batch (each batch slower than the one before); ``= ANY``
+    # of an array is an index probe per id, whatever the table's size.
+    where = f"id = ANY(ARRAY({rows}))" if connection.vendor == "postgresql" else f"id IN ({rows})"
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"{change} WHERE id IN ({rows})",
-            [segment.pk, *params],
-        )
+        cursor.execute(f"{change} WHERE {where}", [segment.pk, *params])
 
 
 def _counted(*, contacts_sql: str, params: tuple[Any, ...], where: str, where_params: tuple[Any, ...]) -> int:

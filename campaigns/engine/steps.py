@@ -24,8 +24,9 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.db.models.expressions import RawSQL
+from django.db.models.lookups import Lookup
 
 from contacts.models import Contact, DoNotContact, Segment, TimelineEvent
 from contacts.services import (
@@ -170,7 +171,20 @@ def batch_contacts(event: CampaignEvent, *, entry: int | None = None) -> QuerySe
     """The batch's contacts for this event, as a queryset the contacts and texts services take as their set."""
     sql = f"SELECT contact_id FROM {BATCH} WHERE event_id = %s" + (" AND entry = %s" if entry is not None else "")  # noqa: S608
     params = (event.pk, entry) if entry is not None else (event.pk,)
-    return Contact.objects.filter(pk__in=RawSQL(sql, params))  # noqa: S611 - constant SQL, values are parameters
+    if connection.vendor != "postgresql":
+        return Contact.objects.filter(pk__in=RawSQL(sql, params))  # noqa: S611 - constant SQL, values are parameters
+    # An array of the batch's ids, so each contact is one primary-key probe: ``id IN (batch)`` was planned as a
+    # hash of the batch probed by a scan of every contact, in each of a batch's statements (O(contacts) per batch).
+    return Contact.objects.filter(_InArray(F("pk"), RawSQL(sql, params)))  # noqa: S611 - constant SQL, values are parameters
+
+
+class _InArray(Lookup[Any]):
+    """``column = ANY(ARRAY(subquery))``: the subquery runs once, then one index probe per value it gave."""
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)  # "(SELECT …)", parenthesised by RawSQL
+        return f"{lhs} = ANY(ARRAY{rhs})", (*lhs_params, *rhs_params)
 
 
 # Running it
@@ -363,42 +377,25 @@ def _write(cursor: Any, event: CampaignEvent, *, now: dt.datetime, status: str, 
             "ON CONFLICT (event_id, contact_id, entry) DO NOTHING",
             [event.campaign_id, status, stamp, stamp, stamp, detail[:255], stamp, event.pk],
         )
-    titles, details = [], []
+    # The three possible entries (yes, no, no path) are built once per batch and joined on the path: a CASE per row
+    # cast its JSON to jsonb once per contact (a fifth of the timeline statement's time).
+    entries, params = [], []
     for path in (Path.YES, Path.NO, None):
-        titles.append(_timeline_title(event.campaign.name, event, status, path))
-        details.append(
-            json.dumps(
-                {
-                    "campaign_id": event.campaign_id,
-                    "event_id": event.pk,
-                    "kind": event.kind,
-                    "status": status,
-                    "path": path,
-                    "detail": detail[:255],
-                }
-            )
-        )
-    by_path = "CASE WHEN path = %s THEN %s WHEN path = %s THEN %s ELSE %s END"
-    detail_sql = f"CAST({by_path} AS jsonb)" if json_param() != "%s" else by_path
+        entries.append(f"SELECT %s AS path, %s AS title, {json_param()} AS detail")
+        body = {
+            "campaign_id": event.campaign_id,
+            "event_id": event.pk,
+            "kind": event.kind,
+            "status": status,
+            "path": path,
+            "detail": detail[:255],
+        }
+        params += [path or "", _timeline_title(event.campaign.name, event, status, path)[:255], json.dumps(body)]
     cursor.execute(
         f"INSERT INTO {table(TimelineEvent)} (contact_id, kind, title, detail, occurred_at, created_at) "  # noqa: S608
-        f"SELECT contact_id, %s, {by_path}, {detail_sql}, %s, %s FROM {BATCH} WHERE event_id = %s",
-        [
-            "campaign.event",
-            Path.YES,
-            titles[0][:255],
-            Path.NO,
-            titles[1][:255],
-            titles[2][:255],
-            Path.YES,
-            details[0],
-            Path.NO,
-            details[1],
-            details[2],
-            stamp,
-            stamp,
-            event.pk,
-        ],
+        f"SELECT b.contact_id, %s, t.title, t.detail, %s, %s FROM {BATCH} b "
+        f"JOIN ({' UNION ALL '.join(entries)}) t ON t.path = COALESCE(b.path, '') WHERE b.event_id = %s",
+        ["campaign.event", stamp, stamp, *params, event.pk],
     )
 
 
