@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from texts.views_links import short_link_follow
+
 from . import views
 from .api import api
 
@@ -9,6 +11,8 @@ urlpatterns = [
     # First: Twilio's callback is the busiest URL by far (2-3 requests per message sent), and Django tries the
     # patterns in order (resolving it after the ~40 others cost more than its own signature check).
     path("", include("texts.urls_callback")),
+    # Tracked links are the other public URL a broadcast makes busy (texts.links).
+    path("l/<str:code>", short_link_follow, name="short_link"),
     path("", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

@@ -49,6 +49,7 @@ from providers.ratelimit import Ask, Lane, Limiter
 from providers.segments import MAX_BODY_CHARACTERS, count_segments
 
 from .. import quiet_hours
+from ..links import links_track
 from ..models import TIMESTAMP_FIELD, OutboundMessage, Schedule, Source, Status
 from ..personalise import personalise_render
 from ..senders import NoSender, choose_sender, last_numbers
@@ -515,6 +516,10 @@ def _prepare(rows: list[OutboundMessage], *, senders: Any, outcome: BatchOutcome
     no_sender: dict[str, list[OutboundMessage]] = defaultdict(list)
     for row in rows:
         row.body = _render(row)
+    # Rendered for the first time (``encoding`` is set below): links become this recipient's short links, one INSERT
+    # for the chunk, before the count, so segments are those of the body as sent.
+    links_track(rows=[r for r in rows if not r.encoding])
+    for row in rows:
         if len(row.body) > MAX_BODY_CHARACTERS:
             too_long.append(row)
             continue
