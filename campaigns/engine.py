@@ -28,6 +28,7 @@ from contacts.services import dnc_active, dnc_add_many, dnc_remove_many, segment
 from texts.models import Source
 from texts.services import outbound_enqueue
 
+from . import waits
 from .models import (
     Campaign,
     CampaignEvent,
@@ -492,6 +493,8 @@ def _run_batch(batch: _Batch, *, now: dt.datetime, summary: RunSummary, priority
         CampaignEventLog.objects.filter(id__in=batch.log_ids, status=LogStatus.RUNNING).update(
             status=LogStatus.WAITING, trigger_at=now + event.wait_delta(), claimed_at=None, detail="Waiting for a reply"
         )
+        # Contacts whose text is still queued start their wait when it leaves (campaigns.waits).
+        waits.hold_until_text_sent(event=event, log_ids=batch.log_ids, now=now)
         summary.waiting += len(batch.rows)
         return
     if event.event_type == EventType.CONDITION:
@@ -551,6 +554,8 @@ def decisions_time_out(
 ) -> int:
     """Send decisions whose wait is over down their no path (one transaction per batch)."""
     now = now or timezone.now()
+    # First the waits whose text has left since (a safety net for the engine's own signal, campaigns.waits).
+    waits.waits_start(now=now, campaign_id=campaign_id)
     total = 0
     while True:
         with transaction.atomic():

@@ -1,0 +1,174 @@
+"""When a decision's wait starts, and the decision "clicks a link in a text message".
+
+**The wait starts when the text went out.** A decision below a Send Text Message action waits for the contact to
+answer *that text*; the action only queued it, and a rate-limited sender or quiet hours can hold it for hours. So a
+contact reaching the decision while its text is still queued waits without a deadline (``TEXT_PENDING``) until the
+text leaves: then the wait runs from the moment it was sent (or, if it could not be sent, ends at once: there is
+nothing to answer). Every step is one statement per decision event, whatever the number of contacts:
+
+- ``hold_until_text_sent``: when a batch reaches the decision, the contacts whose text is not with the provider yet;
+- ``waits_start``: when texts leave (``texts.signals.message_status_changed``, from the sending engine) and, as a
+  safety net for a status that overtook the engine's own write, at every engine run.
+
+A decision with no Send Text Message above it starts its wait when the contact reaches it, as before.
+
+**Clicks.** ``link_clicked`` moves contacts waiting on "clicks a link" down the yes path when they follow a tracked
+link (``texts.signals.link_clicked``), as a reply does for the reply decisions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import CharField, DateTimeField, Exists, ExpressionWrapper, OuterRef, Subquery, Value
+from django.db.models.functions import Cast, Coalesce, Concat
+from django.utils import timezone
+
+from texts.models import OutboundMessage, Source, Status
+
+from .models import CampaignEvent, CampaignEventLog, EventKind, EventType, LogStatus, Path
+
+TEXT_PENDING = "Waiting for its text to be sent"
+WAITING = "Waiting for a reply"
+# A wait that has not started yet has no deadline; the far future keeps it out of the timeout's way.
+NO_DEADLINE = dt.timedelta(days=3650)
+SEND_REF_PREFIX = "campaign-event:"
+
+
+def text_event_of(event: CampaignEvent, *, events: dict[int, CampaignEvent] | None = None) -> CampaignEvent | None:
+    """The Send Text Message action a decision waits on: the nearest one above it."""
+    if events is None:
+        events = {e.pk: e for e in CampaignEvent.objects.filter(campaign_id=event.campaign_id)}
+    current = events.get(event.parent_id) if event.parent_id else None
+    while current is not None:
+        if current.kind == EventKind.SEND_TEXT_MESSAGE:
+            return current
+        current = events.get(current.parent_id) if current.parent_id else None
+    return None
+
+
+def _sends(text_event: CampaignEvent) -> object:
+    """The outbound row of ``text_event`` for the contact and entry of the outer log (``campaign_send_ref``)."""
+    ref = Concat(Value(f"{SEND_REF_PREFIX}{text_event.pk}:"), Cast(OuterRef("entry"), CharField()))
+    return OutboundMessage.objects.filter(source=Source.CAMPAIGN, contact_id=OuterRef("contact_id"), source_ref=ref)
+
+
+def hold_until_text_sent(*, event: CampaignEvent, log_ids: list[int], now: dt.datetime) -> int:
+    """Contacts of a batch that just reached ``event`` whose text is not with the provider yet wait for it to leave,
+    with no deadline. One UPDATE; returns how many wait for their text."""
+    text_event = text_event_of(event)
+    if text_event is None or not log_ids:
+        return 0
+    unsent = _sends(text_event).filter(status__in=[Status.QUEUED, Status.SENDING])  # type: ignore[attr-defined]
+    return (
+        CampaignEventLog.objects.filter(id__in=log_ids, status=LogStatus.WAITING)
+        .filter(Exists(unsent))
+        .update(trigger_at=now + NO_DEADLINE, detail=TEXT_PENDING)
+    )
+
+
+def waits_start(
+    *, now: dt.datetime | None = None, message_ids: Iterable[int] | None = None, campaign_id: int | None = None
+) -> int:
+    """Start the waits of contacts whose text has left since they reached the decision: from the moment it was sent,
+    or at once for a text that failed. With ``message_ids``, only for those messages (the engine's outcome writes).
+    One UPDATE per decision event that has contacts waiting for their text."""
+    now = now or timezone.now()
+    ids = None if message_ids is None else list(message_ids)
+    decisions = _decisions_waiting_for_text(ids, campaign_id)
+    started = 0
+    by_campaign: dict[int, dict[int, CampaignEvent]] = {}
+    for decision in decisions:
+        events = by_campaign.setdefault(
+            decision.campaign_id, {e.pk: e for e in CampaignEvent.objects.filter(campaign_id=decision.campaign_id)}
+        )
+        text_event = text_event_of(decision, events=events)
+        if text_event is None:
+            continue
+        left = _sends(text_event).exclude(status__in=[Status.QUEUED, Status.SENDING])  # type: ignore[attr-defined]
+        if ids is not None:
+            left = left.filter(pk__in=ids)
+        sent_at = Subquery(left.values("sent_at")[:1])
+        deadline = ExpressionWrapper(sent_at + Value(decision.wait_delta()), output_field=DateTimeField())
+        started += (
+            CampaignEventLog.objects.filter(event=decision, status=LogStatus.WAITING, detail=TEXT_PENDING)
+            .filter(Exists(left))
+            .update(trigger_at=Coalesce(deadline, Value(now)), detail=WAITING)
+        )
+    return started
+
+
+def _decisions_waiting_for_text(message_ids: list[int] | None, campaign_id: int | None) -> list[CampaignEvent]:
+    decisions = CampaignEvent.objects.filter(event_type=EventType.DECISION)
+    if campaign_id is not None:
+        decisions = decisions.filter(campaign_id=campaign_id)
+    if message_ids is not None:
+        # The engine's outcome writes: which campaigns' texts these are (most are a broadcast's: nothing to do).
+        refs = set(
+            OutboundMessage.objects.filter(pk__in=message_ids, source=Source.CAMPAIGN).values_list(
+                "source_ref", flat=True
+            )
+        )
+        send_ids = {int(ref.split(":")[1]) for ref in refs if ref.startswith(SEND_REF_PREFIX)}
+        if not send_ids:
+            return []
+        campaigns = CampaignEvent.objects.filter(pk__in=send_ids).values("campaign_id")
+        decisions = decisions.filter(campaign_id__in=campaigns)
+    pending = CampaignEventLog.objects.filter(event_id=OuterRef("pk"), status=LogStatus.WAITING, detail=TEXT_PENDING)
+    return list(decisions.filter(Exists(pending)))
+
+
+def on_texts_left(sender: object, *, message_ids: list[int], status: str, **kwargs: object) -> None:
+    """``message_status_changed`` from the sending engine: texts that left (or never will) start their waits."""
+    if status in (Status.SENT, Status.FAILED, Status.UNKNOWN):
+        waits_start(message_ids=message_ids)
+
+
+# Clicks
+
+
+def click_matches(event: CampaignEvent, url: str) -> bool:
+    pattern = (event.prop("url_pattern") or "").strip().lower()
+    return not pattern or fnmatch.fnmatchcase((url or "").strip().lower(), pattern)
+
+
+def link_clicked(*, contact_id: int, url: str, now: dt.datetime | None = None) -> list[int]:
+    """A click from this contact: "clicks a link" decisions waiting for it take their yes path now (a wait that has
+    not started, its text still queued, cannot be answered yet). Returns the logs moved on."""
+    from . import engine
+
+    now = now or timezone.now()
+    waiting = (
+        CampaignEventLog.objects.filter(
+            contact_id=contact_id,
+            status=LogStatus.WAITING,
+            campaign__is_published=True,
+            event__kind=EventKind.CLICKED_LINK,
+        )
+        .exclude(detail=TEXT_PENDING)
+        .select_related("event", "event__campaign")
+    )
+    candidates = [log for log in waiting if click_matches(log.event, url)]
+    moved: list[int] = []
+    if not candidates:
+        return moved
+    with transaction.atomic():
+        for log in candidates:
+            won = CampaignEventLog.objects.filter(id=log.pk, status=LogStatus.WAITING).update(
+                status=LogStatus.RUNNING, claimed_at=now
+            )
+            if not won:  # the timeout or another click got there first
+                continue
+            engine._finish(
+                engine._Batch(event=log.event, rows=[(log.pk, contact_id, log.entry)]),
+                now=now,
+                status=LogStatus.DONE,
+                path_of={contact_id: Path.YES},
+                detail="Clicked a link",
+                tz_of={},
+            )
+            moved.append(log.pk)
+    return moved
