@@ -532,7 +532,10 @@ def _prepare(rows: list[OutboundMessage], *, senders: Any, outcome: BatchOutcome
                 contact_id=row.contact_id,
                 to_number=row.to_number,
                 country=country,
-                last=last.get(row.contact_id or 0, "") or row.sender,
+                # A conversation reply comes from the number the contact wrote to (set at enqueue) when it is ours.
+                last=(row.sender if row.source == Source.CONVERSATION else "")
+                or last.get(row.contact_id or 0, "")
+                or row.sender,
             )
         except NoSender as exc:
             no_sender[str(exc)].append(row)
