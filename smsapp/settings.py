@@ -107,6 +107,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "smsapp.context_processors.roles",
+                "smsapp.context_processors.inbox",
             ],
         },
     },

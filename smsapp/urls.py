@@ -26,6 +26,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("contacts.urls")),
     path("", include("texts.urls")),
+    path("", include("texts.urls_conversations")),
     path("", include("campaigns.urls")),
     path("", include("providers.urls")),
 ]

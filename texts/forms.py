@@ -114,3 +114,25 @@ class OutboundFilterForm(forms.Form):
         queryset=TextMessage.objects.order_by("name"), required=False, empty_label="Any text message"
     )
     source = forms.ChoiceField(choices=[("", "Any source"), *OutboundMessage.Source.choices], required=False)
+
+
+class ReplyForm(forms.Form):
+    """A reply from the conversations inbox: sent as written (tokens like {{first_name}} still personalise)."""
+
+    body = forms.CharField(
+        label="Reply",
+        max_length=10_000,
+        error_messages={"required": "Write something to send."},
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Write a reply…"}),
+    )
+
+    def clean_body(self) -> str:
+        body: str = self.cleaned_data["body"].strip()
+        if not body:
+            raise forms.ValidationError("Write something to send.")
+        try:
+            validate_length(body)
+            personalise_validate(body, custom_field_exists=lambda key: True)
+        except (UnknownTokens, ValueError) as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return body
