@@ -99,6 +99,9 @@ class StatusEvent:
     error_code: str = ""
     to_number: str = ""
     raw: Mapping[str, str] = field(default_factory=dict)
+    # What the provider charged, when it says (a fetch, not a callback: Twilio prices a message after it left).
+    price: Decimal | None = None
+    price_unit: str = ""
 
 
 # ``find_sent`` answers at most this many messages (newest first): a full answer may not be all there is.

@@ -113,6 +113,9 @@ class Series:
     def empty(self) -> bool:
         return not self.labels
 
+    def rows(self) -> list[list[object]]:
+        return [[label, *(line[i] for line in self.lines.values())] for i, label in enumerate(self.labels)]
+
 
 def _counts(rows: QuerySet[Any], moment: str, trunc: Any) -> dict[dt.datetime, int]:
     grouped = rows.exclude(**{f"{moment}__isnull": True}).annotate(t=trunc(moment)).values("t").annotate(n=Count("id"))
@@ -206,3 +209,18 @@ def cost_by_month(messages: QuerySet[OutboundMessage], *, months: int = 6) -> li
         by_month.setdefault(r["month"], {})[r["price_unit"]] = r["total"]
         counts[r["month"]] = counts.get(r["month"], 0) + r["n"]
     return [MonthCost(m, Cost(by_month[m], counts[m], 0)) for m in sorted(by_month, reverse=True)[:months]]
+
+
+def charts_context(
+    messages: QuerySet[OutboundMessage], *, prefix: str, since: dt.datetime | None = None
+) -> dict[str, Any]:
+    """What ``texts/_charts.html`` needs for these messages."""
+    funnel, series = funnel_for(messages), series_for(messages, since=since)
+    return {
+        "prefix": prefix,
+        "funnel": funnel,
+        "series": series,
+        "series_rows": series.rows(),
+        "funnel_id": f"{prefix}-funnel-data",
+        "series_id": f"{prefix}-series-data",
+    }

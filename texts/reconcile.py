@@ -16,6 +16,12 @@ the same body, not already another row's, is that message (its SID is attached a
 the provider never sent it (unless the provider's answer was full: there may be more), which is written on the row
 for the person reviewing it. It stays ``unknown`` and is never sent again automatically (DESIGN: outbound
 statuses); several candidates leave it as it is.
+
+**Prices.** Twilio's create answer has no price yet (it prices a message once it has left), so the same fetch is the
+one place the price comes from: every answer that carries one is stored with its currency (one statement for the
+run), and messages already past ``sent`` whose price is still unknown are asked too, on the same schedule (after
+``SMS_RECONCILE_AFTER_SECONDS``, at most once per ``SMS_RECONCILE_RECHECK_SECONDS``, for
+``SMS_RECONCILE_MAX_AGE_HOURS``), through the partial index ``outbound_price_pending``.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ class ReconcileResult:
     not_found: int = 0  # the provider does not know the SID
     errors: int = 0  # the provider refused the fetch for another reason
     found: int = 0  # unknown messages without a SID found at the provider (SID attached)
+    priced: int = 0  # messages whose price the provider told
     never_sent: int = 0  # unknown messages without a SID that the provider never sent
     stopped: str = ""  # why the run stopped early (provider unreachable, bad credentials), "" if it did not
     locked: bool = False  # another run was at it
@@ -69,6 +76,8 @@ class ReconcileResult:
             f"message(s): {self.moved} moved, {self.checked - self.moved} unchanged, {self.not_found} not found, "
             f"{self.errors} refused"
         )
+        if self.priced:
+            text += f"; {self.priced} priced"
         if self.found or self.never_sent:
             text += f"; unknown without a SID: {self.found} found at the provider, {self.never_sent} never sent"
         return text + (f"; stopped early: {self.stopped}" if self.stopped else "")
@@ -90,6 +99,37 @@ def reconcile_candidates(*, now: dt.datetime, after: float, limit: int) -> list[
         .values_list("pk", "provider_sid")[:limit]
     )
     return [(int(pk), str(sid)) for pk, sid in rows]
+
+
+def price_candidates(*, now: dt.datetime, after: float, limit: int) -> list[tuple[int, str]]:
+    """(id, SID) of messages past ``sent`` whose price the provider has not told yet (Twilio's create answer has
+    none; it prices a message once it left): the ``outbound_price_pending`` index, never-asked first."""
+    max_age = dt.timedelta(hours=float(settings.SMS_RECONCILE_MAX_AGE_HOURS))
+    recheck = dt.timedelta(seconds=float(settings.SMS_RECONCILE_RECHECK_SECONDS))
+    rows = (
+        OutboundMessage.objects.filter(
+            price__isnull=True,
+            provider_sid__isnull=False,
+            provider_called_at__lte=now - dt.timedelta(seconds=after),
+            provider_called_at__gte=now - max_age,
+        )
+        .exclude(status__in=[Status.SENT, Status.UNKNOWN])  # those are asked about their status anyway
+        .filter(Q(status_checked_at__isnull=True) | Q(status_checked_at__lte=now - recheck))
+        .order_by(F("status_checked_at").asc(nulls_first=True), "provider_called_at", "pk")
+        .values_list("pk", "provider_sid")[:limit]
+    )
+    return [(int(pk), str(sid)) for pk, sid in rows]
+
+
+def _write_prices(prices: dict[int, StatusEvent]) -> int:
+    """The prices the fetches told, with their currency: one statement for the run."""
+    rows = [
+        OutboundMessage(pk=pk, price=event.price, price_unit=event.price_unit[:8])
+        for pk, event in prices.items()
+        if event.price is not None
+    ]
+    OutboundMessage.objects.bulk_update(rows, ["price", "price_unit"], batch_size=500)
+    return len(rows)
 
 
 def _ask(call: Callable[[], T]) -> T:
@@ -171,7 +211,10 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
         provider = get_provider()
         cannot_ask = f"the {provider.name} provider cannot be asked for statuses"
         asked: list[int] = []
-        for pk, sid in reconcile_candidates(now=now, after=after, limit=limit):
+        prices: dict[int, StatusEvent] = {}
+        candidates = reconcile_candidates(now=now, after=after, limit=limit)
+        candidates += price_candidates(now=now, after=after, limit=max(0, limit - len(candidates)))
+        for pk, sid in candidates:
             try:
                 event = _ask(partial(provider.fetch_status, sid))
             except ProviderError as exc:
@@ -190,6 +233,8 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
                 break
             asked.append(pk)
             result.checked += 1
+            if event.price is not None:
+                prices[pk] = event
             if outbound_status_apply(event=event, outbound_id=pk):
                 result.moved += 1
             if len(asked) % 50 == 0:
@@ -211,6 +256,7 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
                 _look_for(row, found, now, result)
             asked.append(row.pk)
             renew()
+        result.priced = _write_prices(prices)
         if asked:
             OutboundMessage.objects.filter(pk__in=asked).update(status_checked_at=now)
     if asked or result.stopped:

@@ -13,11 +13,12 @@ from contacts.models import Contact
 from providers.segments import count_segments
 
 from . import services
+from .engagement import charts_context, cost_for, links_for
 from .errors import explain
 from .forms import OutboundFilterForm, PreviewForm, SearchForm, TestSendForm, TextMessageForm
 from .models import OutboundMessage, Status, TextMessage
 from .personalise import MalformedToken, UnknownTokens, personalise_render, personalise_validate
-from .reports import bar_width, chart_for, report_for
+from .reports import report_for
 
 PAGE_SIZE = 50
 
@@ -168,7 +169,6 @@ def text_message_test_send(request: HttpRequest, pk: int) -> HttpResponse:
 def text_message_report(request: HttpRequest, pk: int) -> HttpResponse:
     text = _get_text(pk)
     outbound = OutboundMessage.objects.filter(text_message=text)
-    chart = chart_for(outbound)
     page = Paginator(outbound.select_related("contact").order_by("-id"), PAGE_SIZE).get_page(request.GET.get("page"))
     for row in page:
         row.explanation = explain(row.error_code, row.error_message)  # type: ignore[attr-defined]
@@ -178,8 +178,9 @@ def text_message_report(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "text": text,
             "report": report_for(text),
-            "chart": chart,
-            "bar_width": bar_width(chart),
+            "cost": cost_for(outbound),
+            "links": links_for(outbound),
+            **charts_context(outbound, prefix="report"),
             "page": page,
             "statuses": [s.value for s in Status],
         },
