@@ -97,6 +97,17 @@ def campaign_builder(request: HttpRequest, campaign_id: int) -> HttpResponse:
     return render(request, "campaigns/builder.html", context)
 
 
+@require_GET
+def campaign_results(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """htmx, once the builder shows: what the campaign's texts did (funnel, activity, cost)."""
+    from texts.engagement import charts_context, cost_for
+
+    campaign = _campaign(campaign_id)
+    messages = reports.campaign_messages(campaign)
+    context = {"campaign": campaign, "cost": cost_for(messages), **charts_context(messages, prefix="campaign")}
+    return render(request, "campaigns/_results.html", context)
+
+
 def _panel(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
     """The panel's content for htmx, or a whole page when JavaScript is off."""
     context["full_page"] = not _is_htmx(request)

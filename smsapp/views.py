@@ -32,6 +32,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "cards": dashboard_data.cards(),
             "steps": steps if not all(step.done for step in steps) else [],
             "activity": dashboard_data.recent_activity(),
+            **dashboard_data.engagement(),
         },
     )
 

@@ -164,3 +164,23 @@ def test_cards_count_texts_as_the_provider_took_them_and_name_segments(
     assert "<dt>Sent</dt><dd>1</dd>" in card
     assert "<dt>Done</dt>" not in card  # "done" only meant queued
     assert "Adds to “Greeted”" in page
+
+
+def test_the_campaign_page_shows_its_texts_results_and_cost(
+    campaign: Campaign, make_contacts: Make, add_event: Add, marketer_client: Client
+) -> None:
+    from decimal import Decimal
+
+    text = TextMessage.objects.create(name="Hello", body="Hi", category="transactional")
+    add_event("send_text_message", text_message=text)
+    first, second = make_contacts(2)
+    services.campaigns_process()
+    for contact in (first, second):
+        row = _sent(contact, timezone.now())
+        OutboundMessage.objects.filter(pk=row.pk).update(price=Decimal("-0.0463"), price_unit="GBP")
+    OutboundMessage.objects.create(to_number="+1", source="broadcast", status="sent", price=Decimal("-9"))  # not its
+    response = marketer_client.get(f"/campaigns/{campaign.pk}/results/", HTTP_HX_REQUEST="true")
+    page = response.content.decode()
+    assert "Cost: 0.0926 GBP" in page
+    assert response.context["funnel"].steps()[:2] == [("Queued", 2), ("Sent", 2)]
+    assert 'data-chart="funnel"' in page
