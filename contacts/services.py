@@ -17,6 +17,7 @@ from smsapp.locks import job_lock
 from .filters import FilterError, cycle_message, filters_to_q, segment_cycle, segments_in_loops
 from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
 from .phones import InvalidPhoneNumber, looks_like_phone, phone_to_e164, region_of
+from .signals import dnc_changed
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound="models.Model")
@@ -70,6 +71,15 @@ def contacts_with_dnc_flag(
     return queryset.annotate(is_dnc=Exists(entries))
 
 
+def _announce_dnc(contact_ids: list[int], *, channel: str, active: bool, source: str) -> None:
+    if contact_ids:
+        transaction.on_commit(
+            lambda: dnc_changed.send(
+                sender=DoNotContact, contact_ids=contact_ids, channel=channel, active=active, source=source
+            )
+        )
+
+
 def _id_range(rows: QuerySet[M], id_below: int | None, id_above: int | None) -> QuerySet[M]:
     """``rows`` (of a table with ``contact_id``) narrowed to a keyset page's contact id range."""
     if id_below is not None:
@@ -108,6 +118,7 @@ def dnc_add(
         title=f"Do Not Contact ({channel.upper()}): {entry.get_reason_display()}",
         detail={"channel": channel, "reason": reason, "source": source, "comment": comment},
     )
+    _announce_dnc([contact.pk], channel=channel, active=True, source=source)
     return entry, True
 
 
@@ -139,6 +150,7 @@ def dnc_add_many(
     timeline_record_many(
         entries=[TimelineEvent(contact_id=cid, kind="dnc.added", title=title, detail=detail) for cid in marked]
     )
+    _announce_dnc(marked, channel=channel, active=True, source=source)
     return marked
 
 
@@ -158,6 +170,7 @@ def dnc_remove_many(
     timeline_record_many(
         entries=[TimelineEvent(contact_id=cid, kind="dnc.removed", title=title, detail=detail) for cid in lifted]
     )
+    _announce_dnc(lifted, channel=channel, active=False, source=source)
     return lifted
 
 
@@ -189,6 +202,7 @@ def dnc_remove(
             title=f"Do Not Contact ({channel.upper()}) lifted",
             detail={"channel": channel, "source": source, "comment": comment},
         )
+        _announce_dnc([contact.pk], channel=channel, active=False, source=source)
     return bool(lifted)
 
 

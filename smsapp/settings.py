@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "contacts",
     "texts",
     "campaigns",
+    "hooks",
 ]
 
 MIDDLEWARE = [
@@ -239,6 +240,7 @@ SMS_LINK_PREVIEW_SECONDS = env.float("SMS_LINK_PREVIEW_SECONDS", default=2.0)
 # Outgoing webhooks (hooks): each delivery is retried with backoff for this long, every call times out after this.
 WEBHOOKS_RETRY_HOURS = env.float("WEBHOOKS_RETRY_HOURS", default=24.0)
 WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
+WEBHOOKS_RETRY_BASE_SECONDS = env.float("WEBHOOKS_RETRY_BASE_SECONDS", default=30.0)
 # Broadcasts: how often beat runs the send_broadcasts job, and contacts per INSERT … SELECT (and per task).
 BROADCASTS_INTERVAL_SECONDS = env.float("BROADCASTS_INTERVAL_SECONDS", default=60.0)
 BROADCASTS_BATCH = env.int("BROADCASTS_BATCH", default=1000)

@@ -29,4 +29,5 @@ urlpatterns = [
     path("", include("texts.urls_conversations")),
     path("", include("campaigns.urls")),
     path("", include("providers.urls")),
+    path("", include("hooks.urls")),
 ]

@@ -129,6 +129,18 @@ def _settings_sections() -> list[dict[str, object]]:
             "url": reverse("texts_inbound:keywords"),
             "admin_only": False,
         },
+        {
+            "title": "Webhooks",
+            "description": "Push sends, deliveries, replies, opt-outs and clicks to other systems, signed.",
+            "url": reverse("hooks:list"),
+            "admin_only": True,
+        },
+        {
+            "title": "SMS prices",
+            "description": "What a segment costs per country, for the estimate shown before a broadcast.",
+            "url": reverse("texts:prices"),
+            "admin_only": True,
+        },
     ]
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import broadcast_views, views
+from . import broadcast_views, views, views_prices
 
 app_name = "texts"
 urlpatterns = [
@@ -16,4 +16,10 @@ urlpatterns = [
     path("text-messages/<int:pk>/report/", views.text_message_report, name="report"),
     path("text-messages/<int:pk>/broadcast/", broadcast_views.broadcast_panel, name="broadcast"),
     path("text-messages/<int:pk>/broadcast/send/", broadcast_views.broadcast_send_now, name="broadcast_send"),
+    path(
+        "text-messages/<int:pk>/broadcast/new-members/",
+        broadcast_views.broadcast_new_members,
+        name="broadcast_new_members",
+    ),
+    path("settings/sms-prices/", views_prices.price_list, name="prices"),
 ]

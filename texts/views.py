@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, ProtectedError, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from contacts.models import Contact
@@ -15,6 +16,7 @@ from providers.segments import count_segments
 from . import services
 from .engagement import charts_context, cost_for, links_for
 from .errors import explain
+from .estimates import Estimate, broadcast_estimate, when_it_goes
 from .forms import OutboundFilterForm, PreviewForm, SearchForm, TestSendForm, TextMessageForm
 from .models import OutboundMessage, Status, TextMessage
 from .personalise import MalformedToken, UnknownTokens, personalise_render, personalise_validate
@@ -52,6 +54,11 @@ def text_message_create(request: HttpRequest) -> HttpResponse:
     popup = (request.POST if request.method == "POST" else request.GET).get("popup") == "1"
     form = TextMessageForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        surprise = _unconfirmed_broadcast(request, form)
+        if surprise is not None:
+            return render(
+                request, "texts/edit.html", {**_editor_context(form, None), "popup": popup, "confirm": surprise}
+            )
         form.instance.created_by = request.user if request.user.is_authenticated else None
         text = form.save()
         if popup:  # tell the builder which message to select, then close the window
@@ -66,10 +73,33 @@ def text_message_edit(request: HttpRequest, pk: int) -> HttpResponse:
     text = _get_text(pk)
     form = TextMessageForm(request.POST or None, instance=text)
     if request.method == "POST" and form.is_valid():
+        surprise = _unconfirmed_broadcast(request, form)
+        if surprise is not None:
+            return render(request, "texts/edit.html", {**_editor_context(form, text), "confirm": surprise})
         form.save()
         messages.success(request, f"Text message “{text.name}” saved.")
         return redirect("texts:edit", pk=text.pk)
     return render(request, "texts/edit.html", _editor_context(form, text))
+
+
+def _unconfirmed_broadcast(request: HttpRequest, form: TextMessageForm) -> Estimate | None:
+    """What saving would send by itself (a published broadcast to new segment members, with someone to receive it),
+    unless the marketer confirmed it; "hold" saves it so that only Send now sends it."""
+    choice = request.POST.get("confirmed", "")
+    if choice == "hold":
+        form.instance.send_to_new_members = False
+    if choice:
+        return None
+    text = form.instance
+    segment_ids = [s.pk for s in form.cleaned_data.get("segments") or []]
+    if not (text.is_published and text.send_to_new_members and segment_ids):
+        return None
+    if text.publish_down and text.publish_down <= timezone.now():
+        return None
+    estimate = broadcast_estimate(
+        text_message=text, segment_ids=segment_ids, body=form.cleaned_data["body"], when=when_it_goes(text)
+    )
+    return estimate if estimate.recipients else None
 
 
 def _editor_context(form: TextMessageForm, text: TextMessage | None) -> dict[str, object]:
