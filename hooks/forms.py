@@ -17,7 +17,10 @@ class EndpointForm(forms.ModelForm):
         help_text="Where to POST the events, e.g. https://crm.example.com/hooks/sms",
     )
     events = forms.MultipleChoiceField(
-        choices=Event.choices, widget=forms.CheckboxSelectMultiple, help_text="Each event is one signed POST."
+        choices=Event.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Each event is one signed POST.",
+        error_messages={"required": "Choose at least one event."},
     )
 
     class Meta:
