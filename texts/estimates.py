@@ -137,3 +137,31 @@ def when_it_goes(text_message: TextMessage, *, now: dt.datetime | None = None) -
     if text_message.publish_up and text_message.publish_up > now:
         return f"from {text_message.publish_up:%d %b %Y %H:%M} UTC, its publish-from time"
     return next_scheduled_run(now)
+
+
+def sample_recipient(text_message: TextMessage | None) -> Contact | None:
+    """Whom the editor counts for: the first recipient of the broadcast, else the first contact with a first name."""
+    if text_message is not None and text_message.pk:
+        segment_ids = list(text_message.segments.values_list("pk", flat=True))
+        if segment_ids:
+            found = _sample(text_message.pk, segment_ids)[:1]
+            if found:
+                return found[0]
+    return Contact.objects.exclude(first_name="").order_by("pk").first()
+
+
+def editor_sample(contact: Contact | None, *, marketing: bool) -> dict[str, object]:
+    """What the editor's counter renders with (``static/js/sms-counter.js``): the sample's values, the short-link
+    shape, and whether a message of this category tracks links by default."""
+    from .links import CODE_LENGTH, short_link_prefix
+    from .personalise import CONTACT_FIELDS
+
+    values: dict[str, object] = {f: str(getattr(contact, f, "") or "") for f in CONTACT_FIELDS} if contact else {}
+    return {
+        **values,
+        "custom": dict(contact.custom_fields or {}) if contact else {},
+        "name": str(contact) if contact else "",
+        "short_link_prefix": short_link_prefix(),
+        "code_length": CODE_LENGTH,
+        "marketing": marketing,
+    }

@@ -11,13 +11,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from contacts.models import Contact
-from providers.segments import count_segments
+from providers.segments import SegmentInfo, count_segments
 
 from . import services
 from .engagement import charts_context, cost_for, links_for
 from .errors import explain
-from .estimates import Estimate, broadcast_estimate, when_it_goes
+from .estimates import Estimate, broadcast_estimate, editor_sample, sample_recipient, when_it_goes
 from .forms import OutboundFilterForm, PreviewForm, SearchForm, TestSendForm, TextMessageForm
+from .links import body_as_sent
 from .models import OutboundMessage, Status, TextMessage
 from .personalise import MalformedToken, UnknownTokens, personalise_render, personalise_validate
 from .reports import report_for
@@ -102,7 +103,14 @@ def _unconfirmed_broadcast(request: HttpRequest, form: TextMessageForm) -> Estim
     return estimate if estimate.recipients else None
 
 
+def _count_as_sent(form: TextMessageForm, contact: Contact | None) -> SegmentInfo:
+    """The counter before any script runs: the body as the sample recipient gets it (links shortened if tracked)."""
+    rendered = personalise_render(form["body"].value() or "", contact=contact)
+    return count_segments(body_as_sent(rendered) if form.instance.tracks_links else rendered)
+
+
 def _editor_context(form: TextMessageForm, text: TextMessage | None) -> dict[str, object]:
+    sample_contact = sample_recipient(text)
     return {
         "form": form,
         "text": text,
@@ -110,7 +118,8 @@ def _editor_context(form: TextMessageForm, text: TextMessage | None) -> dict[str
         "preview_form": PreviewForm(),
         "test_form": TestSendForm(),
         "was_sent": bool(text and _was_sent(text)),
-        "info": count_segments(form["body"].value() or ""),
+        "info": _count_as_sent(form, sample_contact),
+        "sample": editor_sample(sample_contact, marketing=(form["category"].value() or "marketing") == "marketing"),
     }
 
 
