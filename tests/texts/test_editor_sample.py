@@ -33,7 +33,8 @@ def test_the_javascript_renders_and_shortens_as_python_does(page: Any, settings:
     page.set_content("<!doctype html><html><body></body></html>")
     page.add_script_tag(path=str(script))
     results = page.evaluate(
-        "([bodies, sample]) => bodies.map(b => [SmsCounter.asSent(b, sample, true), SmsCounter.asSent(b, sample, false)])",
+        "([bodies, sample]) => bodies.map("
+        "b => [SmsCounter.asSent(b, sample, true), SmsCounter.asSent(b, sample, false)])",
         [BODIES, sample],
     )
     for body, (tracked, plain) in zip(BODIES, results, strict=True):
