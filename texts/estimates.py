@@ -129,7 +129,9 @@ def next_scheduled_run(now: dt.datetime | None = None) -> str:
     now = now or timezone.now()
     seconds = float(getattr(settings, "BROADCASTS_INTERVAL_SECONDS", 60.0))
     by = now + dt.timedelta(seconds=seconds)
-    return f"at the next scheduled run, within {round(seconds / 60) or 1} minute(s) (by {by:%H:%M} UTC)"
+    minutes = max(1, round(seconds / 60))
+    within = "a minute" if minutes == 1 else f"{minutes} minutes"
+    return f"at the next scheduled run, within {within} (by {by:%H:%M} UTC)"
 
 
 def when_it_goes(text_message: TextMessage, *, now: dt.datetime | None = None) -> str:
