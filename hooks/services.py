@@ -2,8 +2,9 @@
 
 **Emitting.** ``hooks_emit(event_type, payloads)`` writes one delivery per (subscribed endpoint, event) in one bulk
 INSERT and hands their ids to ``hooks.deliver`` tasks (queue ``default``) after commit. Which endpoints subscribe is
-kept per process for a few seconds (a save is seen at once: a version in the shared cache), so an event nobody
-subscribes to costs a dictionary look-up, not a query: status callbacks come by the thousand.
+kept per process for a few seconds (a save is seen within a second: a version in the shared cache, read at most once
+a second), so an event nobody subscribes to costs a dictionary look-up, not a query: status callbacks come by the
+thousand.
 
 **Delivering.** A worker claims the due ones among its ids (``pending -> sending``, one statement, ``SKIP LOCKED``),
 POSTs each with ``requests`` (``WEBHOOKS_TIMEOUT_SECONDS``, no redirects followed), and records the answer. A 2xx is
@@ -53,7 +54,7 @@ KEEP_DELIVERED = dt.timedelta(days=30)
 USER_AGENT = "smsapp-webhooks/1.0"
 _VERSION_KEY = "hooks:endpoints:version"
 _CACHE_SECONDS = 5.0
-_cached: dict[str, Any] = {"at": 0.0, "version": None, "by_event": {}}
+_cached: dict[str, Any] = {"at": 0.0, "checked": 0.0, "version": None, "by_event": {}}
 
 
 # Endpoints
@@ -82,16 +83,21 @@ def _bump() -> None:
         cache.set(_VERSION_KEY, uuid.uuid4().hex, None)
     except Exception:  # the cache unreachable: processes see the change within _CACHE_SECONDS anyway
         logger.warning("webhooks: could not announce an endpoint change through the cache")
-    _cached["at"] = 0.0
+    _cached["at"] = _cached["checked"] = 0.0
 
 
 def _subscribers(event_type: str) -> list[int]:
     """Active endpoints subscribed to ``event_type`` (kept per process; see the module docstring)."""
     now = time.monotonic()
-    try:
-        version = cache.get(_VERSION_KEY)
-    except Exception:
-        version = _cached["version"]
+    version = _cached["version"]
+    # The shared version is read at most once a second: status callbacks come by the thousand, and each would
+    # otherwise cost a round trip to the cache.
+    if now - _cached.get("checked", 0.0) >= 1.0:
+        try:
+            version = cache.get(_VERSION_KEY)
+        except Exception:
+            version = _cached["version"]
+        _cached["checked"] = now
     if version != _cached["version"] or now - _cached["at"] > _CACHE_SECONDS:
         by_event: dict[str, list[int]] = {}
         for pk, events in Endpoint.objects.filter(active=True).values_list("pk", "events"):
