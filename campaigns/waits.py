@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import logging
 from collections.abc import Iterable
 
 from django.db import transaction
@@ -30,6 +31,8 @@ from django.utils import timezone
 from texts.models import OutboundMessage, Source, Status
 
 from .models import CampaignEvent, CampaignEventLog, EventKind, EventType, LogStatus, Path
+
+logger = logging.getLogger(__name__)
 
 TEXT_PENDING = "Waiting for its text to be sent"
 WAITING = "Waiting for a reply"
@@ -123,8 +126,16 @@ def _decisions_waiting_for_text(message_ids: list[int] | None, campaign_id: int 
 
 def on_texts_left(sender: object, *, message_ids: list[int], status: str, **kwargs: object) -> None:
     """``message_status_changed`` from the sending engine: texts that left (or never will) start their waits."""
-    if status in (Status.SENT, Status.FAILED, Status.UNKNOWN):
+    if status not in (Status.SENT, Status.FAILED, Status.UNKNOWN):
+        return
+    # Sent from inside the engine's outcome write: a failure here must not fail the send (the engine run's safety
+    # net starts these waits a minute later anyway).
+    try:
         waits_start(message_ids=message_ids)
+    except Exception:
+        logger.exception(
+            "campaign waits not started for %d message(s); the next engine run starts them", len(message_ids)
+        )
 
 
 # Clicks

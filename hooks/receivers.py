@@ -3,6 +3,7 @@ nobody does), then builds the payloads of the whole batch in one query."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from contacts.models import Contact
@@ -10,6 +11,8 @@ from texts.models import InboundMessage, OutboundMessage, Status
 
 from .models import Event
 from .services import hooks_emit, subscribed
+
+logger = logging.getLogger(__name__)
 
 STATUS_EVENTS: dict[str, str] = {
     Status.SENT: Event.MESSAGE_SENT,
@@ -27,8 +30,13 @@ def on_status(sender: Any, *, message_ids: list[int], status: str, **kwargs: Any
     event = STATUS_EVENTS.get(status)
     if event is None or not subscribed(event):
         return
-    rows = OutboundMessage.objects.filter(pk__in=message_ids).values(*MESSAGE_FIELDS)
-    hooks_emit(event_type=event, payloads=[{**row, "status": status} for row in rows])
+    # Sent from inside the sending engine's outcome write and the status callback: a webhook's trouble must never
+    # fail a send or a callback (it is logged, the event is lost for the webhook).
+    try:
+        rows = OutboundMessage.objects.filter(pk__in=message_ids).values(*MESSAGE_FIELDS)
+        hooks_emit(event_type=event, payloads=[{**row, "status": status} for row in rows])
+    except Exception:
+        logger.exception("webhook event %s not recorded for %d message(s)", event, len(message_ids))
 
 
 def on_reply(sender: Any, *, inbound: InboundMessage, **kwargs: Any) -> None:
