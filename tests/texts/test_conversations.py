@@ -141,3 +141,35 @@ def test_the_navigation_shows_unread_conversations(
     assert 'Conversations <span class="badge badge-unread" aria-label="1 unread">1</span>' in (
         marketer_client.get("/").content.decode()
     )
+
+
+def test_a_reply_is_credited_to_the_latest_message_from_the_number_it_was_sent_to(
+    make_contact: Callable[..., Contact],
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from texts.models import InboundMessage
+
+    ada = make_contact()
+    now = timezone.now()
+
+    def sent(source: str, sender: str, queued_ago: int, sent_ago: int) -> OutboundMessage:
+        row = OutboundMessage.objects.create(
+            contact=ada, to_number=str(ada.mobile), source=source, sender=sender, status="delivered",
+            sent_at=now - dt.timedelta(minutes=sent_ago),
+        )  # fmt: skip
+        OutboundMessage.objects.filter(pk=row.pk).update(queued_at=now - dt.timedelta(minutes=queued_ago))
+        return row
+
+    # The campaign's question was queued first but sent last (a slow sender); the broadcast was queued later.
+    question = sent("campaign", "+15005550006", queued_ago=60, sent_ago=1)
+    sent("broadcast", "+15005550006", queued_ago=30, sent_ago=20)
+    other_number = sent("broadcast", "+15005550009", queued_ago=5, sent_ago=0)
+    reply_from(ada, "YES", to="+15005550006")
+    assert InboundMessage.objects.get(body="YES").in_reply_to_id == question.pk
+    reply_from(ada, "Which one?", to="+15005550009")
+    assert InboundMessage.objects.get(body="Which one?").in_reply_to_id == other_number.pk
+    reply_from(ada, "via a service", to="+15005550099")  # a number of a Messaging Service: the latest of all
+    assert InboundMessage.objects.get(body="via a service").in_reply_to_id == other_number.pk
