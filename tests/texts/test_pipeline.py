@@ -477,3 +477,27 @@ def test_a_rate_limiter_that_cannot_be_reached_at_the_call_sends_nothing_and_ret
     assert pipeline.provider.requests == []
     row = OutboundMessage.objects.get(pk=pk)
     assert (row.status, row.error_code) == (Status.QUEUED, "rate_limiter")
+
+
+def test_a_held_message_whose_task_comes_a_moment_early_goes_at_its_slot_not_before(
+    pipeline: Pipeline, transactional_text: TextMessage, make_contact: Callable[..., Contact]
+) -> None:
+    """A countdown is rounded and a broker's clock is not ours: a task may run just before the slot it was timed to.
+    The row is claimed anyway (it is due within the horizon) and sent at its slot, never lost to the sweeper."""
+    import time
+
+    (pk,) = enqueue(transactional_text, [make_contact()])
+    slot = timezone.now() + dt.timedelta(seconds=0.3)
+    OutboundMessage.objects.filter(pk=pk).update(priority=True, schedule=Schedule.HELD, next_attempt_at=slot)
+    sent_at: list[float] = []
+    real = pipeline.provider.send
+
+    def timed(request: Any) -> Any:
+        sent_at.append(time.time())
+        return real(request)
+
+    with mock.patch.object(pipeline.provider, "send", timed):
+        outcome = run(pipeline, [pk])
+    assert outcome.sent == [pk]
+    assert sent_at[0] >= slot.timestamp() - 0.005
+    assert pipeline.limiter.asks == []  # its slot was its own already

@@ -30,6 +30,7 @@ import datetime as dt
 import heapq
 import itertools
 import logging
+import math
 import random
 import time
 import uuid
@@ -84,10 +85,13 @@ def outbound_claim(*, message_ids: list[int]) -> tuple[uuid.UUID, list[OutboundM
     """Claim the due, queued, unparked rows among ``message_ids`` for this worker (``queued -> sending``)."""
     token = uuid.uuid4()
     now = timezone.now()
+    # Due now or within the horizon: a task timed to a slot may run a moment early (its countdown is rounded, the
+    # broker's clock is not ours); such a row waits in the batch until its time, as any planned row does.
+    soon = now + dt.timedelta(seconds=float(_setting("SMS_SCHEDULE_HORIZON_SECONDS", 0.5)))
     due = (
         OutboundMessage.objects.filter(pk__in=message_ids, status=Status.QUEUED)
         .exclude(schedule=Schedule.PARKED)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=soon))
     )
     # One statement: UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED); the inner lock makes two workers that
     # hold the same ids split them rather than queue behind each other.
@@ -233,7 +237,7 @@ class _Engine:
         for row in rows:
             if row.schedule == Schedule.HELD:
                 row._reserved = True  # type: ignore[attr-defined]  # its slot was reserved when it was held
-                go.append((time.time(), row))
+                go.append((_due_at(row), row))
             else:
                 row._reserved = False  # type: ignore[attr-defined]
                 by_sender[row._sender_config.key].append(row)  # type: ignore[attr-defined]
@@ -249,7 +253,7 @@ class _Engine:
             now = time.time()
             for row, slot in zip(group, slots, strict=True):
                 if slot.at - now <= self.horizon:
-                    go.append((slot.at, row))
+                    go.append((max(slot.at, _due_at(row)), row))
                 elif row.priority:
                     far_priority[key].append(row)
                 else:
@@ -436,6 +440,10 @@ async def _call(
 
 def _ask(row: OutboundMessage) -> Ask:
     return Ask(cost=max(1, row.segments or 1), lane=_lane(row))
+
+
+def _due_at(row: OutboundMessage) -> float:
+    return row.next_attempt_at.timestamp() if row.next_attempt_at else 0.0
 
 
 def _lane(row: OutboundMessage) -> Lane:
@@ -728,7 +736,7 @@ def _wake(moved: Iterable[int], countdowns: dict[int, float], *, priority: dict[
     groups: dict[tuple[bool, float], list[int]] = defaultdict(list)
     for pk in moved:
         if pk in countdowns:
-            groups[(priority[pk], round(countdowns[pk], 1))].append(pk)
+            groups[(priority[pk], math.ceil(countdowns[pk] * 10) / 10)].append(pk)  # never before it is due
     for (is_priority, countdown), ids in groups.items():
         enqueue_after_commit(sorted(ids), priority=is_priority, countdown=countdown)
 
