@@ -30,7 +30,7 @@ class TextMessage(models.Model):
     # transactional off: a receipt or a code goes as written).
     track_links = models.BooleanField("track links", null=True, blank=True, default=None)
     # A published broadcast texts contacts who join its segments later at every scheduled run; off, only Send now does.
-    send_to_new_members = models.BooleanField("send to new segment members", default=True)
+    send_to_new_members = models.BooleanField("send to new segment members", default=True, db_default=True)
     # A text message with segments is a segment (broadcast) message, as in Mautic.
     segments = models.ManyToManyField("contacts.Segment", blank=True, related_name="text_messages")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

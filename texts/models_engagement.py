@@ -28,8 +28,8 @@ class ShortLink(models.Model):
     )
     url = models.TextField()
     position = models.PositiveSmallIntegerField(default=0)  # which link of the body (0 = the first)
-    clicks = models.PositiveIntegerField(default=0)
-    previews = models.PositiveIntegerField(default=0)
+    clicks = models.PositiveIntegerField(default=0, db_default=0)
+    previews = models.PositiveIntegerField(default=0, db_default=0)
     first_clicked_at = models.DateTimeField(null=True, blank=True)
     last_clicked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -58,7 +58,7 @@ class Conversation(models.Model):
     last_inbound_at = models.DateTimeField(null=True, blank=True)
     last_message_at = models.DateTimeField()
     last_body = models.CharField(max_length=160, blank=True)
-    unread = models.PositiveIntegerField(default=0)
+    unread = models.PositiveIntegerField(default=0, db_default=0)
     read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
