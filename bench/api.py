@@ -39,7 +39,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from contacts.models import Segment  # noqa: E402
-from smsapp.api import cursor_encode  # noqa: E402
+from smsapp.core.api import cursor_encode  # noqa: E402
 from smsapp.models import ApiToken  # noqa: E402
 
 LIMIT = 50

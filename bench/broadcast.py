@@ -129,7 +129,7 @@ def fan_out_child(text_id: int) -> tuple[float, int, float]:
     """``send_broadcasts`` in a child process: (seconds inside the fan-out, rows queued, peak RSS MiB)."""
     code = (
         f"import sys, time, json; sys.path.insert(0, {str(ROOT)!r}); import django; django.setup();"
-        "from texts.broadcasts import broadcast_send; from texts.models import TextMessage;"
+        "from texts.services.broadcasts import broadcast_send; from texts.models import TextMessage;"
         f"t = TextMessage.objects.get(pk={text_id:d}); s = time.perf_counter();"
         f"r = broadcast_send(text_message=t, batch={BATCH:d});"
         "print(json.dumps({'seconds': time.perf_counter() - s, 'queued': r.queued, 'summary': r.summary()}))"
@@ -188,9 +188,9 @@ def bench_e2e(n: int) -> dict[str, Any]:
 
     from contacts.models import Segment
     from providers.base import SendRequest
-    from providers.config import get_config
-    from providers.fake_twilio import FakeTwilio
     from providers.registry import get_provider
+    from providers.twilio.config import get_config
+    from providers.twilio.fake_twilio import FakeTwilio
     from smsapp.testing import procs
     from texts.models import OutboundMessage, Status, TextMessage
 

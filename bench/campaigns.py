@@ -1,4 +1,4 @@
-"""Campaign engine throughput: N contacts (default 100,000) through a three-event campaign on PostgreSQL.
+"""Campaign engine throughput: N contacts (default 1,000,000) through a three-event campaign on PostgreSQL.
 
     python -m smsapp.testing.services -- python bench/campaigns.py [--contacts N] [--batch B]
 
@@ -25,8 +25,8 @@ os.environ["SMSAPP_IGNORE_DOTENV"] = "1"
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--contacts", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=20_000)
     args = parser.parse_args()
 
     import django
@@ -61,6 +61,7 @@ def main() -> None:
             "added_at) SELECT %s, id, false, false, now() FROM contacts_contact",
             [source.pk],
         )
+        cur.execute("ANALYZE")  # as autovacuum would have by the time a campaign runs over a list this size
     campaign = Campaign.objects.create(name="bench", is_published=True)
     campaign.segments.add(source)
     add = services.campaign_event_save(
@@ -113,8 +114,8 @@ def main() -> None:
                 "baseline": "bare INSERT ... SELECT of the event-log rows",
                 "baseline_value": round(base_rate),
                 "ratio": round(rate / base_rate, 3),
-                "target": None,
-                "ok": True,
+                "target": ">= 100,000 events/s",
+                "ok": rate >= 100_000,
             },
             {
                 "figure": "engine peak memory",
@@ -123,8 +124,8 @@ def main() -> None:
                 "baseline": None,
                 "baseline_value": None,
                 "ratio": None,
-                "target": None,
-                "ok": True,
+                "target": "< 300 MB",
+                "ok": peak_mb < 300,
             },
         ],
     }

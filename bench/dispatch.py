@@ -155,8 +155,8 @@ def main() -> int:
     call_command("migrate", verbosity=0)
 
     from contacts.models import Contact
-    from providers.fake_twilio import FakeTwilioClient
-    from providers.models import TwilioSettings
+    from providers.twilio.fake_twilio import FakeTwilioClient
+    from providers.twilio.models import TwilioSettings
     from smsapp.testing import procs
     from smsapp.testing.deploy import compose_workers
     from texts import services

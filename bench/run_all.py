@@ -27,11 +27,16 @@ ROOT = HERE.parent
 # name -> (script, arguments for the full run, arguments for --quick)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "segments": ("segments.py", [], ["--contacts", "100000"]),
+    "importer": ("importer.py", [], ["--rows", "100000"]),
     "broadcast": ("broadcast.py", [], ["--contacts", "100000"]),
     # A real API's latency (issue 14): 150 ms and 500 ms per call, on docker-compose.yml's workers.
     "dispatch": ("dispatch.py", ["--latency-ms", "150"], ["--latency-ms", "150", "--messages", "3000"]),
     "dispatch-500ms": ("dispatch.py", ["--latency-ms", "500"], ["--latency-ms", "500", "--messages", "1500"]),
-    "webhooks": ("webhooks.py", [], ["--callbacks", "2000", "--replies", "500"]),
+    "webhooks": (
+        "webhooks.py",
+        [],
+        ["--callbacks", "2000", "--replies", "500", "--status-alone", "2000", "--in-request", "1000"],
+    ),
     "campaigns": ("campaigns.py", [], ["--contacts", "20000"]),
     "faults": ("faults.py", [], ["--contacts", "10000"]),
     "api": ("api.py", [], ["--contacts", "100000"]),

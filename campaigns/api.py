@@ -11,7 +11,7 @@ from ninja import Path, Query, Router, Schema
 
 from contacts.api import ContactPage, contact_page, existing_contact_ids
 from contacts.models import Contact, Segment
-from smsapp.api import ContactIds, Id, MembershipChange, PageQuery, keyset_page, responses
+from smsapp.core.api import ContactIds, Id, MembershipChange, PageQuery, keyset_page, responses
 
 from .models import Campaign, CampaignMember
 from .services import campaign_member_count, campaign_members_add, campaign_members_remove

@@ -8,7 +8,7 @@ class CampaignsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from smsapp.celery import schedule_periodic
+        from smsapp.core.celery import schedule_periodic
         from texts.signals import inbound_received, link_clicked, message_status_changed
 
         from .receivers import on_inbound_received, on_link_clicked

@@ -191,10 +191,14 @@ class CampaignEventLog(models.Model):
 
     Status = LogStatus
 
-    event = models.ForeignKey(CampaignEvent, on_delete=models.CASCADE, related_name="logs")
+    # No index of their own: the unique (event, contact, entry) and campaign_log_by_contact lead with them. Each
+    # index here is written for each event each contact goes through, millions per campaign run.
+    event = models.ForeignKey(CampaignEvent, on_delete=models.CASCADE, related_name="logs", db_index=False)
     # Denormalised so the engine filters by campaign without a join.
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="event_logs")
-    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="campaign_event_logs")
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.CASCADE, related_name="campaign_event_logs", db_index=False
+    )
     entry = models.PositiveIntegerField(default=1)
     status = models.CharField(max_length=10, choices=LogStatus.choices, default=LogStatus.SCHEDULED)
     trigger_at = models.DateTimeField()
@@ -208,10 +212,18 @@ class CampaignEventLog(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["event", "contact", "entry"], name="one_log_per_event_contact_entry")
         ]
+        # The due indexes hold only logs still to run: a finished log (almost all of them) is in neither.
         indexes = [
-            models.Index(fields=["status", "trigger_at"], name="campaign_log_due"),
+            models.Index(
+                fields=["status", "trigger_at", "id"],
+                condition=Q(status__in=[LogStatus.SCHEDULED, LogStatus.RUNNING, LogStatus.WAITING]),
+                name="campaign_log_pending",
+            ),
             models.Index(fields=["contact", "status"], name="campaign_log_by_contact"),
-            models.Index(fields=["event", "status"], name="campaign_log_by_event"),
+            # An event's due logs in trigger order: what the engine claims a batch from.
+            models.Index(
+                fields=["event", "trigger_at"], condition=Q(status=LogStatus.SCHEDULED), name="campaign_log_due"
+            ),
         ]
 
     def __str__(self) -> str:

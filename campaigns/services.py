@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from smsapp.locks import job_lock
+from smsapp.core.locks import job_lock
 
 from . import engine
 from .models import Campaign, CampaignEvent, CampaignEventLog, CampaignMember, EventKind, EventType, LogStatus
@@ -151,7 +151,7 @@ def _noop() -> None:
 
 @contextlib.contextmanager
 def exclusive(name: str = LOCK_NAME) -> Iterator[Callable[[], None] | None]:
-    """A lock across processes (``smsapp.locks.job_lock``): yields a ``renew`` callable to call after every batch,
+    """A lock across processes (``smsapp.core.locks.job_lock``): yields a ``renew`` callable to call after every batch,
     or None at once when another run holds it. A killed run's lock goes with its database session (PostgreSQL), its
     lease (Redis, within ``CAMPAIGNS_LOCK_SECONDS``) or its process (file lock)."""
     with job_lock(name, ttl=_lock_seconds()) as renew:

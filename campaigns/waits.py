@@ -6,14 +6,16 @@ contact reaching the decision while its text is still queued waits without a dea
 text leaves: then the wait runs from the moment it was sent (or, if it could not be sent, ends at once: there is
 nothing to answer). Every step is one statement per decision event, whatever the number of contacts:
 
-- ``hold_until_text_sent``: when a batch reaches the decision, the contacts whose text is not with the provider yet;
+- ``hold_until_text_sent``: when a batch reaches the decision (``engine.steps._wait``), the contacts whose text is
+  not with the provider yet;
 - ``waits_start``: when texts leave (``texts.signals.message_status_changed``, from the sending engine) and, as a
   safety net for a status that overtook the engine's own write, at every engine run.
 
 A decision with no Send Text Message above it starts its wait when the contact reaches it, as before.
 
 **Clicks.** ``link_clicked`` moves contacts waiting on "clicks a link" down the yes path when they follow a tracked
-link (``texts.signals.link_clicked``), as a reply does for the reply decisions.
+link (``texts.signals.link_clicked``), through the engine's own step (a ``click`` batch of the one log), as a reply
+does for the reply decisions.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ import fnmatch
 import logging
 from collections.abc import Iterable
 
-from django.db import transaction
-from django.db.models import CharField, DateTimeField, Exists, ExpressionWrapper, OuterRef, Subquery, Value
+from django.db.models import CharField, DateTimeField, Exists, ExpressionWrapper, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.utils import timezone
 
+from contacts.models import Contact
 from texts.models import OutboundMessage, Source, Status
 
-from .models import CampaignEvent, CampaignEventLog, EventKind, EventType, LogStatus, Path
+from .models import CampaignEvent, CampaignEventLog, EventKind, EventType, LogStatus
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +61,22 @@ def _sends(text_event: CampaignEvent) -> object:
     return OutboundMessage.objects.filter(source=Source.CAMPAIGN, contact_id=OuterRef("contact_id"), source_ref=ref)
 
 
-def hold_until_text_sent(*, event: CampaignEvent, log_ids: list[int], now: dt.datetime) -> int:
-    """Contacts of a batch that just reached ``event`` whose text is not with the provider yet wait for it to leave,
-    with no deadline. One UPDATE; returns how many wait for their text."""
+def hold_until_text_sent(*, event: CampaignEvent, contacts: QuerySet[Contact], now: dt.datetime) -> int:
+    """Contacts of a batch that just reached ``event`` (its wait written at ``now``) whose text is not with the
+    provider yet wait for it to leave, with no deadline. One UPDATE for the batch, whatever its size; returns how
+    many wait for their text."""
     text_event = text_event_of(event)
-    if text_event is None or not log_ids:
+    if text_event is None:
         return 0
     unsent = _sends(text_event).filter(status__in=[Status.QUEUED, Status.SENDING])  # type: ignore[attr-defined]
     return (
-        CampaignEventLog.objects.filter(id__in=log_ids, status=LogStatus.WAITING)
+        CampaignEventLog.objects.filter(
+            event=event,
+            status=LogStatus.WAITING,
+            detail=WAITING,
+            trigger_at=now + event.wait_delta(),  # this batch's wait, not an older entry's
+            contact_id__in=contacts.values("id"),
+        )
         .filter(Exists(unsent))
         .update(trigger_at=now + NO_DEADLINE, detail=TEXT_PENDING)
     )
@@ -148,8 +157,9 @@ def click_matches(event: CampaignEvent, url: str) -> bool:
 
 def link_clicked(*, contact_id: int, url: str, now: dt.datetime | None = None) -> list[int]:
     """A click from this contact: "clicks a link" decisions waiting for it take their yes path now (a wait that has
-    not started, its text still queued, cannot be answered yet). Returns the logs moved on."""
-    from . import engine
+    not started, its text still queued, cannot be answered yet). Returns the logs moved on; what follows them is
+    scheduled for now (``contact_events_run`` runs it at once, from a task), as for a reply."""
+    from .engine.steps import RunSummary, Source, step
 
     now = now or timezone.now()
     waiting = (
@@ -162,24 +172,13 @@ def link_clicked(*, contact_id: int, url: str, now: dt.datetime | None = None) -
         .exclude(detail=TEXT_PENDING)
         .select_related("event", "event__campaign")
     )
-    candidates = [log for log in waiting if click_matches(log.event, url)]
     moved: list[int] = []
-    if not candidates:
-        return moved
-    with transaction.atomic():
-        for log in candidates:
-            won = CampaignEventLog.objects.filter(id=log.pk, status=LogStatus.WAITING).update(
-                status=LogStatus.RUNNING, claimed_at=now
-            )
-            if not won:  # the timeout or another click got there first
-                continue
-            engine._finish(
-                engine._Batch(event=log.event, rows=[(log.pk, contact_id, log.entry)]),
-                now=now,
-                status=LogStatus.DONE,
-                path_of={contact_id: Path.YES},
-                detail="Clicked a link",
-                tz_of={},
-            )
+    for log in waiting:  # read outside a transaction: most clicks find nothing waiting, and cost one query
+        if not click_matches(log.event, url):
+            continue
+        # The log is taken only if it is still waiting: the timeout or another click may have got there first.
+        source = Source(kind="click", event=log.event, limit=1, log_id=log.pk, priority=True)
+        count, _ = step(source, now=now, summary=RunSummary())
+        if count:
             moved.append(log.pk)
     return moved

@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Path, Query, Router, Schema, Status
 from pydantic import AfterValidator, Field
 
-from smsapp.api import (
+from smsapp.core.api import (
     MAX_IDS_PER_REQUEST,
     ContactIds,
     FieldErrors,

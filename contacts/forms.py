@@ -7,6 +7,9 @@ import zoneinfo
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 
 from .filters import FIELDS, FilterError, cycle_message, filters_clean, segment_cycle
@@ -210,6 +213,32 @@ class RuleRowForm(forms.Form):
     field = forms.ChoiceField(choices=rule_field_choices, required=False)
 
 
+def upload_too_large_message() -> str:
+    limit = filesizeformat(settings.IMPORT_MAX_UPLOAD_BYTES)
+    return (
+        f"The file is larger than {limit}, the most an upload may be (IMPORT_MAX_UPLOAD_BYTES): split it into "
+        "smaller files, or import it with the import_contacts command."
+    )
+
+
+class UploadLimitHandler(FileUploadHandler):
+    """Refuses an uploaded file once it passes ``IMPORT_MAX_UPLOAD_BYTES``, while it arrives: the rest is read and
+    thrown away, never written to a temporary file. ``refused`` says whether it did (the form then says why)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused = False
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        if start + len(raw_data) > settings.IMPORT_MAX_UPLOAD_BYTES:
+            self.refused = True
+            raise SkipFile
+        return raw_data  # the next handlers store it as usual
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
 class ImportUploadForm(forms.Form):
     file = forms.FileField(label="CSV file", help_text="UTF-8, first row names the columns, one contact per row")
     mode = forms.ChoiceField(
@@ -223,6 +252,22 @@ class ImportUploadForm(forms.Form):
     )
     segment = forms.ModelChoiceField(Segment.objects.all(), required=False, empty_label="No segment")
 
+    def __init__(self, *args: Any, refused_upload: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused_upload = refused_upload
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(upload_too_large_message())
+        return upload
+
+    def clean(self) -> dict[str, Any]:
+        if self.refused_upload:
+            self.errors.pop("file", None)  # not "This field is required": it came, and was too large
+            self.add_error("file", upload_too_large_message())
+        return super().clean() or self.cleaned_data
+
     def clean_region(self) -> str:
         region = self.cleaned_data["region"].strip().upper()
         if region and not re.fullmatch(r"[A-Z]{2}", region):
@@ -231,11 +276,19 @@ class ImportUploadForm(forms.Form):
 
 
 class ImportMappingForm(forms.Form):
-    """One select per column of the file, preset to the automatic guess."""
+    """One select per column of the file, preset to the automatic guess; none at all for a file wider than
+    ``IMPORT_MAX_COLUMNS`` (stored before the limit, or under a larger one): ``refusal`` then says why."""
 
     def __init__(self, *args: Any, contact_import: ContactImport, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.headers = contact_import.headers
+        self.refusal = ""
+        if len(self.headers) > settings.IMPORT_MAX_COLUMNS:
+            self.refusal = (
+                f"This file has {len(self.headers):,} columns; at most {settings.IMPORT_MAX_COLUMNS:,} can be "
+                "imported (IMPORT_MAX_COLUMNS). Remove the columns you do not need and upload it again."
+            )
+            return
         core = [(name, TARGET_LABELS[name]) for name in [*CORE_FIELDS, "dnc"]]
         for index, header in enumerate(self.headers):
             key = _custom_key(header) if header else f"column_{index + 1}"
@@ -251,6 +304,11 @@ class ImportMappingForm(forms.Form):
             self.fields[f"col_{index}"] = forms.ChoiceField(
                 choices=choices, required=False, label=header or f"Column {index + 1}", initial=current
             )
+
+    def clean(self) -> dict[str, Any]:
+        if self.refusal:
+            raise forms.ValidationError(self.refusal)
+        return super().clean() or self.cleaned_data
 
     def mapping(self) -> dict[str, str]:
         return {str(index): self.cleaned_data.get(f"col_{index}") or "" for index in range(len(self.headers))}

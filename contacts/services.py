@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from smsapp.locks import job_lock
+from smsapp.core.locks import job_lock
 
 from .filters import FilterError, cycle_message, filters_to_q, segment_cycle, segments_in_loops
 from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
@@ -122,55 +125,197 @@ def dnc_add(
     return entry, True
 
 
-@transaction.atomic
+ContactSet = QuerySet[Contact] | Iterable[int]
+
+
+def _contacts_of(contacts: ContactSet) -> QuerySet[Contact] | None:
+    """A set of contacts as a queryset; None for an empty list of ids.
+
+    A queryset stays in the database (a campaign's batch, an import's staging table); a list of ids is filtered
+    through the contacts table, so ids of contacts that do not exist are ignored.
+    """
+    if isinstance(contacts, QuerySet):
+        return contacts
+    ids = sorted({int(i) for i in contacts})
+    return Contact.objects.filter(pk__in=ids) if ids else None
+
+
+def _contact_ids_sql(contacts: ContactSet) -> tuple[str, tuple[Any, ...]] | None:
+    """``SELECT id`` of a set of contacts, to embed in an ``INSERT … SELECT``; None when it is empty for sure."""
+    queryset = _contacts_of(contacts)
+    if queryset is None:
+        return None
+    try:
+        sql, params = queryset.order_by().values("id").query.sql_with_params()
+    except EmptyResultSet:  # a queryset that can match nothing (``pk__in=[]``) has no SQL
+        return None
+    return sql, tuple(params)
+
+
+def _json_param() -> str:
+    """A JSON value as a raw-SQL parameter: PostgreSQL needs the cast to jsonb, SQLite stores the text."""
+    return "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
+
+
+def _dnc_mark_sql(
+    *, contacts_sql: str, channel: str, reason: str, source: str, comment: str
+) -> tuple[str, str, list[Any], list[Any]]:
+    """The Do Not Contact insert and its timeline insert for a set of contacts (see ``dnc_add_many``)."""
+    table, timeline = DoNotContact._meta.db_table, TimelineEvent._meta.db_table
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    title = f"Do Not Contact ({channel.upper()}): {DoNotContact.Reason(reason).label}"
+    detail = json.dumps({"channel": channel, "reason": reason, "source": source, "comment": comment})
+    insert = (
+        f"INSERT INTO {table} (contact_id, channel, reason, source, comment, created_at, lifted_by, lifted_comment) "  # noqa: S608
+        f"SELECT c.id, %s, %s, %s, %s, %s, '', '' FROM ({contacts_sql}) c WHERE true "
+        "ON CONFLICT (contact_id, channel) WHERE lifted_at IS NULL DO NOTHING"
+    )
+    record = (
+        f"INSERT INTO {timeline} (contact_id, kind, title, detail, occurred_at, created_at) "  # noqa: S608
+        f"SELECT marked.contact_id, 'dnc.added', %s, {_json_param()}, %s, %s FROM marked"
+    )
+    return insert, record, [channel, reason, source, comment, now], [title, detail, now, now]
+
+
+def _dnc_mark(
+    *, contacts: ContactSet, reason: str, source: str, channel: str, comment: str, returning: bool
+) -> list[int] | int:
+    """Mark a set of contacts Do Not Contact; the ids newly marked (``returning``) or how many.
+
+    ``INSERT … SELECT … ON CONFLICT DO NOTHING`` against the partial unique index decides who is newly marked, so
+    concurrent calls never make two active entries. On PostgreSQL the timeline entries are written by the same
+    statement from what the insert returned (a data-modifying CTE), so each new entry gets exactly one even when
+    calls race. SQLite has no such CTE, but it runs one writing transaction at a time: the entries are written
+    first, for exactly those not marked yet, then the marks.
+    """
+    queryset = _contacts_of(contacts)
+    subquery = _contact_ids_sql(contacts)
+    if queryset is None or subquery is None:
+        return [] if returning else 0
+    contacts_sql, contacts_params = subquery  # the same set, as SQL for the INSERT … SELECT
+    insert, record, insert_params, record_params = _dnc_mark_sql(
+        contacts_sql=contacts_sql, channel=channel, reason=reason, source=source, comment=comment
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            tail = " RETURNING contact_id" if returning else ""
+            cursor.execute(
+                f"WITH marked AS ({insert} RETURNING contact_id) {record}{tail}",
+                [*insert_params, *contacts_params, *record_params],
+            )
+            if not returning:
+                return max(cursor.rowcount, 0)
+            return sorted(int(row[0]) for row in cursor.fetchall())
+        active = dnc_active(channel=channel).filter(contact_id=OuterRef("pk"))
+        fresh = queryset.exclude(Exists(active))
+        fresh_sql, fresh_params = fresh.order_by().values("id").query.sql_with_params()
+        ids: list[int] = []
+        if returning:
+            cursor.execute(fresh_sql, fresh_params)
+            ids = sorted(int(row[0]) for row in cursor.fetchall())
+        cursor.execute(
+            f"WITH marked AS (SELECT f.id AS contact_id FROM ({fresh_sql}) f) {record}",  # noqa: S608 - SQL built here
+            [*fresh_params, *record_params],
+        )
+        count = max(cursor.rowcount, 0)
+        cursor.execute(insert, [*insert_params, *contacts_params])
+        return ids if returning else count
+
+
 def dnc_add_many(
     *, contact_ids: Iterable[int], reason: str, source: str, channel: str = Channel.SMS, comment: str = ""
 ) -> list[int]:
     """Mark many contacts Do Not Contact in one statement; returns the ids newly marked (already-marked contacts keep
-    their entry). ``INSERT … ON CONFLICT DO NOTHING RETURNING`` against the partial unique index decides, so
-    concurrent calls never make two active entries, and each new entry gets exactly one timeline entry."""
-    ids = sorted(set(contact_ids))
-    if not ids:
-        return []
-    table = DoNotContact._meta.db_table
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, '', '')"] * len(ids))
-    params: list[Any] = []
-    for contact_id in ids:
-        params += [contact_id, channel, reason, source, comment, now]
-    sql = (
-        f"INSERT INTO {table} (contact_id, channel, reason, source, comment, created_at, lifted_by, lifted_comment) "  # noqa: S608
-        f"VALUES {rows} ON CONFLICT (contact_id, channel) WHERE lifted_at IS NULL DO NOTHING RETURNING contact_id"
+    their entry), each with exactly one timeline entry. See ``_dnc_mark``."""
+    marked = _dnc_mark(
+        contacts=contact_ids, reason=reason, source=source, channel=channel, comment=comment, returning=True
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        marked = sorted(int(row[0]) for row in cursor.fetchall())
-    title = f"Do Not Contact ({channel.upper()}): {DoNotContact.Reason(reason).label}"
-    detail = {"channel": channel, "reason": reason, "source": source, "comment": comment}
-    timeline_record_many(
-        entries=[TimelineEvent(contact_id=cid, kind="dnc.added", title=title, detail=detail) for cid in marked]
-    )
+    assert isinstance(marked, list)
     _announce_dnc(marked, channel=channel, active=True, source=source)
     return marked
 
 
-@transaction.atomic
+def dnc_add_matching(
+    *,
+    contacts: QuerySet[Contact],
+    reason: str,
+    source: str,
+    channel: str = Channel.SMS,
+    comment: str = "",
+    announce: bool = False,
+) -> int:
+    """``dnc_add_many`` for a set that stays in the database (a campaign batch, an import): returns how many.
+
+    ``announce``: send ``dnc_changed`` for those newly marked (a campaign's action is news to the apps above; an
+    import's column is history, and a million ids read back would cost the import its speed)."""
+    marked = _dnc_mark(
+        contacts=contacts, reason=reason, source=source, channel=channel, comment=comment, returning=announce
+    )
+    if isinstance(marked, list):
+        _announce_dnc(marked, channel=channel, active=True, source=source)
+        return len(marked)
+    return marked
+
+
+def _dnc_lift(*, contacts: ContactSet, source: str, channel: str, comment: str, returning: bool) -> list[int] | int:
+    """Lift the active Do Not Contact of a set of contacts (history stays); the ids lifted (``returning``) or how
+    many. As ``_dnc_mark``: one statement with its timeline entries on PostgreSQL, entries then update on SQLite."""
+    queryset = _contacts_of(contacts)
+    if queryset is None:
+        return [] if returning else 0
+    entries = dnc_active(channel=channel).filter(contact_id__in=queryset.order_by().values("id"))
+    try:
+        entries_sql, entries_params = entries.order_by().values("id").query.sql_with_params()
+    except EmptyResultSet:
+        return [] if returning else 0
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    title = f"Do Not Contact ({channel.upper()}) lifted"
+    detail = json.dumps({"channel": channel, "source": source, "comment": comment})
+    update = (
+        f"UPDATE {DoNotContact._meta.db_table} SET lifted_at = %s, lifted_by = %s, lifted_comment = %s "  # noqa: S608
+        f"WHERE id IN ({entries_sql})"
+    )
+    record = (
+        f"INSERT INTO {TimelineEvent._meta.db_table} (contact_id, kind, title, detail, occurred_at, created_at) "  # noqa: S608
+        f"SELECT lifted.contact_id, 'dnc.removed', %s, {_json_param()}, %s, %s FROM lifted"
+    )
+    update_params, record_params = [stamp, source, comment, *entries_params], [title, detail, stamp, stamp]
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            tail = " RETURNING contact_id" if returning else ""
+            cursor.execute(
+                f"WITH lifted AS ({update} RETURNING contact_id) {record}{tail}", [*update_params, *record_params]
+            )
+            return sorted(int(row[0]) for row in cursor.fetchall()) if returning else max(cursor.rowcount, 0)
+        ids_sql, ids_params = entries.order_by().values("contact_id").query.sql_with_params()
+        ids: list[int] = []
+        if returning:
+            cursor.execute(ids_sql, ids_params)
+            ids = sorted(int(row[0]) for row in cursor.fetchall())
+        cursor.execute(f"WITH lifted AS ({ids_sql}) {record}", [*ids_params, *record_params])
+        cursor.execute(update, update_params)
+        return ids if returning else max(cursor.rowcount, 0)
+
+
 def dnc_remove_many(
     *, contact_ids: Iterable[int], source: str, channel: str = Channel.SMS, comment: str = ""
 ) -> list[int]:
     """Lift the active Do Not Contact of many contacts in one statement (history stays); returns the ids lifted."""
-    ids = sorted(set(contact_ids))
-    if not ids:
-        return []
-    entries = dnc_active(channel=channel).filter(contact_id__in=ids)
-    lifted = sorted(set(entries.values_list("contact_id", flat=True)))
-    entries.filter(contact_id__in=lifted).update(lifted_at=timezone.now(), lifted_by=source, lifted_comment=comment)
-    title = f"Do Not Contact ({channel.upper()}) lifted"
-    detail = {"channel": channel, "source": source, "comment": comment}
-    timeline_record_many(
-        entries=[TimelineEvent(contact_id=cid, kind="dnc.removed", title=title, detail=detail) for cid in lifted]
-    )
+    lifted = _dnc_lift(contacts=contact_ids, source=source, channel=channel, comment=comment, returning=True)
+    assert isinstance(lifted, list)
     _announce_dnc(lifted, channel=channel, active=False, source=source)
+    return lifted
+
+
+def dnc_remove_matching(
+    *, contacts: QuerySet[Contact], source: str, channel: str = Channel.SMS, comment: str = "", announce: bool = False
+) -> int:
+    """``dnc_remove_many`` for a set that stays in the database (a campaign batch): returns how many were lifted.
+    ``announce`` as for ``dnc_add_matching``."""
+    lifted = _dnc_lift(contacts=contacts, source=source, channel=channel, comment=comment, returning=announce)
+    if isinstance(lifted, list):
+        _announce_dnc(lifted, channel=channel, active=False, source=source)
+        return len(lifted)
     return lifted
 
 
@@ -339,6 +484,29 @@ def segment_member_ids(segment_ids: Iterable[int]) -> QuerySet[Contact, int]:
     return Contact.objects.filter(Exists(member)).order_by().values_list("id", flat=True)
 
 
+def contact_in_segments_sql(*, segment_ids: list[int], contact_column: str) -> tuple[str, list[Any]]:
+    """This app's rule "in any of these segments" (manual removals excluded), as an ``EXISTS`` on one contact id
+    column, for set-based callers that decide row by row (a campaign's in-segment condition). An index probe per
+    row, whatever the segments' size or the age of their statistics."""
+    if not segment_ids:
+        return "false", []
+    marks = ", ".join(["%s"] * len(segment_ids))
+    return (
+        f"EXISTS (SELECT 1 FROM {SegmentMembership._meta.db_table} m WHERE m.contact_id = {contact_column} "  # noqa: S608
+        f"AND m.segment_id IN ({marks}) AND NOT m.manually_removed)",
+        [int(i) for i in segment_ids],
+    )
+
+
+def contact_dnc_sql(*, contact_column: str, channel: str = Channel.SMS) -> tuple[str, list[Any]]:
+    """``contact_is_dnc`` as an ``EXISTS`` on one contact id column (see ``contact_in_segments_sql``)."""
+    return (
+        f"EXISTS (SELECT 1 FROM {DoNotContact._meta.db_table} d WHERE d.contact_id = {contact_column} "  # noqa: S608
+        "AND d.channel = %s AND d.lifted_at IS NULL)",
+        [channel],
+    )
+
+
 def segment_matching_contacts(*, segment: Segment) -> QuerySet[Contact]:
     """Contacts that a filter-based segment's rules match right now (membership not consulted)."""
     return Contact.objects.filter(filters_to_q(segment.filters, segment_id=segment.pk)).order_by()
@@ -393,7 +561,7 @@ def segment_rebuild(*, segment: Segment) -> dict[str, int]:
 
 @contextlib.contextmanager
 def _exclusive(name: str) -> Iterator[bool]:
-    """A lock held across processes and machines (``smsapp.locks.job_lock``); yields False when another holder has
+    """A lock held across processes and machines (``smsapp.core.locks.job_lock``); yields False when another holder has
     it (no waiting)."""
     with job_lock(name, ttl=600) as held:
         yield held is not None
@@ -420,69 +588,172 @@ def segments_rebuild_all(*, segment_ids: Iterable[int] | None = None) -> dict[in
         return results
 
 
-def _ids_list(contact_ids: Iterable[int]) -> list[int]:
-    return [int(i) for i in contact_ids]
-
-
-@transaction.atomic
-def segment_add_contacts(*, segment: Segment, contact_ids: Iterable[int], record: bool = True) -> int:
-    """Add contacts by hand (they stay through rebuilds, and a manual removal is undone). Returns how many joined."""
-    ids = _ids_list(contact_ids)
-    existing = SegmentMembership.objects.filter(segment=segment, contact_id__in=ids)
-    rejoined = list(existing.filter(manually_removed=True).values_list("contact_id", flat=True))
-    existing.update(manually_added=True, manually_removed=False)
-    present = set(existing.values_list("contact_id", flat=True))
-    valid = set(Contact.objects.filter(pk__in=ids).values_list("pk", flat=True))
-    new = [SegmentMembership(segment=segment, contact_id=cid, manually_added=True) for cid in sorted(valid - present)]
-    SegmentMembership.objects.bulk_create(new, ignore_conflicts=True, batch_size=1000)
-    joined = [m.contact_id for m in new] + rejoined
-    if record and joined:
-        timeline_record_many(
-            entries=[
-                TimelineEvent(
-                    contact_id=cid,
-                    kind="segment.added",
-                    title=f"Added to segment {segment.name}",
-                    detail={"segment_id": segment.pk},
-                )
-                for cid in joined
-            ]
+def _timeline_for(
+    *,
+    contacts_sql: str,
+    params: tuple[Any, ...],
+    where: str = "",
+    where_params: tuple[Any, ...] = (),
+    kind: str,
+    title: str,
+    detail: dict[str, Any] | None,
+) -> int:
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TimelineEvent._meta.db_table} (contact_id, kind, title, detail, occurred_at, created_at) "  # noqa: S608
+            f"SELECT c.id, %s, %s, {_json_param()}, %s, %s FROM ({contacts_sql}) c{' WHERE ' + where if where else ''}",
+            [kind, title[:255], json.dumps(detail or {}), stamp, stamp, *params, *where_params],
         )
-    _segment_count(segment)
-    return len(joined)
+        return max(cursor.rowcount, 0)
+
+
+def timeline_record_matching(
+    *, contacts: QuerySet[Contact], kind: str, title: str, detail: dict[str, Any] | None = None
+) -> int:
+    """One timeline entry, alike but for the contact, for each contact of a set: one ``INSERT … SELECT``, however
+    many (``timeline_record_many`` builds a model per entry). Returns how many were written."""
+    contacts_sql, params = contacts.order_by().values("id").query.sql_with_params()
+    return _timeline_for(contacts_sql=contacts_sql, params=tuple(params), kind=kind, title=title, detail=detail)
+
+
+def _memberships_insert(
+    *, segment: Segment, contacts_sql: str, params: tuple[Any, ...], added: bool, removed: bool
+) -> int:
+    """A membership row for each contact of the set that has none in this segment (existing rows are kept)."""
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {SegmentMembership._meta.db_table} "  # noqa: S608
+            "(segment_id, contact_id, manually_added, manually_removed, added_at) "
+            f"SELECT %s, c.id, %s, %s, %s FROM ({contacts_sql}) c "
+            # "WHERE true": SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT to parse it.
+            "WHERE true ON CONFLICT (segment_id, contact_id) DO NOTHING",
+            [segment.pk, added, removed, stamp, *params],
+        )
+        return max(cursor.rowcount, 0)
+
+
+def _segment_count_by(segment: Segment, delta: int) -> None:
+    """Move the member count by the change just made (a rebuild recounts it from the rows): counting a million
+    memberships after every batch of a campaign would cost more than the change itself."""
+    if delta:
+        Segment.objects.filter(pk=segment.pk).update(member_count=Greatest(F("member_count") + delta, 0))
+    segment.member_count = Segment.objects.values_list("member_count", flat=True).get(pk=segment.pk)
+
+
+# A contact's row in a segment, looked up from the contact (``c``) through the unique (segment, contact): one index
+# probe per contact of the set. Written as a scalar subquery on purpose: the planner cannot turn it into a join that
+# reads the whole segment, which it does when the segment's statistics are older than its rows (a campaign filling
+# an empty segment batch after batch made each batch read every row added before it).
+_MEMBER_ROW = (
+    f"(SELECT m.{{column}} FROM {SegmentMembership._meta.db_table} m "  # noqa: S608
+    "WHERE m.segment_id = %s AND m.contact_id = c.id{condition})"
+)
+
+
+_DELETE = "DELETE FROM {table}"
+_MARK_REMOVED = "UPDATE {table} SET manually_removed = true, manually_added = false"
+
+
+def _member(column: str, condition: str = "") -> str:
+    return _MEMBER_ROW.format(column=column, condition=f" AND {condition}" if condition else "")
+
+
+def _members_changed(
+    *, segment: Segment, contacts_sql: str, params: tuple[Any, ...], condition: str, change: str
+) -> None:
+    """UPDATE (or DELETE) the segment's rows of the set's contacts that meet ``condition``, found row by row."""
+    rows = f"SELECT {_member('id', condition)} FROM ({contacts_sql}) c"  # noqa: S608 - built from constants
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{change} WHERE id IN ({rows})",
+            [segment.pk, *params],
+        )
+
+
+def _counted(*, contacts_sql: str, params: tuple[Any, ...], where: str, where_params: tuple[Any, ...]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({contacts_sql}) c WHERE {where}", [*params, *where_params])  # noqa: S608
+        return int(cursor.fetchone()[0])
 
 
 @transaction.atomic
-def segment_remove_contacts(*, segment: Segment, contact_ids: Iterable[int], record: bool = True) -> int:
-    """Remove contacts by hand. In a filter-based segment they are kept out of later rebuilds too."""
-    ids = _ids_list(contact_ids)
-    members = SegmentMembership.objects.filter(segment=segment, contact_id__in=ids, manually_removed=False)
-    left = list(members.values_list("contact_id", flat=True))
-    if segment.kind == Segment.Kind.STATIC:
-        members.delete()
+def segment_add_contacts(*, segment: Segment, contact_ids: ContactSet, record: bool = True) -> int:
+    """Add contacts by hand (they stay through rebuilds, and a manual removal is undone). Returns how many joined.
+
+    ``contact_ids`` is a list of ids or a queryset that stays in the database (a campaign batch, an import): the
+    work is three statements whatever the size. Who joins (no row, or a removal row) gets a timeline entry first,
+    then one ``UPDATE`` makes the existing rows manual additions and one ``INSERT … SELECT`` adds the rest.
+    """
+    subquery = _contact_ids_sql(contact_ids)
+    if subquery is None:
+        return 0
+    contacts_sql, params = subquery
+    joining, joining_params = f"{_member('manually_removed')} IS NOT FALSE", (segment.pk,)
+    if record:
+        joined = _timeline_for(
+            contacts_sql=contacts_sql,
+            params=params,
+            where=joining,
+            where_params=joining_params,
+            kind="segment.added",
+            title=f"Added to segment {segment.name}",
+            detail={"segment_id": segment.pk},
+        )
     else:
-        members.update(manually_removed=True, manually_added=False)
+        joined = _counted(contacts_sql=contacts_sql, params=params, where=joining, where_params=joining_params)
+    table = SegmentMembership._meta.db_table
+    _members_changed(
+        segment=segment,
+        contacts_sql=contacts_sql,
+        params=params,
+        condition="(m.manually_removed OR NOT m.manually_added)",
+        change=f"UPDATE {table} SET manually_added = true, manually_removed = false",  # noqa: S608
+    )
+    _memberships_insert(segment=segment, contacts_sql=contacts_sql, params=params, added=True, removed=False)
+    _segment_count_by(segment, joined)
+    return joined
+
+
+@transaction.atomic
+def segment_remove_contacts(
+    *, segment: Segment, contact_ids: ContactSet, record: bool = True, keep_rows: bool = False
+) -> int:
+    """Remove contacts by hand; returns how many left. In a filter-based segment they are kept out of later rebuilds
+    too (a removal row, also for contacts not materialised yet). A static segment's rows are deleted, unless
+    ``keep_rows``: a campaign's removal leaves them marked removed, so its log shows who it took out."""
+    subquery = _contact_ids_sql(contact_ids)
+    if subquery is None:
+        return 0
+    contacts_sql, params = subquery
+    leaving, leaving_params = f"{_member('manually_removed')} IS FALSE", (segment.pk,)
+    if record:
+        left = _timeline_for(
+            contacts_sql=contacts_sql,
+            params=params,
+            where=leaving,
+            where_params=leaving_params,
+            kind="segment.removed",
+            title=f"Removed from segment {segment.name}",
+            detail={"segment_id": segment.pk},
+        )
+    else:
+        left = _counted(contacts_sql=contacts_sql, params=params, where=leaving, where_params=leaving_params)
+    table = SegmentMembership._meta.db_table
+    delete = segment.kind == Segment.Kind.STATIC and not keep_rows
+    _members_changed(
+        segment=segment,
+        contacts_sql=contacts_sql,
+        params=params,
+        condition="NOT m.manually_removed",
+        change=_DELETE.format(table=table) if delete else _MARK_REMOVED.format(table=table),
+    )
+    if segment.kind == Segment.Kind.FILTER:
         # Contacts not yet materialised would join at the next rebuild: a removal row keeps them out.
-        valid = Contact.objects.filter(pk__in=ids).values_list("pk", flat=True)
-        SegmentMembership.objects.bulk_create(
-            [SegmentMembership(segment=segment, contact_id=cid, manually_removed=True) for cid in valid],
-            ignore_conflicts=True,
-            batch_size=1000,
-        )
-    if record and left:
-        timeline_record_many(
-            entries=[
-                TimelineEvent(
-                    contact_id=cid,
-                    kind="segment.removed",
-                    title=f"Removed from segment {segment.name}",
-                    detail={"segment_id": segment.pk},
-                )
-                for cid in left
-            ]
-        )
-    _segment_count(segment)
-    return len(left)
+        _memberships_insert(segment=segment, contacts_sql=contacts_sql, params=params, added=False, removed=True)
+    _segment_count_by(segment, -left)
+    return left
 
 
 def segment_count_matching(*, filters: Any, segment_id: int | None = None) -> int:

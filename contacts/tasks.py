@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .importer import contact_import_run
 from .services import segments_rebuild_all
 
 
@@ -17,6 +18,4 @@ def update_segments() -> int:
 @shared_task(name="contacts.import_contacts")
 def import_contacts(contact_import_id: int) -> bool:
     """Run one queued CSV import (the UI's upload); progress and row errors are stored as it goes."""
-    from .importer import contact_import_run
-
     return contact_import_run(contact_import_id=contact_import_id)

@@ -10,7 +10,7 @@ class HooksConfig(AppConfig):
 
     def ready(self) -> None:
         from contacts.signals import dnc_changed
-        from smsapp.celery import schedule_periodic
+        from smsapp.core.celery import schedule_periodic
         from texts.signals import inbound_received, link_clicked, message_status_changed
 
         from . import receivers

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from smsapp.roles import admin_required
+from smsapp.core.roles import admin_required
 
 from . import services
 from .forms import EndpointForm

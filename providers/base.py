@@ -1,8 +1,10 @@
-"""The provider interface: what the rest of the product knows of an SMS transport.
+"""The provider interface: the words the rest of the product speaks about a transport, whichever provider it is.
 
-It knows nothing of contacts or campaigns: it sends a body to a number, checks a connection, turns a signed
-webhook into inbound-message and status events, and answers what became of a message whose callback never came.
-Providers are chosen by the ``SMS_PROVIDER`` setting, like Django's email backends.
+It knows nothing of contacts or campaigns: a provider sends a body to an address, checks a connection, turns its
+signed webhooks into neutral events (``InboundEvent``, ``StatusEvent``), answers what became of a message whose
+callback never came, and says in a marketer's words what its error codes mean (``explain``). Each provider lives in
+a folder of its own (``providers/<name>/``) and registers itself (``providers.registry``); nothing outside that folder
+names it. ``SMS_PROVIDER`` chooses the one that sends, like Django's email backends.
 """
 
 from __future__ import annotations
@@ -15,20 +17,34 @@ from decimal import Decimal
 from typing import Protocol
 
 
+class DeliveryState(enum.StrEnum):
+    """What a provider says became of a message, in the product's words (``texts`` maps them to its statuses).
+
+    A provider translates its own names: its "queued", "scheduled" or "sending" are all ``accepted``.
+    """
+
+    ACCEPTED = "accepted"  # the provider has it and has not handed it to a carrier yet
+    SENT = "sent"  # handed to the carrier
+    DELIVERED = "delivered"  # the handset has it
+    READ = "read"  # opened (WhatsApp, RCS): a delivery
+    UNDELIVERED = "undelivered"  # the carrier gave up
+    FAILED = "failed"  # never left the provider (refused, cancelled)
+
+
 class ErrorKind(enum.StrEnum):
     PERMANENT = "permanent"  # will fail again: invalid number, bad content; fail the message at once
     TRANSIENT = "transient"  # may work later: 429, 5xx, timeouts; retry with backoff
-    OPT_OUT = "opt_out"  # the recipient unsubscribed at the carrier (Twilio 21610): fail and mark DNC
-    AUTH = "auth"  # bad credentials (Twilio 20003): fail, and tell the admin
+    OPT_OUT = "opt_out"  # the recipient unsubscribed at the carrier or the provider: fail and mark Do Not Contact
+    AUTH = "auth"  # bad credentials: fail, and tell the admin
+    NOT_FOUND = "not_found"  # the provider has no such message (a fetch by an unknown id)
 
 
 class ProviderError(Exception):
     """A send or check that the provider refused or that could not reach it.
 
-    ``code`` is the provider's error code (Twilio's numeric code as a string) or a local one (``timeout``,
-    ``connection``); ``message`` is the provider's text, safe to show a marketer (never contains credentials).
-    ``may_have_sent`` is true when the request may have reached the provider (a timeout after sending): such a
-    message must not be resent automatically.
+    ``code`` is the provider's error code (as a string) or a local one (``timeout``, ``connection``); ``message`` is
+    the provider's text, safe to show a marketer (never contains credentials). ``may_have_sent`` is true when the
+    request may have reached the provider (a timeout after sending): such a message must not be resent automatically.
     """
 
     def __init__(
@@ -44,7 +60,7 @@ class ProviderError(Exception):
 
 @dataclass(frozen=True)
 class Sender:
-    """Who a message comes from: a number (E.164), a Messaging Service SID (``MG…``) or an alphanumeric ID."""
+    """Who a message comes from: a number (E.164 or a short code), a messaging service or an alphanumeric ID."""
 
     kind: str  # "number" | "messaging_service" | "alphanumeric"
     value: str
@@ -52,6 +68,34 @@ class Sender:
     @property
     def can_receive_replies(self) -> bool:
         return self.kind != "alphanumeric"
+
+
+@dataclass(frozen=True)
+class SenderConfig:
+    """One sender and its limit in messages (segments) per second."""
+
+    sender: Sender
+    rate_per_second: float
+    friendly_name: str = ""
+    number_type: str = ""
+
+    @property
+    def key(self) -> str:
+        """The rate limiter's key for this sender."""
+        return f"{self.sender.kind}:{self.sender.value}"
+
+
+class ProviderConfig(Protocol):
+    """What the sending engine and the keyword pages read of a provider's configuration."""
+
+    @property
+    def senders(self) -> Sequence[SenderConfig]: ...
+
+    @property
+    def status_callback_url(self) -> str | None: ...
+
+    @property
+    def help_text(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +110,7 @@ class SendRequest:
 @dataclass(frozen=True)
 class SendResult:
     sid: str
-    status: str  # the provider's status at acceptance: "queued", "accepted", "sent", ...
+    status: str  # the provider's own status at acceptance ("queued", "accepted", ...), for its logs
     segments: int | None = None
     price: Decimal | None = None
     price_unit: str = ""
@@ -80,26 +124,49 @@ class ConnectionCheck:
 
 
 @dataclass(frozen=True)
+class Media:
+    """One attachment of an inbound message: where the provider serves it, and what it is."""
+
+    url: str
+    content_type: str = ""
+
+
+@dataclass(frozen=True)
 class InboundEvent:
+    """A message a person sent us. ``field_names`` maps these attributes to the provider's own field names, so that
+    a refusal names the field the provider sent (``MessageSid is 72 characters…``)."""
+
     message_sid: str
     account_sid: str
     from_number: str
     to_number: str
     body: str
-    media_urls: tuple[str, ...] = ()
+    media: tuple[Media, ...] = ()
     from_country: str = ""
-    opt_out_type: str = ""  # Twilio Advanced Opt-Out: "STOP", "START", "HELP" or ""
+    opt_out_type: str = ""  # a keyword the provider answered itself ("STOP", "START", "HELP"), or ""
     raw: Mapping[str, str] = field(default_factory=dict)
+    provider: str = ""  # the registered name of the provider that received it ("": the configured one)
+    channel: str = "sms"
+    field_names: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def media_urls(self) -> tuple[str, ...]:
+        return tuple(m.url for m in self.media)
 
 
 @dataclass(frozen=True)
 class StatusEvent:
+    """A delivery status of a message we sent. ``status`` is a ``DeliveryState`` value, or the provider's own word
+    when it has none (logged and ignored); ``error_code`` is the provider's, explained by its ``explain``."""
+
     message_sid: str
     status: str
     error_code: str = ""
     to_number: str = ""
     raw: Mapping[str, str] = field(default_factory=dict)
-    # What the provider charged, when it says (a fetch, not a callback: Twilio prices a message after it left).
+    provider: str = ""  # the registered name of the provider that reported it ("": the configured one)
+    field_names: Mapping[str, str] = field(default_factory=dict)
+    # What the provider charged, when it says (a fetch more than a callback: some price a message after it left).
     price: Decimal | None = None
     price_unit: str = ""
 
@@ -110,7 +177,7 @@ FIND_SENT_LIMIT = 50
 
 @dataclass(frozen=True)
 class ProviderMessage:
-    """A message as the provider lists it (to find one whose SID was never written)."""
+    """A message as the provider lists it (to find one whose SID was never written); ``status`` as in StatusEvent."""
 
     sid: str
     status: str
@@ -128,8 +195,30 @@ class WebhookRejected(Exception):
         self.reason = reason
 
 
+# The status callback URL handed to the provider names our message (``?m=<id>``), so a callback that overtakes the
+# worker's write of the provider's id still finds the message. Both ends of that convention are here.
+CALLBACK_MESSAGE_PARAM = "m"
+
+
+def callback_url_for(callback: str | None, message_id: int) -> str | None:
+    """``callback`` with the message's id in its query; None without a callback."""
+    if not callback:
+        return None
+    return f"{callback}{'&' if '?' in callback else '?'}{CALLBACK_MESSAGE_PARAM}={message_id}"
+
+
+def callback_message_id(query: Mapping[str, str]) -> int | None:
+    """The message id a status callback's URL carries, if it is a sane one."""
+    hint = str(query.get(CALLBACK_MESSAGE_PARAM, ""))
+    return int(hint) if hint.isdigit() and len(hint) < 19 else None
+
+
 class Provider(Protocol):
-    name: str
+    name: str  # the registered name (``providers.registry``), as the outbound log records it
+    label: str  # as a marketer reads it
+
+    @property
+    def config(self) -> ProviderConfig: ...
 
     def send(self, request: SendRequest) -> SendResult:
         """Send one message. Raises ``ProviderError``."""
@@ -143,8 +232,10 @@ class Provider(Protocol):
     def check_connection(self) -> ConnectionCheck: ...
 
     def fetch_status(self, message_sid: str) -> StatusEvent | None:
-        """The message's status as the provider knows it now, for a status callback that never arrived; None when
-        this provider cannot be asked. Raises ``ProviderError`` (``code`` ``20404``: no such message)."""
+        """The message's status as the provider knows it now, for a status callback that never arrived, with its
+        price and currency (``price``, ``price_unit``) once the provider tells them (reconciliation stores them);
+        None when this provider cannot be asked. Raises ``ProviderError`` (``ErrorKind.NOT_FOUND``: no such
+        message)."""
         ...
 
     def find_sent(self, *, to: str, sent_after: dt.datetime) -> list[ProviderMessage] | None:
@@ -156,4 +247,16 @@ class Provider(Protocol):
         self, *, url: str, params: Mapping[str, str], headers: Mapping[str, str]
     ) -> InboundEvent | StatusEvent:
         """Verify the signature (raise ``WebhookRejected(403)``) and parse (raise ``WebhookRejected(400)``)."""
+        ...
+
+    def explain(self, code: str) -> str:
+        """The provider's error code in words a marketer reads; "" for a code it does not know."""
+        ...
+
+    def error_kind(self, code: str) -> ErrorKind | None:
+        """What an error code of a status callback means for the recipient (``OPT_OUT``…); None if unknown."""
+        ...
+
+    def sender_reaches(self, sender: Sender, country: str) -> bool:
+        """Whether this sender can text a number in ``country`` (ISO code) through this provider."""
         ...

@@ -1,52 +1,160 @@
-"""``get_provider()``: the transport chosen by ``settings.SMS_PROVIDER`` ("twilio" or "console"), or a dotted path to a
-class taking no arguments, like Django's email backends."""
+"""The providers that registered themselves, and lookups by name.
+
+Each provider folder (``providers/<name>/``) is a Django app whose ``AppConfig.ready`` calls ``register`` with a
+``Plugin``: its name, its label, how to get the provider for the configuration in effect, and optionally its URLs
+(its webhook and its settings page), its settings page for Settings > Plugins and its step on the dashboard. Nothing
+outside the folder names the provider: ``texts`` finds the provider of a message by the name stored on it, the
+callback URL is the provider's own, and ``SMS_PROVIDER`` names the one that sends (or a dotted path to a class taking
+no arguments, like Django's email backends).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import clear_url_caches, include, path
 from django.utils.module_loading import import_string
 
-from .base import Provider
-from .config import TwilioConfig, get_config
-
-_cached: tuple[TwilioConfig, Provider] | None = None
+from .base import ErrorKind, Provider, ProviderConfig
 
 
-def _close_later(provider: object) -> None:
-    """Close a replaced provider's asynchronous connections on the loop that opened them (if it opened any)."""
-    aclose = getattr(provider, "aclose", None)
-    if aclose is not None and getattr(provider, "_async_client", None) is not None:
-        from . import aio
+@dataclass(frozen=True)
+class PluginPage:
+    """A provider's settings page, listed in Settings (admins only)."""
 
-        aio.submit(aclose())
+    title: str  # "Plugins: <label>"
+    description: str
+    url_name: str  # "<name>:settings"
 
 
-def get_provider() -> Provider:
-    """The provider for the configuration in effect now.
+@dataclass(frozen=True)
+class SetupStep:
+    """The dashboard's first step for a new installation: connect the provider that sends."""
 
-    The Twilio provider is reused while the configuration is unchanged, so a worker keeps its pooled HTTP
-    connection across thousands of sends.
-    """
-    global _cached
-    name = settings.SMS_PROVIDER
-    if name == "console":
-        from .console import ConsoleProvider
+    label: str
+    done: bool
+    url: str
 
-        return ConsoleProvider()
-    if name == "twilio":
-        from .twilio import TwilioProvider
 
-        config = get_config()
-        if _cached is None or _cached[0] != config:
-            old, _cached = _cached, (config, TwilioProvider(config))
-            if old is not None:
-                _close_later(old[1])
-        return _cached[1]
+@dataclass(frozen=True)
+class Plugin:
+    name: str  # as SMS_PROVIDER and the outbound log write it
+    label: str  # as a marketer reads it
+    provider: Callable[[], Provider]  # the provider for the configuration in effect now
+    urls: str = ""  # a module whose ``urlpatterns`` are the plugin's (its webhook first); included as ``name:``
+    page: PluginPage | None = None
+    setup: Callable[[], SetupStep] | None = None
+
+
+_plugins: dict[str, Plugin] = {}
+_urlpatterns: list[Any] = []
+_urls_built = False
+
+
+def register(plugin: Plugin) -> None:
+    """Add (or replace) a plugin. Called from its ``AppConfig.ready``; idempotent."""
+    _plugins[plugin.name] = plugin
+    _urls_changed()
+
+
+def unregister(name: str) -> None:
+    """Remove a plugin (a test that installed one for a while)."""
+    if _plugins.pop(name, None) is not None:
+        _urls_changed()
+
+
+def plugins() -> list[Plugin]:
+    return list(_plugins.values())
+
+
+def configured_name() -> str:
+    """The name of the provider that sends (``SMS_PROVIDER``)."""
+    return str(settings.SMS_PROVIDER)
+
+
+def get_plugin(name: str = "") -> Plugin | None:
+    return _plugins.get(name or configured_name())
+
+
+def get_provider(name: str = "") -> Provider:
+    """The provider called ``name`` ("": the one that sends), for the configuration in effect now."""
+    name = name or configured_name()
+    plugin = _plugins.get(name)
+    if plugin is not None:
+        return plugin.provider()
     try:
         provider: Provider = import_string(name)()
     except ImportError as exc:
+        known = ", ".join(repr(n) for n in sorted(_plugins)) or "none"
         raise ImproperlyConfigured(
-            f"SMS_PROVIDER={name!r} is neither 'twilio', 'console' nor an importable class."
+            f"SMS_PROVIDER={name!r} is neither a registered provider ({known}) nor an importable class."
         ) from exc
     return provider
+
+
+def get_config(name: str = "") -> ProviderConfig:
+    """The configuration of the provider called ``name`` ("": the one that sends): its senders, status callback URL
+    and help text."""
+    return get_provider(name).config
+
+
+def _known(name: str) -> Provider | None:
+    """The provider called ``name`` if there is one: a message may name a provider no longer installed."""
+    try:
+        return get_provider(name)
+    except ImproperlyConfigured:
+        return None
+
+
+def explain(code: str, *, provider: str = "") -> str:
+    """The provider's words for its error code ("" when it has none, or there is no such provider)."""
+    if not code:
+        return ""
+    explain_code = getattr(_known(provider), "explain", None)
+    return str(explain_code(code)) if explain_code is not None else ""
+
+
+def error_kind(code: str, *, provider: str = "") -> ErrorKind | None:
+    """What the provider's error code means for the recipient (``OPT_OUT``…), or None."""
+    if not code:
+        return None
+    kind_of = getattr(_known(provider), "error_kind", None)
+    return kind_of(code) if kind_of is not None else None
+
+
+def describe_error(code: str, message: str = "", *, provider: str = "") -> str:
+    """ "<Label> error <code>: <its explanation>": a record's comment on what the provider reported."""
+    plugin = get_plugin(provider)
+    label = plugin.label if plugin is not None else (provider or configured_name())
+    return f"{label} error {code}: {explain(code, provider=provider) or message}".strip()
+
+
+# URLs: the root URLconf includes ``providers.urls`` first (a callback is the busiest URL by far). The list is built
+# when the URLconf is first loaded, after every app's ready(), and rebuilt in place when a plugin comes or goes.
+
+
+def urlpatterns() -> list[Any]:
+    global _urls_built
+    if not _urls_built:
+        _urls_built = True
+        _build_urls()
+    return _urlpatterns
+
+
+def _build_urls() -> None:
+    _urlpatterns[:] = [
+        path("", include((import_module(p.urls).urlpatterns, p.name), namespace=p.name))
+        for p in _plugins.values()
+        if p.urls
+    ]
+
+
+def _urls_changed() -> None:
+    if _urls_built:
+        _build_urls()
+        clear_url_caches()

@@ -1,9 +1,9 @@
 """How carriers count a text message: GSM-7 or UCS-2, characters, segments.
 
 It lives in the transport layer because everything that costs a message by segments uses it: the editor and the
-sending pipeline (texts), the rate limiter and the local Twilio-compatible server (providers).
+sending pipeline (texts), the rate limiter and the local fake provider servers (providers).
 
-The rules (GSM 03.38, 3GPP 23.040, as Twilio applies them):
+The rules (GSM 03.38, 3GPP 23.040, as carriers and providers apply them):
 
 - A body made only of the GSM 03.38 basic character set and its extension table is sent in GSM-7. Each basic
   character costs one septet; each extension character (``^ { } \\ [ ~ ] | €`` and form feed) costs two (an escape
@@ -88,7 +88,7 @@ def count_segments(body: str) -> SegmentInfo:
 
 
 def validate_length(body: str) -> None:
-    """Raise ``ValueError`` naming the length when a body exceeds what Twilio accepts (1,600 characters)."""
+    """Raise ``ValueError`` naming the length when a body exceeds what providers accept (1,600 characters)."""
     if len(body) > MAX_BODY_CHARACTERS:
         raise ValueError(
             f"The message is {len(body):,} characters long; the most a text message can carry is "

@@ -1,9 +1,5 @@
-from django.urls import URLPattern, path
+"""Every registered provider's URLs (its webhook, its plugin page), each under its own namespace (its name)."""
 
-from . import views
+from . import registry
 
-app_name = "providers"
-urlpatterns: list[URLPattern] = [
-    path("settings/plugins/twilio/", views.twilio_settings, name="twilio_settings"),
-    path("settings/plugins/twilio/test", views.twilio_test, name="twilio_test"),
-]
+urlpatterns = registry.urlpatterns()

@@ -2,10 +2,7 @@ from django.apps import AppConfig
 
 
 class SmsappConfig(AppConfig):
+    """The shell: settings, urls, dashboard, login, users and API tokens (the kernel is ``smsapp.core``)."""
+
     name = "smsapp"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from .celery import schedule_periodic
-
-        schedule_periodic("smsapp.heartbeat", "smsapp.heartbeat", 30.0)

@@ -1,31 +1,6 @@
-"""The Celery app: two SMS queues so that a million-contact broadcast never delays a HELP reply.
+"""``celery -A smsapp`` and the deployment files find the Celery app here; it lives in the kernel
+(``smsapp.core.celery``), which every app imports instead of this module."""
 
-- ``sms_priority``: keyword replies, transactional messages, test sends.
-- ``sms_bulk``: broadcasts and campaign sends.
-- ``default``: housekeeping (imports, segment rebuilds).
+from .core.celery import app, schedule_periodic
 
-Each app declares its periodic jobs in its own ``tasks.py`` with ``app.on_after_configure``; beat runs them from
-django-celery-beat's database scheduler, so an operator can change an interval in the admin without a deploy.
-"""
-
-from __future__ import annotations
-
-import os
-
-from celery import Celery
-from kombu import Queue
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smsapp.settings")
-
-app = Celery("smsapp")
-app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue(name) for name in ("sms_priority", "sms_bulk", "default")]
-app.autodiscover_tasks()
-
-
-def schedule_periodic(name: str, task: str, seconds: float, *, queue: str = "default") -> None:
-    """Declare a periodic job; each app calls this from its ``AppConfig.ready`` so beat finds it at start-up."""
-    app.conf.beat_schedule = {
-        **(app.conf.beat_schedule or {}),
-        name: {"task": task, "schedule": seconds, "options": {"queue": queue}},
-    }
+__all__ = ("app", "schedule_periodic")

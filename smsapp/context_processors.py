@@ -5,7 +5,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from .roles import is_admin
+from .core.roles import is_admin
 
 
 def roles(request: HttpRequest) -> dict[str, bool]:
@@ -16,7 +16,7 @@ def inbox(request: HttpRequest) -> dict[str, Any]:
     """The navigation's unread badge, counted only when a page shows the navigation (not for htmx partials)."""
 
     def count() -> int:
-        from texts.conversations import conversations_unread
+        from texts.services.conversations import conversations_unread
 
         return conversations_unread() if request.user.is_authenticated else 0
 

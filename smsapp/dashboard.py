@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from providers.registry import SetupStep
+
 
 @dataclass(frozen=True)
 class Card:
@@ -60,30 +62,16 @@ def cards() -> list[Card]:
     ]
 
 
-@dataclass(frozen=True)
-class SetupStep:
-    label: str
-    done: bool
-    url: str
-
-
 def setup_steps() -> list[SetupStep]:
-    """What a new installation still needs, in the order the seeds give it."""
+    """What a new installation still needs, in the order the seeds give it; the first is the sending provider's."""
     from contacts.models import Contact, Segment
-    from providers.config import get_config
+    from providers import registry
     from texts.models import TextMessage
 
-    config = get_config()
-    # The same configuration the plugin page's badge shows, so the two never disagree; the local test server of
-    # `make run` is not a connection to Twilio.
-    connected = config.enabled and config.has_credentials and not config.local_fake
-    label = "Connect Twilio and enable text messages"
-    if config.local_fake:
-        label += " (until then they go to the local test server)"
-    elif config.has_credentials and not config.enabled:
-        label += " (connected, but text messages are disabled)"
+    plugin = registry.get_plugin()
+    first = [plugin.setup()] if plugin is not None and plugin.setup is not None else []
     return [
-        SetupStep(label, connected, "/settings/plugins/twilio/"),
+        *first,
         SetupStep("Import or add contacts", Contact.objects.exists(), "/contacts/"),
         SetupStep("Build a segment", Segment.objects.exists(), "/segments/"),
         SetupStep("Write a text message", TextMessage.objects.exists(), "/text-messages/"),

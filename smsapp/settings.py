@@ -65,8 +65,12 @@ INSTALLED_APPS = [
     "ninja",
     "django_celery_beat",
     "axes",
+    "smsapp.core",
     "smsapp",
     "providers",
+    # Provider plugins: each registers itself (providers.registry); SMS_PROVIDER names the one that sends.
+    "providers.twilio",
+    "providers.console",
     "contacts",
     "texts",
     "campaigns",
@@ -76,16 +80,16 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Outside everything that can answer an error, so that every error under /api/ is JSON (404, 405, 500 too).
-    "smsapp.middleware.ApiErrorsAsJsonMiddleware",
-    "smsapp.middleware.BodySizeLimitMiddleware",
+    "smsapp.core.middleware.ApiErrorsAsJsonMiddleware",
+    "smsapp.core.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every page needs a login unless its view says @login_not_required (login, /healthz); the API and the signed
-    # callback authenticate themselves (smsapp/middleware.py).
-    "smsapp.middleware.LoginRequiredMiddleware",
+    # callback authenticate themselves (smsapp/core/middleware.py).
+    "smsapp.core.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -135,7 +139,8 @@ VAR_DIR = Path(env.str("SMSAPP_VAR_DIR", default=str(BASE_DIR / "var")))
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with one client per pool (smsapp/cache.py): a webhook's configuration check costs less.
+            "BACKEND": "smsapp.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "TIMEOUT": 300,
         }
@@ -198,8 +203,10 @@ TWILIO_USE_LOCAL_FAKE = env.bool("TWILIO_USE_LOCAL_FAKE", default=False)
 # Key for encrypting credentials at rest. Unset: derived from SECRET_KEY (rotate both together).
 SMSAPP_ENCRYPTION_KEY = _secret("SMSAPP_ENCRYPTION_KEY")
 # Seconds each process keeps the plugin configuration at most. A save is seen by every process at once through a
-# version number in the shared cache (providers/config.py); this bounds staleness when that cache is unreachable.
+# version number in the shared cache (providers/twilio/config.py); this bounds staleness when that cache is unreachable.
 SMS_CONFIG_CACHE_SECONDS = env.float("SMS_CONFIG_CACHE_SECONDS", default=5.0)
+# How often a process asks the shared cache whether the configuration was saved elsewhere (a save is seen within it).
+SMS_CONFIG_VERSION_CHECK_SECONDS = env.float("SMS_CONFIG_VERSION_CHECK_SECONDS", default=0.25)
 # Which transport sends: "twilio" or "console" (prints, for development), like Django's email backends.
 SMS_PROVIDER = env.str("SMS_PROVIDER", default="twilio")
 # Only with DEBUG on: accept unsigned callbacks (the plugin page says so loudly).
@@ -223,6 +230,20 @@ SMS_RECONCILE_AFTER_SECONDS = env.float("SMS_RECONCILE_AFTER_SECONDS", default=9
 SMS_RECONCILE_MAX_AGE_HOURS = env.float("SMS_RECONCILE_MAX_AGE_HOURS", default=72.0)
 SMS_RECONCILE_RECHECK_SECONDS = env.float("SMS_RECONCILE_RECHECK_SECONDS", default=3600.0)
 SMS_RECONCILE_BATCH = env.int("SMS_RECONCILE_BATCH", default=500)
+# Status callbacks out of the request (texts.status_buffer): with Redis and PostgreSQL the callback appends a status
+# to a Redis list and a flush task on sms_priority applies them in batches of SMS_STATUS_FLUSH_BATCH, about
+# SMS_STATUS_FLUSH_DELAY_SECONDS after the first one; beat runs it every SMS_STATUS_FLUSH_INTERVAL_SECONDS too. A
+# claimed batch whose flusher died goes back to the buffer after SMS_STATUS_FLUSH_STALE_SECONDS. SMS_STATUS_BUFFER
+# false (or no Redis, or SQLite): every status is applied in its request, as replies always are.
+SMS_STATUS_BUFFER = env.bool("SMS_STATUS_BUFFER", default=True)
+# The web process hands a buffered status to a thread of its own, which pushes what the callbacks of the last
+# SMS_STATUS_RELAY_DELAY_SECONDS handed over in one round trip (texts.status_buffer._Relay); off: one push per request.
+SMS_STATUS_RELAY = env.bool("SMS_STATUS_RELAY", default=True)
+SMS_STATUS_RELAY_DELAY_SECONDS = env.float("SMS_STATUS_RELAY_DELAY_SECONDS", default=0.005)
+SMS_STATUS_FLUSH_DELAY_SECONDS = env.float("SMS_STATUS_FLUSH_DELAY_SECONDS", default=0.5)
+SMS_STATUS_FLUSH_BATCH = env.int("SMS_STATUS_FLUSH_BATCH", default=1000)
+SMS_STATUS_FLUSH_INTERVAL_SECONDS = env.float("SMS_STATUS_FLUSH_INTERVAL_SECONDS", default=10.0)
+SMS_STATUS_FLUSH_STALE_SECONDS = env.float("SMS_STATUS_FLUSH_STALE_SECONDS", default=60.0)
 # The sending engine (texts.services.dispatch and .pacing). A worker process keeps up to SMS_SEND_CONCURRENCY calls
 # to the provider in flight and claims SMS_CLAIM_CHUNK rows at a time; it sends a message only when its sender's slot
 # is at most SMS_SCHEDULE_HORIZON_SECONDS away, and parks (bulk) or holds (priority) the rest instead of waiting. A
@@ -234,8 +255,8 @@ SMS_SCHEDULE_HORIZON_SECONDS = env.float("SMS_SCHEDULE_HORIZON_SECONDS", default
 SMS_WAKE_HORIZON_SECONDS = env.float("SMS_WAKE_HORIZON_SECONDS", default=120.0)
 SMS_PACE_INTERVAL_SECONDS = env.float("SMS_PACE_INTERVAL_SECONDS", default=1.0)
 SMS_PACE_WINDOW_SECONDS = env.float("SMS_PACE_WINDOW_SECONDS", default=2.0)
-# Tracked links (texts.links): a hit on a short link this soon after its message left is a carrier's or an app's
-# preview, not a person's click.
+# Tracked links (texts.services.links): a hit on a short link this soon after its message left is a carrier's or an
+# app's preview, not a person's click.
 SMS_LINK_PREVIEW_SECONDS = env.float("SMS_LINK_PREVIEW_SECONDS", default=2.0)
 # Outgoing webhooks (hooks): each delivery is retried with backoff for this long, every call times out after this.
 WEBHOOKS_RETRY_HOURS = env.float("WEBHOOKS_RETRY_HOURS", default=24.0)
@@ -255,6 +276,14 @@ PHONENUMBER_DB_FORMAT = "E164"
 # Uploaded CSV imports, read by the worker: web and worker must share this folder (a volume under docker compose).
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
+# CSV imports from the UI: a larger upload is refused as it arrives (never stored); a file with more columns is
+# refused with its header (the mapping form has one select per column); a longer value is an error on its row.
+# The import_contacts command has no size limit (it reads the file where it is).
+IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
+IMPORT_MAX_COLUMNS = env.int("IMPORT_MAX_COLUMNS", default=200)
+IMPORT_MAX_FIELD_CHARS = env.int("IMPORT_MAX_FIELD_CHARS", default=65_536)
+# Processes that parse an import's phone numbers beside the one that writes it (1: none); used from 25,000 rows.
+IMPORT_PARSE_PROCESSES = env.int("IMPORT_PARSE_PROCESSES", default=os.cpu_count() or 1)
 
 # Campaigns
 # The engine run's lock lease (renewed after every batch, so a killed run frees it this soon) and how long a claimed
@@ -334,13 +363,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"forbidden_in_one_line": {"()": "smsapp.logs.ForbiddenInOneLine"}},
+    "filters": {"forbidden_in_one_line": {"()": "smsapp.core.logs.ForbiddenInOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # Django's own console handler (DEBUG only) would print every django.* record a second time beside the root's.
         "django": {"handlers": [], "level": "INFO"},
-        # A 403 is one line, not a traceback (smsapp/logs.py).
+        # A 403 is one line, not a traceback (smsapp/core/logs.py).
         "django.request": {"filters": ["forbidden_in_one_line"]},
         "django.security": {"filters": ["forbidden_in_one_line"]},
         # django-axes says INFO at every start and every login; its lockouts (WARNING) are what an operator needs.

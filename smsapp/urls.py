@@ -2,16 +2,17 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from texts.views_links import short_link_follow
+from texts.views.links import short_link_follow
 
 from . import views
 from .api import api
 
 urlpatterns = [
-    # First: Twilio's callback is the busiest URL by far (2-3 requests per message sent), and Django tries the
-    # patterns in order (resolving it after the ~40 others cost more than its own signature check).
-    path("", include("texts.urls_callback")),
-    # Tracked links are the other public URL a broadcast makes busy (texts.links).
+    # First: the providers' webhooks (their callbacks are the busiest URLs by far, 2-3 requests per message sent)
+    # and plugin pages. Django tries the patterns in order; resolving a callback after the ~40 others cost more than
+    # its own signature check.
+    path("", include("providers.urls")),
+    # Tracked links are the other public URL a broadcast makes busy (texts.services.links).
     path("l/<str:code>", short_link_follow, name="short_link"),
     path("", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
@@ -28,6 +29,5 @@ urlpatterns = [
     path("", include("texts.urls")),
     path("", include("texts.urls_conversations")),
     path("", include("campaigns.urls")),
-    path("", include("providers.urls")),
     path("", include("hooks.urls")),
 ]

@@ -13,11 +13,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import dashboard as dashboard_data
+from .core.health import check_broker, check_database
+from .core.roles import admin_required
+from .core.tasks import HEARTBEAT_KEY
 from .forms import ApiTokenForm, UserCreateForm, UserRoleForm
-from .health import check_broker, check_database
 from .models import ApiToken
-from .roles import admin_required
-from .tasks import HEARTBEAT_KEY
 
 User = get_user_model()
 
@@ -101,8 +101,10 @@ def user_update(request: HttpRequest, user_id: int) -> HttpResponse:
 
 
 def _settings_sections() -> list[dict[str, object]]:
-    """The Settings page's sections; an app adds its page here when it has one."""
+    """The Settings page's sections; an app adds its page here when it has one, a provider plugin by registering."""
     from django.urls import reverse
+
+    from providers import registry
 
     return [
         {
@@ -117,16 +119,20 @@ def _settings_sections() -> list[dict[str, object]]:
             "url": reverse("users"),
             "admin_only": True,
         },
-        {
-            "title": "Plugins: Twilio",
-            "description": "Credentials, senders, callback URL and test connection for text messages.",
-            "url": reverse("providers:twilio_settings"),
-            "admin_only": True,
-        },
+        *(
+            {
+                "title": p.page.title,
+                "description": p.page.description,
+                "url": reverse(p.page.url_name),
+                "admin_only": True,
+            }
+            for p in registry.plugins()
+            if p.page is not None
+        ),
         {
             "title": "SMS keywords",
             "description": "Opt-out (STOP), opt-in (START), help and custom words, and their auto-replies.",
-            "url": reverse("texts_inbound:keywords"),
+            "url": reverse("texts:keywords"),
             "admin_only": False,
         },
         {

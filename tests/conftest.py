@@ -18,6 +18,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 
+from providers.twilio.testing import fake_twilio, fake_twilio_credentials, twilio_settings  # noqa: F401
 from smsapp.testing import procs
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -138,25 +139,8 @@ def login(page: Any, live_server: Any) -> Any:
     return _login
 
 
-# Twilio: the local Twilio-compatible server (providers.fake_twilio), in this process or in another one
-
-
-def _fake_twilio_credentials() -> dict[str, str]:
-    import secrets
-
-    # A fresh token per test, so that a test looking for it in logs and pages cannot be fooled by a constant.
-    return {"account_sid": "AC" + secrets.token_hex(16), "auth_token": secrets.token_hex(16)}
-
-
-@pytest.fixture
-def fake_twilio() -> Iterator[Any]:
-    """An in-process ``FakeTwilio`` on a free port: ``.base_url``, ``.account_sid``, ``.auth_token``,
-    ``.messages()``, ``.control(...)``, ``.send_inbound(...)``, ``.status_callbacks_sent()``."""
-    from providers.fake_twilio import FakeTwilio
-
-    server = FakeTwilio(**_fake_twilio_credentials(), callback_delay_ms=5).start()
-    yield server
-    server.stop()
+# Twilio: the local Twilio-compatible server (providers.twilio.fake_twilio) in another process; the in-process one
+# and twilio_settings are the plugin's own fixtures (providers.twilio.testing, imported above).
 
 
 @pytest.fixture
@@ -165,10 +149,10 @@ def fake_twilio_process() -> Iterator[Any]:
     a ``FakeTwilioClient`` with the same methods, plus ``.proc`` (the ``procs.Proc``)."""
     import sys
 
-    from providers.fake_twilio import FakeTwilioClient
+    from providers.twilio.fake_twilio import FakeTwilioClient
     from smsapp.testing.services import free_port
 
-    credentials = _fake_twilio_credentials()
+    credentials = fake_twilio_credentials()
     port = free_port()
     args = [
         sys.executable,
@@ -189,18 +173,3 @@ def fake_twilio_process() -> Iterator[Any]:
     client.proc = proc  # type: ignore[attr-defined]
     yield client
     proc.stop()
-
-
-@pytest.fixture
-def twilio_settings(settings: Any, fake_twilio: Any) -> Any:
-    """Point the app at ``fake_twilio`` through the environment-level settings (which win over the plugin page)."""
-    settings.SMS_PROVIDER = "twilio"
-    settings.TWILIO_ACCOUNT_SID = fake_twilio.account_sid
-    settings.TWILIO_AUTH_TOKEN = fake_twilio.auth_token
-    settings.TWILIO_API_KEY_SID = ""
-    settings.TWILIO_API_KEY_SECRET = ""
-    settings.TWILIO_API_BASE_URL = fake_twilio.base_url
-    settings.TWILIO_FROM = "+15005550006"
-    settings.TWILIO_MESSAGING_SERVICE_SID = ""
-    settings.TWILIO_TIMEOUT_SECONDS = 5.0
-    return settings

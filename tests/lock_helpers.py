@@ -1,4 +1,4 @@
-"""Holding a ``smsapp.locks.job_lock`` as another process would, for tests of "a second run does nothing"."""
+"""Holding a ``smsapp.core.locks.job_lock`` as another process would, for tests of "a second run does nothing"."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from django.db import connection, connections
 
-from smsapp.locks import ADVISORY_NAMESPACE, advisory_key, job_lock
+from smsapp.core.locks import ADVISORY_NAMESPACE, advisory_key, job_lock
 
 
 @contextlib.contextmanager

@@ -85,3 +85,18 @@ def test_the_webhook_benchmark_runs_the_shipped_gunicorn_line() -> None:
     assert re.search(
         r"--workers \$\{WEB_WORKERS:-2\} --threads \$\{WEB_THREADS:-4\}", (ROOT / "docker-compose.yml").read_text()
     )
+
+
+def test_the_webhook_benchmark_flushes_with_the_shipped_priority_worker_and_a_durable_redis() -> None:
+    """The status buffer's flusher in bench/webhooks.py is docker-compose's priority worker line, and its Redis
+    keeps what it is told as docker-compose's does (README: a status Redis lost is recovered by reconciliation)."""
+    import shlex
+
+    import yaml
+
+    from bench.webhooks import shipped_worker
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert shipped_worker("priority")[3:] == shlex.split(compose["services"]["priority"]["command"])[1:]
+    assert "sms_priority" in shipped_worker("priority")
+    assert compose["services"]["redis"]["command"] == "redis-server --appendonly yes"

@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from smsapp.celery import app as celery_app
-from smsapp.tasks import HEARTBEAT_KEY, heartbeat
+from smsapp.core.tasks import HEARTBEAT_KEY, heartbeat
 from smsapp.testing import procs
 from smsapp.testing.services import free_port
 

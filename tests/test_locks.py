@@ -1,4 +1,4 @@
-"""smsapp.locks.job_lock: one holder at a time across processes, on every backend; a dead holder frees it."""
+"""smsapp.core.locks.job_lock: one holder at a time across processes, on every backend; a dead holder frees it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from smsapp.locks import job_lock
+from smsapp.core.locks import job_lock
 from smsapp.testing import procs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,7 +20,7 @@ HOLD_AND_REPORT = textwrap.dedent(
     """
     import django, sys
     django.setup()
-    from smsapp.locks import job_lock
+    from smsapp.core.locks import job_lock
     with job_lock(sys.argv[1]) as held:
         print("held" if held is not None else "refused", flush=True)
     """
@@ -60,7 +60,7 @@ def test_the_redis_lease_is_used_without_postgresql(settings: Any, monkeypatch: 
 
 
 HOLD_UNTIL_KILLED = (
-    "import django, time\ndjango.setup()\nfrom smsapp.locks import job_lock\n"
+    "import django, time\ndjango.setup()\nfrom smsapp.core.locks import job_lock\n"
     "with job_lock('killed-job') as held:\n    print('held', flush=True)\n    time.sleep(600)\n"
 )
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from smsapp.templatetags.links import web_url
+from smsapp.core.templatetags.links import web_url
 from texts.models import InboundMessage
 
 pytestmark = pytest.mark.django_db

@@ -20,9 +20,9 @@ from ninja import Path, Query, Router, Schema, Status
 from pydantic import Field
 
 from contacts.models import Contact, Segment
-from contacts.services import contact_is_dnc
+from contacts.selectors import contact_unreachable_reason
 from providers.segments import MAX_BODY_CHARACTERS
-from smsapp.api import FieldErrors, Id, InputSchema, PageQuery, Text, When, keyset_page, responses
+from smsapp.core.api import FieldErrors, Id, InputSchema, PageQuery, Text, When, keyset_page, responses
 
 from .forms import TextMessageForm
 from .models import InboundMessage, OutboundMessage, ShortLink, Source, TextMessage
@@ -127,7 +127,7 @@ class OutboundOut(Schema):
     status_checked_at: dt.datetime | None = Field(
         description="When reconciliation last asked the provider for a status whose callback never came."
     )
-    price: Decimal | None = Field(None, description="What the provider charged (negative, as Twilio says it).")
+    price: Decimal | None = Field(None, description="What the provider charged (as it says it: negative for a charge).")
     price_unit: str = ""
     clicks: int = Field(0, description="Clicks on this message's tracked links (previews not counted).")
     updated_at: dt.datetime
@@ -276,10 +276,9 @@ def text_message_send(request: HttpRequest, text_message_id: Path[Id], payload: 
     contact = Contact.objects.filter(pk=payload.contact_id).first()
     if contact is None:
         raise FieldErrors({"contact_id": [f"No contact with id {payload.contact_id}."]})
-    if not contact.mobile:
-        raise _refusal(f"Contact {contact.pk} has no mobile number.")
-    if contact_is_dnc(contact=contact):
-        raise _refusal(f"Contact {contact.pk} is Do Not Contact for SMS.")
+    unreachable = contact_unreachable_reason(contact=contact)
+    if unreachable:
+        raise _refusal(f"Contact {contact.pk} {unreachable}.")
     if not text.is_published:
         raise FieldErrors(
             {"text_message_id": [f"Text message {text.pk} is not published."]},

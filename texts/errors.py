@@ -1,42 +1,26 @@
-"""Twilio error codes in words, for the report page. Unknown codes fall back to the provider's own message."""
+"""Error codes in words, for the report page and the outbound log: the codes the sending engine writes itself,
+then the provider's own (its ``explain``), then the message the provider gave."""
 
 from __future__ import annotations
 
-TWILIO_ERRORS: dict[str, str] = {
-    "20003": "Twilio refused the credentials: check the Account SID and Auth Token in Settings > Twilio.",
-    "20429": "Twilio asked us to slow down (too many requests); the message was retried.",
-    "21211": "The 'To' number is not a valid phone number.",
-    "21408": "Sending to this country is not enabled in the Twilio account's geographic permissions.",
-    "21606": "The 'From' number cannot send text messages (not SMS-capable or not in this account).",
-    "21608": "A trial account can only text verified numbers.",
-    "21610": "The recipient replied STOP to this sender: they are now Do Not Contact.",
-    "21612": "Twilio cannot route a message between these two numbers.",
-    "21614": "The 'To' number is not a mobile number (a landline cannot receive texts).",
-    "21617": "The message body is longer than Twilio accepts (1,600 characters).",
-    "30001": "Twilio's queue for this sender overflowed; send more slowly.",
-    "30002": "The Twilio account was suspended.",
-    "30003": "The handset was unreachable (switched off or out of coverage) and the carrier gave up.",
-    "30004": "The message was blocked: the recipient has blocked the sender, or the carrier blocked the message.",
-    "30005": "The number does not exist or is no longer in service.",
-    "30006": "The number is a landline or the carrier cannot deliver texts to it.",
-    "30007": "The carrier filtered the message as spam or unregistered traffic.",
-    "30008": "Delivery failed for a reason the carrier did not give.",
-    "30034": "The sender is an unregistered US long code (A2P 10DLC registration needed).",
+from providers import registry
+
+LOCAL_ERRORS: dict[str, str] = {
     "do_not_contact": "Not sent: the contact is Do Not Contact for SMS.",
     "no_sender": "Not sent: no configured sender can text this number.",
     "too_long": "Not sent: after personalisation the message was over 1,600 characters.",
     "worker_lost": "A worker stopped mid-send; the message may or may not have gone out, so it is not resent.",
-    "timeout": "Twilio did not answer in time.",
-    "connection": "Twilio could not be reached.",
 }
 
 
-# Written on an `unknown` message by reconciliation when Twilio has no trace of it (texts.reconcile).
+# Written on an `unknown` message by reconciliation when the provider has no trace of it (texts.reconcile).
 NEVER_SENT = "The provider sent no message with this text to this number after the call"
 
 
-def explain(code: str, fallback: str = "") -> str:
-    text = TWILIO_ERRORS.get(code or "", fallback)
+def explain(code: str, fallback: str = "", *, provider: str = "") -> str:
+    """``code`` in words: ours, else the provider's (``provider`` is the message's; "" the one that sends), else
+    ``fallback`` (the provider's own message)."""
+    text = LOCAL_ERRORS.get(code or "") or registry.explain(code, provider=provider) or fallback
     if code == "worker_lost" and NEVER_SENT in fallback:
         text = "A worker stopped mid-send. " + fallback[fallback.index(NEVER_SENT) :]
     return text

@@ -21,10 +21,10 @@ from contacts.models import Contact
 from providers.segments import count_segments
 
 from . import quiet_hours
-from .broadcasts import _eligible_params, _eligible_sql
-from .links import body_as_sent
 from .models import CountryPrice, TextMessage
 from .personalise import personalise_render
+from .services.broadcasts import _eligible_params, _eligible_sql
+from .services.links import body_as_sent
 
 SAMPLE = 100
 
@@ -155,8 +155,8 @@ def sample_recipient(text_message: TextMessage | None) -> Contact | None:
 def editor_sample(contact: Contact | None, *, marketing: bool) -> dict[str, object]:
     """What the editor's counter renders with (``static/js/sms-counter.js``): the sample's values, the short-link
     shape, and whether a message of this category tracks links by default."""
-    from .links import CODE_LENGTH, short_link_prefix
     from .personalise import CONTACT_FIELDS
+    from .services.links import CODE_LENGTH, short_link_prefix
 
     values: dict[str, object] = {f: str(getattr(contact, f, "") or "") for f in CONTACT_FIELDS} if contact else {}
     return {

@@ -98,7 +98,7 @@ class TextMessageForm(forms.ModelForm):
 
     def clean_media_urls_text(self) -> list[str]:
         urls = [line.strip() for line in self.cleaned_data["media_urls_text"].splitlines() if line.strip()]
-        # Twilio fetches media over the web; only http(s) addresses are links anywhere they are shown.
+        # The provider fetches media over the web; only http(s) addresses are links anywhere they are shown.
         validator = forms.URLField(assume_scheme="https", validators=[URLValidator(schemes=["http", "https"])])
         for url in urls:
             try:
@@ -106,7 +106,7 @@ class TextMessageForm(forms.ModelForm):
             except forms.ValidationError:
                 raise forms.ValidationError(f"“{url}” is not an http(s) URL.") from None
         if len(urls) > 10:
-            raise forms.ValidationError("Twilio accepts at most 10 media URLs per message.")
+            raise forms.ValidationError("A message carries at most 10 media URLs.")
         return urls
 
     def clean(self) -> dict[str, Any]:

@@ -1,8 +1,8 @@
-"""What Twilio's callbacks do: store a reply and act on its keyword, or apply a delivery status.
+"""What a provider's callbacks do: store a reply and act on its keyword, or apply a delivery status.
 
-Both are safe against Twilio's retries and against concurrent deliveries of the same callback: a reply is stored once
-per MessageSid by the unique constraint (the loser of a race sees the IntegrityError and answers as for a retry), and
-a status moves a message only forward through ``outbound_transition``'s conditional UPDATE.
+Both are safe against the provider's retries and against concurrent deliveries of the same callback: a reply is
+stored once per message id by the unique constraint (the loser of a race sees the IntegrityError and answers as for a
+retry), and a status moves a message only forward through a conditional UPDATE.
 """
 
 from __future__ import annotations
@@ -18,33 +18,26 @@ from django.utils import timezone
 from contacts.models import Contact, DoNotContact, TimelineEvent
 from contacts.phones import InvalidPhoneNumber, phone_to_e164
 from contacts.services import contact_get_or_create_by_mobile, dnc_add, dnc_remove, timeline_record
-from providers.base import InboundEvent, StatusEvent
+from providers import registry
+from providers.base import DeliveryState, ErrorKind, InboundEvent, StatusEvent
 
-from .conversations import conversation_inbound
 from .keywords import DEFAULT_HELP_TEXT, OPT_OUT_TYPES, keyword_match
-from .models import TIMESTAMP_FIELD, OutboundMessage, Status, TextMessage
-from .models_inbound import InboundMessage, Keyword, KeywordKind
+from .models import TIMESTAMP_FIELD, InboundMessage, Keyword, KeywordKind, OutboundMessage, Status, TextMessage
+from .services.conversations import conversation_inbound
 from .signals import inbound_received, message_status_changed
 
 logger = logging.getLogger(__name__)
 
-# Every status Twilio posts -> the outbound log's. Twilio's early statuses (accepted, scheduled, queued, sending)
-# all mean "the provider has it", which is `sent` for the log: they can move a message out of `unknown` and never
-# back from `delivered`. `read` is a delivery (WhatsApp/RCS), `canceled` a scheduled message that never left.
-TWILIO_STATUS = {
-    "accepted": Status.SENT,
-    "scheduled": Status.SENT,
-    "queued": Status.SENT,
-    "sending": Status.SENT,
-    "sent": Status.SENT,
-    "delivered": Status.DELIVERED,
-    "read": Status.DELIVERED,
-    "partially_delivered": Status.DELIVERED,
-    "undelivered": Status.UNDELIVERED,
-    "failed": Status.FAILED,
-    "canceled": Status.FAILED,
+# Each delivery state -> the outbound log's status. `accepted` means "the provider has it", which is `sent` for the
+# log: it can move a message out of `unknown` and never back from `delivered`. `read` is a delivery.
+STATUS_OF_STATE: dict[str, str] = {
+    DeliveryState.ACCEPTED: Status.SENT,
+    DeliveryState.SENT: Status.SENT,
+    DeliveryState.DELIVERED: Status.DELIVERED,
+    DeliveryState.READ: Status.DELIVERED,
+    DeliveryState.UNDELIVERED: Status.UNDELIVERED,
+    DeliveryState.FAILED: Status.FAILED,
 }
-UNSUBSCRIBED_CODE = "21610"
 FINAL = (Status.DELIVERED, Status.UNDELIVERED, Status.FAILED)  # shown on the timeline
 
 
@@ -52,7 +45,7 @@ FINAL = (Status.DELIVERED, Status.UNDELIVERED, Status.FAILED)  # shown on the ti
 class InboundResult:
     inbound: InboundMessage
     created: bool
-    reply: str  # the TwiML <Message> to answer with, "" for none
+    reply: str  # the text to answer with (the provider renders it), "" for none
 
 
 def _contact_for(event: InboundEvent) -> tuple[Contact | None, str]:
@@ -101,7 +94,7 @@ def _apply_action(action: str, contact: Contact | None, body: str) -> None:
             comment=body[:500],
         )
     elif action == KeywordKind.OPT_IN:
-        # Lifts only an opt-out a keyword made: a marketer's or a carrier's (21610) stays.
+        # Lifts only an opt-out a keyword made: a marketer's or a carrier's (reported by the provider) stays.
         dnc_remove(
             contact=contact,
             source=DoNotContact.Source.KEYWORD,
@@ -125,23 +118,22 @@ def _limit(model: type[Any], field: str) -> int:
 
 
 def callback_oversized_fields(event: InboundEvent | StatusEvent) -> list[str]:
-    """What of a callback does not fit its column, each field named; the view answers 400 for any (a varchar
-    overflow would be a 500 on PostgreSQL, and cutting the value down would store something Twilio never sent)."""
+    """What of a callback does not fit its column, each field named as the provider names it; the view answers 400
+    for any (a varchar overflow would be a 500 on PostgreSQL, and cutting the value down would store something the
+    provider never sent)."""
+    columns: dict[str, tuple[type[Any], str]]
     if isinstance(event, StatusEvent):
-        return _too_long(
-            {
-                "MessageSid": (event.message_sid, _limit(OutboundMessage, "provider_sid")),
-                "ErrorCode": (event.error_code, _limit(OutboundMessage, "error_code")),
-            }
-        )
+        columns = {"message_sid": (OutboundMessage, "provider_sid"), "error_code": (OutboundMessage, "error_code")}
+    else:
+        columns = {
+            name: (InboundMessage, name)
+            for name in ("message_sid", "account_sid", "from_number", "to_number", "from_country", "opt_out_type")
+        }
+    names = event.field_names
     return _too_long(
         {
-            "MessageSid": (event.message_sid, _limit(InboundMessage, "message_sid")),
-            "AccountSid": (event.account_sid, _limit(InboundMessage, "account_sid")),
-            "From": (event.from_number, _limit(InboundMessage, "from_number")),
-            "To": (event.to_number, _limit(InboundMessage, "to_number")),
-            "FromCountry": (event.from_country, _limit(InboundMessage, "from_country")),
-            "OptOutType": (event.opt_out_type, _limit(InboundMessage, "opt_out_type")),
+            names.get(attr, attr): (str(getattr(event, attr)), _limit(model, column))
+            for attr, (model, column) in columns.items()
         }
     )
 
@@ -158,10 +150,9 @@ def inbound_receive(*, event: InboundEvent, help_text: str = "", can_reply: bool
     action = _action_for(event, keyword)
     reply = _reply_for(action, keyword, help_text=help_text)
     if event.opt_out_type:
-        # With Twilio's Advanced Opt-Out on, Twilio itself answers STOP/START/HELP: a second answer would be noise.
+        # The provider answered STOP/START/HELP itself (its own opt-out handling): a second answer would be noise.
         reply = ""
     raw = dict(event.raw)
-    count = len(event.media_urls)
     try:
         with transaction.atomic():
             inbound = InboundMessage.objects.create(
@@ -170,8 +161,8 @@ def inbound_receive(*, event: InboundEvent, help_text: str = "", can_reply: bool
                 from_number=number,
                 to_number=event.to_number,
                 body=event.body,
-                media_urls=list(event.media_urls),
-                media_content_types=[raw.get(f"MediaContentType{i}", "") for i in range(count)],
+                media_urls=[m.url for m in event.media],
+                media_content_types=[m.content_type for m in event.media],
                 from_country=event.from_country.upper(),
                 opt_out_type=event.opt_out_type,
                 raw=raw,
@@ -232,11 +223,11 @@ def outbound_status_apply(*, event: StatusEvent, outbound_id: int | None = None)
     """Apply a status callback to the message with this SID; returns whether the message moved.
 
     ``outbound_id`` is the message id the status callback URL carries (``?m=``): a callback that overtakes the
-    worker's own write of the SID (or that arrives for a message whose worker died after calling Twilio, now
+    worker's own write of the SID (or that arrives for a message whose worker died after calling the provider, now
     ``unknown``) attaches the SID to that message first, so no status is lost and an unknown outcome becomes known.
-    Unknown SIDs and unknown statuses are logged and ignored (Twilio must get a 200 either way, or it retries).
+    Unknown SIDs and unknown statuses are logged and ignored (the provider must get a 200 either way, or it retries).
     """
-    target = TWILIO_STATUS.get(event.status)
+    target = STATUS_OF_STATE.get(event.status)
     if target is None:
         logger.warning("status callback %s with a status not understood: %r", event.message_sid, event.status)
         return False
@@ -246,19 +237,27 @@ def outbound_status_apply(*, event: StatusEvent, outbound_id: int | None = None)
     if found is None:
         logger.info("status callback for unknown message SID %s (%s)", event.message_sid, event.status)
         return False
-    # Not moved: a repeated or late callback (Twilio's `sent` after the worker's own), the message is already past it.
+    # Not moved: a repeated or late callback (the provider's `sent` after the worker's own), the message is already
+    # past it.
     if found.moved:
         message_status_changed.send(sender=OutboundMessage, message_ids=[found.id], status=target)
-    if event.error_code == UNSUBSCRIBED_CODE and found.contact_id:
+    if found.contact_id and _opted_out(event):
         dnc_add(
             contact=Contact.objects.get(pk=found.contact_id),
             reason=DoNotContact.Reason.UNSUBSCRIBED,
             source=DoNotContact.Source.PROVIDER,
-            comment=f"Twilio error {UNSUBSCRIBED_CODE}: the recipient unsubscribed.",
+            comment=registry.describe_error(event.error_code, provider=event.provider)[:500],
         )
     if found.moved and found.contact_id and target in FINAL and not found.recorded:
         _record_status(found, found.contact_id, target, event.error_code)
     return found.moved
+
+
+def _opted_out(event: StatusEvent) -> bool:
+    """The error code says the recipient unsubscribed (the provider that reported it decides)."""
+    return (
+        bool(event.error_code) and registry.error_kind(event.error_code, provider=event.provider) == ErrorKind.OPT_OUT
+    )
 
 
 def _attach_sid(outbound_id: int, message_sid: str) -> bool:

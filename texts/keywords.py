@@ -11,12 +11,12 @@ import re
 from django import forms
 from django.db.models.functions import Lower
 
-from .models_inbound import Keyword, KeywordKind
+from .models import Keyword, KeywordKind
 
 _EDGES = re.compile(r"^[\W_]+|[\W_]+$")
 _WORD = re.compile(r"^\w+$")
 
-# Twilio's Advanced Opt-Out field -> what it means here.
+# A keyword the provider answered itself (``InboundEvent.opt_out_type``) -> what it means here.
 OPT_OUT_TYPES = {"STOP": KeywordKind.OPT_OUT, "START": KeywordKind.OPT_IN, "HELP": KeywordKind.HELP}
 
 DEFAULT_HELP_TEXT = "Reply STOP to unsubscribe, START to subscribe again. Msg&data rates may apply."
@@ -42,7 +42,9 @@ class KeywordForm(forms.ModelForm):
         widgets = {"auto_reply": forms.Textarea(attrs={"rows": 3})}
         help_texts = {
             "word": "One word, matched when it is the whole reply (any case, surrounding spaces and punctuation).",
-            "auto_reply": "Sent back to the contact. Help words without one answer with the Twilio plugin's help text.",
+            "auto_reply": (
+                "Sent back to the contact. Help words without one answer with the provider plugin's help text."
+            ),
         }
 
     def clean_word(self) -> str:

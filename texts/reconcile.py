@@ -1,14 +1,15 @@
-"""Statuses whose callback never came: ask the provider.
+"""Statuses whose callback never came: ask the provider that sent the message.
 
-Twilio posts each status change of a message to its status callback once and does not retry one that got no 200, so
-a callback lost to an outage longer than the callback view's own database retries (or to the network) would leave the
+A provider posts each status change of a message to its status callback once and does not retry one that got no 200,
+so a callback lost to an outage longer than the callback's own database retries (or to the network) would leave the
 message in ``sent`` for ever, and its report short of a delivery. ``outbound_reconcile`` (beat, every
 ``SMS_RECONCILE_INTERVAL_SECONDS``; or ``manage.py reconcile_statuses``) takes the messages still ``sent`` (or
-``unknown`` with a SID: a worker died after Twilio accepted them) some minutes after the provider was called, fetches
-each from the provider (``GET …/Messages/{sid}.json``) and applies the answer exactly as a status callback would be
-applied: the same conditional UPDATE, so a late real callback and the fetch cannot fight, and the same timeline
-entry and Do Not Contact on 21610. Each message is asked at most once per ``SMS_RECONCILE_RECHECK_SECONDS``, and not
-after ``SMS_RECONCILE_MAX_AGE_HOURS``: a carrier that never reports leaves it ``sent``, which is the truth.
+``unknown`` with a SID: a worker died after the provider accepted them) some minutes after the provider was called,
+fetches each from the provider named on the message (``fetch_status``) and applies the answer exactly as a status
+callback would be applied: the same conditional UPDATE, so a late real callback and the fetch cannot fight, and the
+same timeline entry and Do Not Contact on an opt-out. Each message is asked at most once per
+``SMS_RECONCILE_RECHECK_SECONDS``, and not after ``SMS_RECONCILE_MAX_AGE_HOURS``: a carrier that never reports leaves
+it ``sent``, which is the truth.
 
 A message ``unknown`` without a SID (its worker died between calling the provider and writing the answer, and no
 callback came either) is looked for in what the provider sent to its number since the call: exactly one message with
@@ -17,10 +18,10 @@ the provider never sent it (unless the provider's answer was full: there may be 
 for the person reviewing it. It stays ``unknown`` and is never sent again automatically (DESIGN: outbound
 statuses); several candidates leave it as it is.
 
-**Prices.** Twilio's create answer has no price yet (it prices a message once it has left), so the same fetch is the
-one place the price comes from: every answer that carries one is stored with its currency (one statement for the
-run), and messages already past ``sent`` whose price is still unknown are asked too, on the same schedule (after
-``SMS_RECONCILE_AFTER_SECONDS``, at most once per ``SMS_RECONCILE_RECHECK_SECONDS``, for
+**Prices.** A provider's create answer may have no price yet (some price a message once it has left), so the same
+fetch is the one place the price comes from: every answer that carries one is stored with its currency (one
+statement for the run), and messages already past ``sent`` whose price is still unknown are asked too, on the same
+schedule (after ``SMS_RECONCILE_AFTER_SECONDS``, at most once per ``SMS_RECONCILE_RECHECK_SECONDS``, for
 ``SMS_RECONCILE_MAX_AGE_HOURS``), through the partial index ``outbound_price_pending``.
 """
 
@@ -35,12 +36,13 @@ from functools import partial
 from typing import TypeVar
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import F, Q
 from django.utils import timezone
 
-from providers.base import FIND_SENT_LIMIT, ErrorKind, ProviderError, ProviderMessage, StatusEvent
-from providers.registry import get_provider
-from smsapp.locks import job_lock
+from providers import registry
+from providers.base import FIND_SENT_LIMIT, ErrorKind, Provider, ProviderError, ProviderMessage, StatusEvent
+from smsapp.core.locks import job_lock
 
 from .errors import NEVER_SENT
 from .inbound import outbound_status_apply
@@ -49,7 +51,6 @@ from .models import OutboundMessage, Status
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-NOT_FOUND = "20404"  # Twilio: the requested resource was not found
 # Our clock and the provider's differ: a message looked for by its send time is looked for from this much earlier.
 CLOCK_SKEW = dt.timedelta(minutes=2)
 # A throttled (429) or failing (5xx) fetch is tried again after these pauses before the run gives up until next time.
@@ -65,7 +66,7 @@ class ReconcileResult:
     found: int = 0  # unknown messages without a SID found at the provider (SID attached)
     priced: int = 0  # messages whose price the provider told
     never_sent: int = 0  # unknown messages without a SID that the provider never sent
-    stopped: str = ""  # why the run stopped early (provider unreachable, bad credentials), "" if it did not
+    stopped: str = ""  # why a provider's messages wait for the next run (unreachable, bad credentials), "" if none
     locked: bool = False  # another run was at it
 
     def summary(self) -> str:
@@ -83,8 +84,8 @@ class ReconcileResult:
         return text + (f"; stopped early: {self.stopped}" if self.stopped else "")
 
 
-def reconcile_candidates(*, now: dt.datetime, after: float, limit: int) -> list[tuple[int, str]]:
-    """(id, SID) of the messages to ask about, never-asked first, oldest first."""
+def reconcile_candidates(*, now: dt.datetime, after: float, limit: int) -> list[tuple[int, str, str]]:
+    """(id, SID, provider) of the messages to ask about, never-asked first, oldest first."""
     max_age = dt.timedelta(hours=float(settings.SMS_RECONCILE_MAX_AGE_HOURS))
     recheck = dt.timedelta(seconds=float(settings.SMS_RECONCILE_RECHECK_SECONDS))
     rows = (
@@ -96,14 +97,15 @@ def reconcile_candidates(*, now: dt.datetime, after: float, limit: int) -> list[
         )
         .filter(Q(status_checked_at__isnull=True) | Q(status_checked_at__lte=now - recheck))
         .order_by(F("status_checked_at").asc(nulls_first=True), "provider_called_at", "pk")
-        .values_list("pk", "provider_sid")[:limit]
+        .values_list("pk", "provider_sid", "provider")[:limit]
     )
-    return [(int(pk), str(sid)) for pk, sid in rows]
+    return [(int(pk), str(sid), str(provider)) for pk, sid, provider in rows]
 
 
-def price_candidates(*, now: dt.datetime, after: float, limit: int) -> list[tuple[int, str]]:
-    """(id, SID) of messages past ``sent`` whose price the provider has not told yet (Twilio's create answer has
-    none; it prices a message once it left): the ``outbound_price_pending`` index, never-asked first."""
+def price_candidates(*, now: dt.datetime, after: float, limit: int) -> list[tuple[int, str, str]]:
+    """(id, SID, provider) of messages past ``sent`` whose price the provider has not told yet (a create answer
+    often has none: a provider may price a message once it left): the ``outbound_price_pending`` index, never-asked
+    first."""
     max_age = dt.timedelta(hours=float(settings.SMS_RECONCILE_MAX_AGE_HOURS))
     recheck = dt.timedelta(seconds=float(settings.SMS_RECONCILE_RECHECK_SECONDS))
     rows = (
@@ -116,9 +118,9 @@ def price_candidates(*, now: dt.datetime, after: float, limit: int) -> list[tupl
         .exclude(status__in=[Status.SENT, Status.UNKNOWN])  # those are asked about their status anyway
         .filter(Q(status_checked_at__isnull=True) | Q(status_checked_at__lte=now - recheck))
         .order_by(F("status_checked_at").asc(nulls_first=True), "provider_called_at", "pk")
-        .values_list("pk", "provider_sid")[:limit]
+        .values_list("pk", "provider_sid", "provider")[:limit]
     )
-    return [(int(pk), str(sid)) for pk, sid in rows]
+    return [(int(pk), str(sid), str(provider)) for pk, sid, provider in rows]
 
 
 def _write_prices(prices: dict[int, StatusEvent]) -> int:
@@ -144,13 +146,41 @@ def _ask(call: Callable[[], T]) -> T:
     return call()
 
 
-def _stops_the_run(exc: ProviderError, result: ReconcileResult) -> bool:
-    """Twilio down (after the retries), throttling, or the credentials refused: every other call would fail the same
-    way, so the run stops and the rest wait for the next one (nothing more is marked as asked)."""
-    if exc.kind not in (ErrorKind.TRANSIENT, ErrorKind.AUTH):
-        return False
-    result.stopped = f"{exc.code}: {exc.message}"
-    return True
+class _Providers:
+    """The providers this run asks, by the name on each message ("": the one that sends), and the ones it stopped
+    asking: a provider down (after the retries), throttling, refusing the credentials or unable to answer would fail
+    every other call the same way, so its messages wait for the next run (nothing more of them is marked as asked)."""
+
+    def __init__(self, result: ReconcileResult) -> None:
+        self.result = result
+        self.found: dict[str, Provider | None] = {}
+        self.stopped: set[str] = set()
+
+    def get(self, name: str) -> Provider | None:
+        """The provider to ask, or None while it is stopped."""
+        name = name or registry.configured_name()
+        if name in self.stopped:
+            return None
+        if name not in self.found:
+            try:
+                self.found[name] = registry.get_provider(name)
+            except ImproperlyConfigured:
+                self.found[name] = None
+                self.stop(name, f"the {name} provider is not installed")
+        return self.found[name]
+
+    def stop(self, name: str, why: str) -> None:
+        self.stopped.add(name or registry.configured_name())
+        self.result.stopped = "; ".join(filter(None, [self.result.stopped, why]))
+
+    def stops(self, name: str, exc: ProviderError) -> bool:
+        if exc.kind not in (ErrorKind.TRANSIENT, ErrorKind.AUTH):
+            return False
+        self.stop(name, f"{exc.code}: {exc.message}")
+        return True
+
+    def cannot_ask(self, name: str, provider: Provider) -> None:
+        self.stop(name, f"the {provider.name} provider cannot be asked for statuses")
 
 
 def lost_sid_candidates(*, now: dt.datetime, after: float, limit: int) -> list[OutboundMessage]:
@@ -166,18 +196,22 @@ def lost_sid_candidates(*, now: dt.datetime, after: float, limit: int) -> list[O
         )
         .filter(Q(status_checked_at__isnull=True) | Q(status_checked_at__lte=now - recheck))
         .order_by(F("status_checked_at").asc(nulls_first=True), "provider_called_at", "pk")
-        .only("pk", "to_number", "body", "provider_called_at", "error_message")[:limit]
+        .only("pk", "to_number", "body", "provider_called_at", "error_message", "provider")[:limit]
     )
 
 
-def _look_for(row: OutboundMessage, found: list[ProviderMessage], now: dt.datetime, result: ReconcileResult) -> None:
+def _look_for(
+    row: OutboundMessage, found: list[ProviderMessage], now: dt.datetime, result: ReconcileResult, *, provider: str
+) -> None:
     """Attach the one provider message that is this row's, or write down that the provider never sent it."""
     taken = set(
         OutboundMessage.objects.filter(provider_sid__in=[m.sid for m in found]).values_list("provider_sid", flat=True)
     )
     same = [m for m in found if m.sid not in taken and m.body == row.body]
     if len(same) == 1:
-        event = StatusEvent(message_sid=same[0].sid, status=same[0].status, error_code=same[0].error_code)
+        event = StatusEvent(
+            message_sid=same[0].sid, status=same[0].status, error_code=same[0].error_code, provider=provider
+        )
         outbound_status_apply(event=event, outbound_id=row.pk)
         result.found += 1
         logger.info("reconcile: unknown message %s is %s at the provider", row.pk, same[0].sid)
@@ -197,7 +231,7 @@ def _look_for(row: OutboundMessage, found: list[ProviderMessage], now: dt.dateti
 
 
 def outbound_reconcile(*, limit: int | None = None, after: float | None = None) -> ReconcileResult:
-    """Ask the provider about up to ``limit`` messages whose final status never arrived; see the module docstring."""
+    """Ask the providers about up to ``limit`` messages whose final status never arrived; see the module docstring."""
     limit = int(settings.SMS_RECONCILE_BATCH if limit is None else limit)
     after = float(settings.SMS_RECONCILE_AFTER_SECONDS if after is None else after)
     result = ReconcileResult()
@@ -208,29 +242,31 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
             result.locked = True
             return result
         now = timezone.now()
-        provider = get_provider()
-        cannot_ask = f"the {provider.name} provider cannot be asked for statuses"
+        providers = _Providers(result)
         asked: list[int] = []
         prices: dict[int, StatusEvent] = {}
         candidates = reconcile_candidates(now=now, after=after, limit=limit)
         candidates += price_candidates(now=now, after=after, limit=max(0, limit - len(candidates)))
-        for pk, sid in candidates:
+        for pk, sid, name in candidates:
+            provider = providers.get(name)
+            if provider is None:
+                continue
             try:
                 event = _ask(partial(provider.fetch_status, sid))
             except ProviderError as exc:
-                if exc.code == NOT_FOUND:
+                if exc.kind == ErrorKind.NOT_FOUND:
                     result.not_found += 1
                     logger.warning("reconcile: the provider does not know message %s (SID %s)", pk, sid)
-                elif _stops_the_run(exc, result):
-                    break
+                elif providers.stops(name, exc):
+                    continue
                 else:
                     result.errors += 1
                     logger.warning("reconcile: fetching message %s failed: %s %s", pk, exc.code, exc.message)
                 asked.append(pk)
                 continue
             if event is None:  # a provider that cannot be asked (the console)
-                result.stopped = cannot_ask
-                break
+                providers.cannot_ask(name, provider)
+                continue
             asked.append(pk)
             result.checked += 1
             if event.price is not None:
@@ -239,21 +275,24 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
                 result.moved += 1
             if len(asked) % 50 == 0:
                 renew()
-        for row in [] if result.stopped else lost_sid_candidates(now=now, after=after, limit=limit):
+        for row in lost_sid_candidates(now=now, after=after, limit=limit):
+            provider = providers.get(row.provider)
+            if provider is None:
+                continue
             try:
                 assert row.provider_called_at is not None  # by the query
                 since = row.provider_called_at - CLOCK_SKEW
                 found = _ask(partial(provider.find_sent, to=row.to_number, sent_after=since))
             except ProviderError as exc:
-                if _stops_the_run(exc, result):
-                    break
+                if providers.stops(row.provider, exc):
+                    continue
                 result.errors += 1
                 logger.warning("reconcile: looking for message %s failed: %s %s", row.pk, exc.code, exc.message)
             else:
                 if found is None:
-                    result.stopped = cannot_ask
-                    break
-                _look_for(row, found, now, result)
+                    providers.cannot_ask(row.provider, provider)
+                    continue
+                _look_for(row, found, now, result, provider=provider.name)
             asked.append(row.pk)
             renew()
         result.priced = _write_prices(prices)

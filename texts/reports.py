@@ -33,7 +33,7 @@ def report_for(text_message: TextMessage) -> Report:
         segments=Sum("segments", filter=Q(provider_sid__isnull=False)),
         cost=Sum(Abs(F("price"))),
         # Failed after the provider accepted it (it has a SID): a delivery that did not happen. A refusal at the API
-        # (21211, 21610: no SID) never reached a carrier and says nothing about delivery.
+        # (an invalid number, an opt-out: no SID) never reached a carrier and says nothing about delivery.
         failed_after_sending=Count("id", filter=Q(status=Status.FAILED, provider_sid__isnull=False)),
     )
     units = list(messages.exclude(price_unit="").values_list("price_unit", flat=True).distinct()[:2])
@@ -163,7 +163,7 @@ def sending_progress(text_message: TextMessage, *, get_config: Any = None) -> Se
     from .models import Schedule
 
     if get_config is None:
-        from providers.config import get_config
+        from providers.registry import get_config
     messages = OutboundMessage.objects.filter(text_message=text_message)
     counts = dict(messages.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
     now = timezone.now()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import redis
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from .services import outbound_pace, outbound_process_batch, outbound_sweep
+from .services.broadcasts import DEFAULT_BATCH, _progress_set, broadcast_progress, broadcasts_send_all
 
 # The database unreachable (a restart, a failover): the batch is intact, so try it again shortly rather than let the
 # failure be acknowledged and the batch dropped; every worker would otherwise drain the whole queue into failures in
@@ -61,5 +63,42 @@ def outbound_reconcile_task() -> dict[str, int | str]:
     }
 
 
-# Broadcasts live in their own module; importing it here registers their tasks with the worker's autodiscovery.
-from . import broadcast_tasks  # noqa: E402, F401
+@shared_task(
+    name="texts.statuses_flush",
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=DATABASE_UNREACHABLE + LIMITER_UNREACHABLE,
+    retry_backoff=1,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=25,
+)
+def statuses_flush_task() -> dict[str, int]:
+    """Armed by the first buffered status callback, and by beat as a safety net: apply the buffered statuses in
+    batches (``texts.status_buffer``). A failed batch is back in the buffer before the retry."""
+    from .status_buffer import status_buffer_flush
+
+    result = status_buffer_flush()
+    return {"applied": result.applied, "batches": result.batches, "recovered": result.recovered, "left": result.left}
+
+
+# Broadcasts: the same job as ``manage.py send_broadcasts`` (``texts.services.broadcasts``).
+
+
+@shared_task(name="texts.broadcasts_send")
+def broadcasts_send_task(text_message_id: int | None = None) -> dict[str, int]:
+    """Beat, every minute (and "Send now" for one message): the same job as ``manage.py send_broadcasts``."""
+    ids = None if text_message_id is None else [int(text_message_id)]
+    batch = int(getattr(settings, "BROADCASTS_BATCH", DEFAULT_BATCH))
+    runs = broadcasts_send_all(text_message_ids=ids, batch=batch)
+    return {"messages": len(runs), "queued": sum(r.queued for r in runs), "locked": sum(r.locked for r in runs)}
+
+
+@shared_task(name="texts.broadcast_send")
+def broadcast_send_task(text_message_id: int) -> dict[str, int]:
+    """ "Send now" on the text message page: one message, if it is due."""
+    result = broadcasts_send_task(text_message_id)
+    if result["messages"] == 0 and broadcast_progress(text_message_id=text_message_id).state == "queued":
+        # Not due (unpublished, outside its window, no segments): say so instead of spinning forever.
+        _progress_set(text_message_id, state="failed", queued=0, target=0, summary="Not sent: it is not due now.")
+    return result

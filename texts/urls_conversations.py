@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views_conversations as views
+from .views import conversations as views
 
 app_name = "texts_conversations"
 urlpatterns = [

@@ -117,33 +117,41 @@ class RedisServer:
     binary: str
     port: int
     process: subprocess.Popen[bytes] | None = None
+    # True: docker-compose's Redis (`--appendonly yes`, written to disk every second) in a directory of its own.
+    durable: bool = False
+    data_dir: Path | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        if self.durable:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="smsapp-redis-"))
+            args += ["--appendonly", "yes", "--dir", str(self.data_dir)]
+        else:
+            args += ["--appendonly", "no"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
         wait_for_port(self.port)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def redis() -> Iterator[RedisServer | None]:
+def redis(*, durable: bool = False) -> Iterator[RedisServer | None]:
     binary = shutil.which("redis-server") or (
         "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
     )
     if binary is None:
         yield None
         return
-    server = RedisServer(binary=binary, port=free_port())
+    server = RedisServer(binary=binary, port=free_port(), durable=durable)
     server.start()
     try:
         yield server

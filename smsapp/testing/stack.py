@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from providers.fake_twilio import FakeTwilioClient
+from providers.twilio.fake_twilio import FakeTwilioClient
 
 from . import procs
 from .procs import BASE_DIR

@@ -65,7 +65,7 @@ def test_saving_a_broadcast_asks_with_count_segments_and_cost(
     panel = page.get_by_test_id("new-members")
     panel.wait_for()
     assert "New members of its segments receive it automatically" in panel.inner_text()
-    with mock.patch("texts.broadcast_tasks.broadcast_send_task.apply_async"):
+    with mock.patch("texts.tasks.broadcast_send_task.apply_async"):
         page.get_by_role("button", name="Send now…").click()
         send = page.get_by_test_id("confirm-broadcast")
         send.wait_for()

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from providers.config import get_config
-from providers.models import TwilioSettings
+from providers.twilio.config import get_config
+from providers.twilio.models import TwilioSettings
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

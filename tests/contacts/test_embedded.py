@@ -10,6 +10,7 @@ from django.db import transaction
 
 from contacts.importer import contact_import_create, contact_import_queue
 from contacts.models import Contact, ContactImport
+from contacts.tasks import import_contacts
 from smsapp.testing.procs import Proc
 
 pytestmark = [pytest.mark.embedded, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -21,7 +22,7 @@ def test_queued_import_runs_in_a_real_worker(celery_worker: Proc) -> None:
         record = contact_import_create(
             upload=SimpleUploadedFile("p.csv", data), mode="update", region="", segment=None, created_by="t"
         )
-        contact_import_queue(contact_import=record, mapping=record.mapping)
+        contact_import_queue(contact_import=record, mapping=record.mapping, enqueue=import_contacts.delay)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         record.refresh_from_db()

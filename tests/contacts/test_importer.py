@@ -167,3 +167,25 @@ def test_import_contacts_command_prints_summary_and_errors(tmp_path: Path) -> No
         call_command("import_contacts", str(path), "--segment", "999")
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("import_contacts", str(tmp_path / "missing.csv"))
+
+
+def test_the_importer_and_services_never_import_the_tasks_that_import_them() -> None:
+    """Issue 15's circle contacts.importer <-> contacts.tasks: tasks import services, never the other way round
+    (the view hands the task's ``delay`` to ``contact_import_queue``)."""
+    import ast
+
+    import contacts
+
+    root = Path(contacts.__file__).parent
+    importer = sorted((root / "importer").glob("*.py")) or [root / "importer.py"]
+    modules = [root / "services.py", *importer]
+    assert len(modules) > 2  # the package, not a stale single module
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{'.' * node.level}{node.module or ''}", *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            assert not any(name.split(".")[-1] == "tasks" or ".tasks" in name for name in names), (path, names)

@@ -94,3 +94,81 @@ def test_contact_infers_country_and_timezone_when_not_set() -> None:
 )
 def test_search_query_recognised_as_phone(text: str, is_phone: bool) -> None:
     assert looks_like_phone(text) is is_phone
+
+
+def _reference(raw: str, region: str | None) -> tuple[str, str, str] | str:
+    """The import's answer for one cell as it was computed before the type was matched once: ``is_valid_number``,
+    ``number_type`` and ``time_zones_for_number``, each doing its own type match."""
+    import phonenumbers
+    from django.conf import settings
+    from phonenumbers import timezone as phone_timezone
+
+    text = raw.strip()
+    if not text:
+        return "The number is empty."
+    region = (region or settings.DEFAULT_PHONE_REGION or "").upper() or None
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        return f"“{raw}” is not a phone number ({exc._msg})."
+    if not phonenumbers.is_valid_number(parsed):
+        where = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
+        return f"“{raw}” is not a valid phone number for {where if where != 'ZZ' else 'any country'}."
+    mobile_types = {
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        phonenumbers.PhoneNumberType.VOIP,
+        phonenumbers.PhoneNumberType.PERSONAL_NUMBER,
+    }
+    if phonenumbers.number_type(parsed) not in mobile_types:
+        return f"“{raw}” is not a mobile number and cannot receive text messages."
+    zones = [z for z in phone_timezone.time_zones_for_number(parsed) if z != phone_timezone.UNKNOWN_TIMEZONE]
+    return (
+        phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
+        phonenumbers.region_code_for_number(parsed) or "",
+        zones[0] if len(zones) == 1 else "",
+    )
+
+
+def _sample_inputs() -> list[tuple[str, str | None]]:
+    """Every region's example number of every type, written three ways, plus near misses (a digit changed, one
+    more, one fewer) and garbage: tens of thousands of cells, valid and not."""
+    import phonenumbers
+
+    formats = (
+        phonenumbers.PhoneNumberFormat.E164,
+        phonenumbers.PhoneNumberFormat.NATIONAL,
+        phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+    )
+    cells: list[tuple[str, str | None]] = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in range(12):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            for fmt in formats:
+                text = phonenumbers.format_number(example, fmt)
+                digits = str(example.national_number)
+                variants = [text, text[:-1], text + "7", text[:-1] + str((int(text[-1]) + 1) % 10)]
+                variants += [f"00{example.country_code}{digits}", digits, "0" + digits]
+                cells += [(variant, region) for variant in variants]
+                cells.append((text, None))
+    return [*cells, ("", "GB"), ("banana", "FR"), ("+", None), ("12345", "US"), ("+999 1234 5678", None)]
+
+
+def test_the_import_parses_every_number_exactly_as_the_three_separate_checks_did() -> None:
+    from contacts.phones import InvalidPhoneNumber, mobile_with_location
+
+    cells = _sample_inputs()
+    assert len(cells) > 10_000
+    valid = 0
+    for raw, region in cells:
+        try:
+            ours: tuple[str, str, str] | str = mobile_with_location(raw, region=region)
+            valid += 1
+        except InvalidPhoneNumber as exc:
+            ours = str(exc)
+        assert ours == _reference(raw, region), (raw, region)
+    assert 1_000 < valid < len(cells)  # both outcomes are well represented

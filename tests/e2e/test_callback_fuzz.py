@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from contacts.models import Contact
-from tests.texts.callback_helpers import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, PATH, configure
+from providers.twilio.testing import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, PATH, configure
 from texts.models import OutboundMessage
 
 pytestmark = pytest.mark.django_db
@@ -95,7 +95,7 @@ def test_random_inbound_replies_signed_like_twilio_are_stored_or_refused(
     body: str, sender: str, extra: dict[str, str]
 ) -> None:
     """A complete inbound webhook whose values are random: 200 (stored) or 400 (refused), never a crash."""
-    from tests.texts.callback_helpers import inbound_params, sign
+    from providers.twilio.testing import inbound_params, sign
 
     params = {**extra, **inbound_params(body, from_=sender)}
     response = _post(Client(), params, sign(params))

@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from providers.config import config_changed, get_config
-from providers.models import TwilioSettings
+from providers.twilio.config import config_changed, get_config
+from providers.twilio.models import TwilioSettings
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def cached(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.SMS_CONFIG_CACHE_SECONDS = 60.0
-    monkeypatch.setattr("providers.config._shared_down_until", 0.0)  # restored after: no test inherits an outage
+    monkeypatch.setattr("providers.twilio.config._shared_down_until", 0.0)  # restored after: no test inherits an outage
     config_changed()
 
 
@@ -57,7 +57,7 @@ def test_a_save_publishes_a_new_version_only_once_committed(
 ) -> None:
     from django.core.cache import cache
 
-    from providers.config import VERSION_KEY
+    from providers.twilio.config import VERSION_KEY
 
     before = cache.get(VERSION_KEY)
     with django_capture_on_commit_callbacks(execute=True):
@@ -67,7 +67,7 @@ def test_a_save_publishes_a_new_version_only_once_committed(
 
 
 def test_a_new_version_in_the_shared_cache_is_seen_within_the_ttl(cached: None) -> None:
-    from providers.config import _publish_version
+    from providers.twilio.config import _publish_version
 
     assert get_config().help_text != "Changed elsewhere."
     # Another process saved: its rows are in the database and it published a version; this process's copy is fresh.
@@ -107,8 +107,38 @@ def test_a_save_in_another_process_is_seen_at_once(cached: None) -> None:
     assert get_config().help_text != "Saved by another process."
     code = (
         "import django; django.setup(); from django.db import transaction; "
-        "from providers.services import twilio_settings_save; "
+        "from providers.twilio.services import twilio_settings_save; "
         "twilio_settings_save(data={'help_text': 'Saved by another process.'}, numbers=[])"
     )
     subprocess.run([sys.executable, "-c", code], env=procs.child_env(), cwd=procs.BASE_DIR, check=True, timeout=120)
     assert get_config().help_text == "Saved by another process."
+
+
+def test_the_shared_version_is_asked_at_most_once_per_interval(cached: None, settings: Any) -> None:
+    """A webhook reads the configuration on every request: one Redis round trip each time was a fifth of a status
+    callback's cost. The version is asked once per SMS_CONFIG_VERSION_CHECK_SECONDS, and a save elsewhere is seen
+    once that has passed."""
+    import time
+
+    from django.core.cache import cache
+
+    from providers.twilio.config import VERSION_KEY, _publish_version
+
+    settings.SMS_CONFIG_VERSION_CHECK_SECONDS = 0.3
+    get_config()
+    asked: list[str] = []
+    real_get = cache.get
+
+    def counting(key: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(key)
+        return real_get(key, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cache, "get", counting)
+        for _ in range(20):
+            get_config()
+        assert asked.count(VERSION_KEY) <= 1
+        TwilioSettings.objects.bulk_create([TwilioSettings(id=TwilioSettings.SINGLETON_ID, help_text="Elsewhere.")])
+        _publish_version()
+        time.sleep(0.35)
+        assert get_config().help_text == "Elsewhere."

@@ -17,10 +17,10 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from providers.config import LOCAL_FAKE_NUMBER, get_config
-from providers.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, FakeTwilio
 from providers.registry import get_provider
-from providers.services import twilio_settings_save
+from providers.twilio.config import LOCAL_FAKE_NUMBER, get_config
+from providers.twilio.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, FakeTwilio
+from providers.twilio.services import twilio_settings_save
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 REAL_SID = "AC" + "1" * 32
@@ -164,7 +164,8 @@ def test_the_ports_are_settable_and_public_base_url_follows_the_web_port() -> No
     }
     env.pop("PUBLIC_BASE_URL", None)
     code = (
-        "import django; django.setup(); from django.conf import settings; from providers.config import local_fake_url; "
+        "import django; django.setup(); from django.conf import settings; "
+        "from providers.twilio.config import local_fake_url; "
         "print(settings.PUBLIC_BASE_URL, local_fake_url())"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from providers.config import get_config
-from providers.models import SenderNumber, TwilioSettings
+from providers.twilio.config import get_config
+from providers.twilio.models import SenderNumber, TwilioSettings
 
 pytestmark = pytest.mark.django_db
 

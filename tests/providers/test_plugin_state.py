@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from providers.config import get_config
-from providers.models import TwilioSettings
-from providers.services import twilio_settings_save
-from texts.senders import NoSender, choose_sender
+from providers.senders import NoSender, choose_sender
+from providers.twilio.config import get_config
+from providers.twilio.models import TwilioSettings
+from providers.twilio.services import twilio_settings_save
 
 pytestmark = pytest.mark.django_db
 
@@ -89,9 +89,8 @@ def test_the_page_says_what_outbound_only_really_does(admin_client: Client) -> N
 
 
 def test_a_reply_to_the_fallback_number_is_answered(settings: Any) -> None:
+    from providers.twilio.testing import ACCOUNT_SID, AUTH_TOKEN, inbound_params, post
     from texts.keywords import keyword_seed_defaults
-
-    from ..texts.callback_helpers import ACCOUNT_SID, AUTH_TOKEN, inbound_params, post
 
     keyword_seed_defaults()
     settings.SMS_PROVIDER = "twilio"

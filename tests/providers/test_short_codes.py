@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from providers.config import get_config
-from providers.forms import SenderNumberForm
-from texts.senders import choose_sender
+from providers.senders import choose_sender
+from providers.twilio.config import get_config
+from providers.twilio.forms import SenderNumberForm
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from django.urls import reverse
 
 from contacts.models import Contact, DoNotContact, Segment
 from contacts.services import dnc_add, segment_add_contacts
-from texts import broadcasts
 from texts.models import OutboundMessage, TextMessage
+from texts.services import broadcasts
 
 pytestmark = pytest.mark.django_db
 

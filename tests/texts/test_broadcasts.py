@@ -19,8 +19,8 @@ from django.utils import timezone
 from contacts.models import Contact, DoNotContact, Segment, SegmentMembership
 from contacts.services import dnc_add, segment_add_contacts, segment_remove_contacts
 from tests.lock_helpers import lock_held_elsewhere
-from texts import broadcasts
 from texts.models import OutboundMessage, Source, Status, TextMessage
+from texts.services import broadcasts
 
 pytestmark = pytest.mark.django_db
 

@@ -10,10 +10,9 @@ from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, TimelineEvent
 from contacts.services import contact_is_dnc, dnc_add
+from providers.twilio.testing import PATH, configure, inbound_params, post, sid, sign, status_params
 from texts.models import InboundMessage, Keyword, OutboundMessage, Status, TextMessage
 from texts.signals import inbound_received, message_status_changed
-
-from .callback_helpers import PATH, configure, inbound_params, post, sid, sign, status_params
 
 pytestmark = pytest.mark.django_db
 
@@ -227,7 +226,7 @@ def test_start_does_not_lift_a_carrier_opt_out(twilio: Client) -> None:
 
 
 def test_help_answers_with_plugin_help_text(twilio: Client) -> None:
-    from providers.models import TwilioSettings
+    from providers.twilio.models import TwilioSettings
 
     row = TwilioSettings.load()
     row.help_text = "Acme: reply STOP to stop & START to resume <3"
@@ -280,7 +279,7 @@ def test_no_reply_for_alphanumeric_sender(twilio: Client, settings: Any) -> None
 
 
 def test_no_reply_when_direction_is_outbound_only_but_stop_still_counts(twilio: Client) -> None:
-    from providers.models import TwilioSettings
+    from providers.twilio.models import TwilioSettings
 
     row = TwilioSettings.load()
     row.direction = "outbound"

@@ -20,12 +20,12 @@ from contacts.models import Contact, DoNotContact, TimelineEvent
 from contacts.services import contact_is_dnc
 from hooks.services import subscribed
 from providers.base import StatusEvent
+from providers.twilio import views as twilio_views
+from providers.twilio.testing import PATH, configure, inbound_params, post, sid, status_params
 from smsapp.urls import urlpatterns
-from texts import views_callback
+from texts import webhooks as views_callback
 from texts.inbound import outbound_status_apply
 from texts.models import OutboundMessage, Status
-
-from .callback_helpers import PATH, configure, inbound_params, post, sid, status_params
 
 pytestmark = pytest.mark.django_db
 
@@ -154,5 +154,5 @@ def test_a_status_callback_on_a_connection_the_server_dropped_still_applies(monk
 
 
 def test_the_callback_is_the_first_url_django_tries() -> None:
-    assert resolve(PATH).func is views_callback.twilio_callback
+    assert resolve(PATH).func is twilio_views.twilio_callback
     assert urlpatterns[0].resolve(PATH.lstrip("/")) is not None

@@ -11,10 +11,9 @@ import pytest
 from django.db import OperationalError
 from django.test import Client
 
-from texts import views_callback
-from texts.models_inbound import InboundMessage
-
-from .callback_helpers import configure, inbound_params, post, sid
+from providers.twilio.testing import configure, inbound_params, post, sid
+from texts import webhooks as views_callback
+from texts.models import InboundMessage
 
 pytestmark = pytest.mark.django_db
 

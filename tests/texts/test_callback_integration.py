@@ -14,16 +14,16 @@ from django.test import Client
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, TimelineEvent
+from providers.twilio.testing import PATH, configure, inbound_params, sid, sign, status_params
 from texts.keywords import keyword_seed_defaults
 from texts.models import InboundMessage, OutboundMessage, Status
-
-from .callback_helpers import PATH, configure, inbound_params, sid, sign, status_params
 
 
 def test_fake_twilio_reply_and_status_callbacks_end_to_end(
     transactional_db: None, live_server: Any, settings: Any, fake_twilio: Any, twilio_settings: Any
 ) -> None:
     settings.PUBLIC_BASE_URL = live_server.url
+    settings.SMS_STATUS_BUFFER = False  # no worker here; buffered through a real one: test_status_buffer_workers.py
     keyword_seed_defaults()
     url = live_server.url + PATH
     contact = Contact.objects.create(mobile="+14155550123")

@@ -16,9 +16,9 @@ from django.test import Client
 from contacts.models import Contact
 from contacts.services import dnc_add
 from providers.base import InboundEvent
-from texts.conversations import conversation_reply, reply_blockers
 from texts.inbound import inbound_receive
 from texts.models import Conversation, OutboundMessage, Source
+from texts.services.conversations import conversation_reply, reply_blockers
 
 pytestmark = pytest.mark.django_db
 SIDS = itertools.count(1)

@@ -1,5 +1,5 @@
 """The editor counts segments on the body as a sample recipient gets it: the JavaScript port of personalisation and
-link shortening agrees with texts.personalise and texts.links, case by case, in Chromium."""
+link shortening agrees with texts.personalise and texts.services.links, case by case, in Chromium."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from contacts.models import Contact
 from providers.segments import count_segments
 from texts.estimates import editor_sample
-from texts.links import body_as_sent
 from texts.personalise import personalise_render
+from texts.services.links import body_as_sent
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 

@@ -8,11 +8,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from providers.twilio.testing import configure, inbound_params, post, sid, status_params
 from smsapp.models import ApiToken
 from texts.models import InboundMessage, OutboundMessage, Status, TextMessage
 from texts.personalise import MalformedToken, parse_tokens
-
-from .callback_helpers import configure, inbound_params, post, sid, status_params
 
 pytestmark = pytest.mark.django_db
 
@@ -119,6 +118,6 @@ def test_a_signed_status_callback_with_an_oversized_sid_is_a_400(twilio: Client)
 def _sign_with_query(params: dict[str, str], pk: int) -> str:
     from django.conf import settings
 
-    from .callback_helpers import PATH, sign
+    from providers.twilio.testing import PATH, sign
 
     return sign(params, url=f"{settings.PUBLIC_BASE_URL}{PATH}?m={pk}")

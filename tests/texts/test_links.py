@@ -14,7 +14,9 @@ from django.test import Client
 from contacts.models import Contact, TimelineEvent
 from providers.segments import count_segments
 from texts import services
-from texts.links import (
+from texts.models import OutboundMessage, ShortLink, TextMessage
+from texts.services import dispatch
+from texts.services.links import (
     CODE_LENGTH,
     body_as_sent,
     find_urls,
@@ -22,8 +24,6 @@ from texts.links import (
     looks_like_preview,
     short_link_length,
 )
-from texts.models import OutboundMessage, ShortLink, TextMessage
-from texts.services import dispatch
 
 from .conftest import Pipeline
 
@@ -137,7 +137,7 @@ def test_a_click_redirects_and_counts_once_per_recipient_and_link(
     client: Client, sent_link: ShortLink, django_capture_on_commit_callbacks: Any
 ) -> None:
     with (
-        mock.patch("texts.links.link_clicked.send_robust", return_value=[]) as announced,
+        mock.patch("texts.services.links.link_clicked.send_robust", return_value=[]) as announced,
         django_capture_on_commit_callbacks(execute=True),
     ):
         for _ in range(3):

@@ -22,8 +22,9 @@ from django.utils import timezone
 
 from contacts.importer import contact_import_create, contact_import_queue
 from contacts.models import Contact, ContactImport
+from contacts.tasks import import_contacts
+from smsapp.core.tasks import HEARTBEAT_KEY
 from smsapp.models import ApiToken
-from smsapp.tasks import HEARTBEAT_KEY
 from smsapp.testing import procs
 from smsapp.testing.deploy import shipped_workers
 from smsapp.testing.services import free_port
@@ -113,7 +114,7 @@ def _nothing_waits_behind_a_broadcast(fake: Any, processes: list[procs.Proc]) ->
             "ten.csv", b"mobile,first name\n" + b"".join(b"+1646555%04d,N%d\n" % (i, i) for i in range(10))
         )
         record = contact_import_create(upload=upload, mode="update", region="US", segment=None, created_by="test")
-        contact_import_queue(contact_import=record, mapping=record.mapping)
+        contact_import_queue(contact_import=record, mapping=record.mapping, enqueue=import_contacts.delay)
 
     def imported() -> bool:
         record.refresh_from_db()

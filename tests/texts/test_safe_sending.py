@@ -13,9 +13,9 @@ from django.test import Client
 
 from contacts.models import Contact, Segment
 from contacts.services import segment_add_contacts
-from texts.broadcasts import broadcasts_send_all
 from texts.estimates import broadcast_estimate
 from texts.models import CountryPrice, OutboundMessage, TextMessage
+from texts.services.broadcasts import broadcasts_send_all
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +75,7 @@ def test_save_but_only_send_now_sends_it(marketer_client: Client, audience: Segm
     marketer_client.post("/text-messages/new/", form(audience, confirmed="hold"))
     text = TextMessage.objects.get()
     assert (text.is_published, text.send_to_new_members) == (True, False)
-    with mock.patch("texts.broadcasts._enqueue_batch"):
+    with mock.patch("texts.services.broadcasts._enqueue_batch"):
         assert broadcasts_send_all() == []  # the scheduled run leaves it alone
         (run,) = broadcasts_send_all(text_message_ids=[text.pk])  # Send now sends it
     assert run.queued == 4
@@ -102,7 +102,7 @@ def test_send_now_asks_with_the_count_and_cost_then_sends(
     text = TextMessage.objects.create(name="S", body="Hi {{first_name}}", category="transactional")
     text.segments.set([audience])
     url = f"/text-messages/{text.pk}/broadcast/send/"
-    with mock.patch("texts.broadcast_tasks.broadcast_send_task.apply_async") as queued:
+    with mock.patch("texts.tasks.broadcast_send_task.apply_async") as queued:
         with django_capture_on_commit_callbacks(execute=True):
             asked = marketer_client.post(url, HTTP_HX_REQUEST="true").content.decode()
         assert "Send to 4 contacts?" in asked

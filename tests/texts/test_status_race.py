@@ -13,12 +13,12 @@ from django.utils import timezone
 
 from contacts.models import Contact, TimelineEvent
 from providers.base import SendResult, StatusEvent
+from providers.twilio.testing import PATH, configure, sid, sign, status_params
 from texts import services
 from texts.inbound import outbound_status_apply
 from texts.models import OutboundMessage, Source, Status, TextMessage
 from texts.services import dispatch
 
-from .callback_helpers import PATH, configure, sid, sign, status_params
 from .conftest import Pipeline
 
 pytestmark = pytest.mark.django_db

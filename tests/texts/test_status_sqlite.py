@@ -13,10 +13,9 @@ from django.utils import timezone
 from contacts.models import Contact, TimelineEvent
 from contacts.services import contact_is_dnc
 from providers.base import StatusEvent
+from providers.twilio.testing import configure, post, sid, status_params
 from texts.inbound import outbound_status_apply
 from texts.models import OutboundMessage, Status, TextMessage
-
-from .callback_helpers import configure, post, sid, status_params
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 

@@ -4,6 +4,7 @@
 - ``dispatch``: the sending engine that claims, schedules, sends and records a batch.
 - ``pacing``: the pacer that hands each sender's free capacity to its parked messages.
 - ``sweep``: recovery from workers that died and tasks that were lost.
+- ``broadcasts``: segment (broadcast) messages: the audience, the set-based fan-out, the lock and the progress.
 """
 
 from .dispatch import BatchOutcome, outbound_claim, outbound_process_batch, status_callback_for

@@ -11,13 +11,13 @@ One task (``outbound_send_batch``) runs ``outbound_process_batch`` over its ids:
    message reserves its slot however far and is *held*: back to ``queued`` until that moment, with a task due then.
    Nothing waits in a worker.
 4. **Send** with many calls in flight (``SMS_SEND_CONCURRENCY`` per process) on the process's event loop
-   (``providers.aio``) with the provider's asynchronous client. Rows are stamped (``provider_called_at``, one
-   statement per group, guarded by the claim token) just before a group is handed to the loop, a few more than the
-   calls allowed at once; each call reserves its slot the moment it may start, so the sender's rate holds at the
-   provider however long the message waited for a free call. A call whose slot was taken meanwhile does not start:
-   its stamp is taken back and it is planned again. A row the worker dies holding is ``unknown`` if it had been
-   handed to the loop (a call in flight, or one of the few waiting for a free call); the sweeper and reconciliation
-   take it from there, and it is never sent again automatically.
+   (``providers.aio``) with the provider's asynchronous client. Rows are handed to the loop a few more than the calls
+   allowed at once, and wait for a free call there; a call reserves its slot the moment it may start (so the
+   sender's rate holds at the provider however long the message waited), then the process's stamper thread commits
+   its ``provider_called_at`` (one statement for every call that asked meanwhile, guarded by the claim token), then
+   the request leaves. A call whose slot was taken meanwhile does not start and is planned again. So a worker killed
+   with calls in flight leaves ``unknown`` exactly the calls that may have left; the sweeper and reconciliation take
+   it from there, and such a message is never sent again automatically.
 5. **Write outcomes** in batches as calls complete: one statement per kind of outcome for everything that finished
    together (sent with SID, price and segments; failed with the provider's code; retry with backoff; unknown).
 """
@@ -31,7 +31,10 @@ import heapq
 import itertools
 import logging
 import math
+import os
+import queue
 import random
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -46,15 +49,18 @@ from django.utils import timezone
 
 from contacts.models import DoNotContact, TimelineEvent
 from contacts.services import dnc_active, dnc_add, timeline_record_many
+from providers import registry
+from providers.base import callback_url_for
 from providers.ratelimit import Ask, Lane, Limiter
 from providers.segments import MAX_BODY_CHARACTERS, count_segments
+from providers.senders import NoSender, SenderRules, choose_sender, sender_rules
 
 from .. import quiet_hours
-from ..links import links_track
 from ..models import TIMESTAMP_FIELD, OutboundMessage, Schedule, Source, Status
 from ..personalise import personalise_render
-from ..senders import NoSender, choose_sender, last_numbers
+from ..selectors import last_numbers
 from ..signals import message_status_changed
+from .links import links_track
 from .outbound import enqueue_after_commit, outbound_transition
 
 logger = logging.getLogger(__name__)
@@ -116,16 +122,14 @@ def outbound_process_batch(
 ) -> BatchOutcome:
     """Claim, check, schedule, send and record a batch of outbound messages (see the module docstring).
 
-    The three collaborators default to the providers app (``registry.get_provider``, ``config.get_config``,
-    ``ratelimit.get_limiter()``); unit tests pass their own.
+    The three collaborators default to the provider that sends (``registry.get_provider``, ``registry.get_config``)
+    and ``ratelimit.get_limiter()``; unit tests pass their own.
     """
     if get_provider is None or get_config is None or limiter is None:
-        from providers.config import get_config as config_default
         from providers.ratelimit import get_limiter
-        from providers.registry import get_provider as provider_default
 
-        get_provider = get_provider or provider_default
-        get_config = get_config or config_default
+        get_provider = get_provider or registry.get_provider
+        get_config = get_config or registry.get_config
         limiter = limiter or get_limiter()
     outcome = BatchOutcome()
     _Engine(get_provider=get_provider, get_config=get_config, limiter=limiter, outcome=outcome).run(message_ids)
@@ -199,7 +203,9 @@ class _Engine:
         whose outcome cannot be written stay ``sending`` with ``provider_called_at`` set: the sweeper makes them
         ``unknown`` and reconciliation asks the provider what became of them."""
         if self.inflight:
-            concurrent.futures.wait(list(self.inflight), timeout=float(_setting("TWILIO_TIMEOUT_SECONDS", 10)) + 5)
+            # A provider's calls end within its own timeout (its configuration's, when it has one).
+            timeout = float(getattr(getattr(self.provider, "config", None), "timeout", 10.0))
+            concurrent.futures.wait(list(self.inflight), timeout=timeout + 5)
             self._wait_done(set(self.inflight))
         try:
             self._write(force=True)
@@ -221,7 +227,7 @@ class _Engine:
             self.callback = getattr(config, "status_callback_url", None)
         # Prepared before quiet hours: a message deferred to the morning waits in its sender's line, which the pacer
         # then moves at the sender's rate when the window opens.
-        rows = _prepare(rows, senders=config.senders, outcome=self.outcome)
+        rows = _prepare(rows, senders=config.senders, outcome=self.outcome, rules=_rules(self.provider))
         rows = _apply_quiet_hours(rows, self.outcome)
         for at, row in self._schedule(rows):
             heapq.heappush(self.ready, _Due(at, next(self.seq), row))
@@ -298,7 +304,16 @@ class _Engine:
             return
         if self.gate is None:
             self.gate = aio.run(_gate(self.concurrency))
-        for row in _mark_provider_called(due):
+        # A call's "provider called" stamp is committed the moment the call may start, by the process's stamper
+        # thread (the loop must not touch the ORM), so rows waiting for a free call are not stamped: a worker killed
+        # now leaves unknown only the calls that may really have left. Inside a caller's transaction (tests) the
+        # stamper's own connection cannot see the rows, so the stamps are written here, on this connection.
+        # The stamp records the provider too (its registered name): a status callback or reconciliation asks that one.
+        in_transaction = connection.in_atomic_block
+        provider = str(getattr(self.provider, "name", ""))
+        rows = _mark_provider_called(due, provider=provider) if in_transaction else due
+        for row in rows:
+            row.provider = provider or row.provider
             call = _call(
                 gate=self.gate,
                 provider=self.provider,
@@ -307,9 +322,11 @@ class _Engine:
                 sender_config=row._sender_config,  # type: ignore[attr-defined]
                 ask=_ask(row),
                 tolerance=min(self.horizon, LATE_TOLERANCE_SECONDS),
+                stamp=None if in_transaction else _stamper().submit(row.pk, row.claim, provider),
             )
             self.inflight[aio.submit(call)] = row
-        self.outcome.skipped.extend(r.pk for r in due if r.provider_called_at is None)
+        if in_transaction:
+            self.outcome.skipped.extend(r.pk for r in due if r.provider_called_at is None)
 
     def _request(self, row: OutboundMessage) -> Any:
         from providers.base import SendRequest
@@ -352,6 +369,14 @@ class _Engine:
             if isinstance(result, _NotYet):
                 not_yet.append((row, result))
                 continue
+            if result is _SKIPPED:  # swept and claimed again by another worker meanwhile: not ours to send
+                self.outcome.skipped.append(row.pk)
+                continue
+            if isinstance(result, _Done):
+                if result.stamped:
+                    row.provider_called_at = timezone.now()
+                    row.attempts += 1
+                result = result.value
             if not self.finished:
                 self.first_finished_at = time.time()
             self.finished.append((row, result))
@@ -361,7 +386,8 @@ class _Engine:
     def _not_yet(self, rows: list[tuple[OutboundMessage, _NotYet]]) -> None:
         """Calls that did not start: the sender had no slot at that moment (another worker or a priority send took
         it). Nothing reached the provider, so the stamp is taken back; each row is planned again."""
-        back = {r.pk for r in _unmark_provider_called([row for row, _ in rows])}
+        stamped = [row for row, _ in rows if row.provider_called_at is not None]
+        back = {r.pk for r in _unmark_provider_called(stamped)} | {row.pk for row, _ in rows if row not in stamped}
         now = time.time()
         park: list[OutboundMessage] = []
         hold: list[tuple[OutboundMessage, float]] = []
@@ -401,6 +427,15 @@ class _NotYet:
     reserved: bool  # a priority message: that slot is its own
 
 
+@dataclass(frozen=True)
+class _Done:
+    stamped: bool  # the stamper committed "provider called" for this attempt (attempts + 1)
+    value: Any  # the provider's SendResult, or the exception
+
+
+_SKIPPED = object()
+
+
 async def _call(
     *,
     gate: asyncio.Semaphore,
@@ -410,10 +445,12 @@ async def _call(
     sender_config: Any,
     ask: Ask,
     tolerance: float,
+    stamp: Callable[[], Any] | None = None,
 ) -> Any:
     """One provider call, on the loop. Its slot is reserved here, at the moment the call may start, so a message that
     waited (for a free call, or for this thread) never goes early or in a burst: the sender's rate holds at the
-    provider, not only on paper. A slot further than ``tolerance`` away is not waited for: ``_NotYet``."""
+    provider, not only on paper. A slot further than ``tolerance`` away is not waited for: ``_NotYet``. Then the
+    stamp (``stamp``, when the batch's thread did not write it already) is committed before the request leaves."""
     from providers.base import ErrorKind, ProviderError
 
     async with gate:
@@ -427,15 +464,86 @@ async def _call(
                 )
             except Exception as exc:  # Redis gone: no slot, and nothing was sent (a retry with backoff, not unknown)
                 logger.warning("rate limiter unavailable: %s", type(exc).__name__)
-                raise ProviderError(
+                error = ProviderError(
                     ErrorKind.TRANSIENT, "rate_limiter", "The rate limiter could not be reached; nothing was sent."
-                ) from None
+                )
+                return _Done(False, error)
             wait = slot.at - time.time()
             if not slot.reserved or wait > tolerance:
                 return _NotYet(slot.at, slot.reserved)
             if wait > 0:
                 await asyncio.sleep(wait)
-        return await provider.send_async(request)
+        if stamp is not None:
+            try:
+                if not await stamp():
+                    return _SKIPPED
+            except Exception as exc:  # the database went away: nothing was sent
+                logger.warning("provider-called stamp not written: %s", type(exc).__name__)
+                error = ProviderError(
+                    ErrorKind.TRANSIENT, "database", "The database could not be reached; nothing was sent."
+                )
+                return _Done(False, error)
+        try:
+            return _Done(stamp is not None, await provider.send_async(request))
+        except Exception as exc:
+            return _Done(stamp is not None, exc)
+
+
+class _Stamper:
+    """The process's writer of "provider called" stamps: a thread with its own database connection, which stamps every
+    call that asked since its last statement in one UPDATE (one per claim token) and answers each whether the row was
+    still this worker's. Calls ask it from the event loop the moment they may start."""
+
+    def __init__(self) -> None:
+        self.requests: queue.SimpleQueue[tuple[int, Any, str, concurrent.futures.Future[bool]]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="smsapp-stamper", daemon=True).start()
+
+    def submit(self, pk: int, token: Any, provider: str = "") -> Callable[[], Any]:
+        """A coroutine function for ``_call``: awaiting it stamps this row (True) or finds it taken (False)."""
+
+        async def stamp() -> bool:
+            future: concurrent.futures.Future[bool] = concurrent.futures.Future()
+            self.requests.put((pk, token, provider, future))
+            return await asyncio.wrap_future(future)
+
+        return stamp
+
+    def _run(self) -> None:
+        from django.db import close_old_connections
+
+        while True:
+            batch = [self.requests.get()]
+            while len(batch) < 500:
+                try:
+                    batch.append(self.requests.get_nowait())
+                except queue.Empty:
+                    break
+            by_token: dict[tuple[Any, str], list[tuple[int, concurrent.futures.Future[bool]]]] = defaultdict(list)
+            for pk, token, provider, future in batch:
+                by_token[(token, provider)].append((pk, future))
+            for (token, provider), group in by_token.items():
+                try:
+                    stamped = _stamp_ids([pk for pk, _ in group], token, provider)
+                except Exception as exc:
+                    close_old_connections()
+                    connection.close()  # this thread's connection: the next statement opens a new one
+                    for _, future in group:
+                        future.set_exception(exc)
+                    continue
+                for pk, future in group:
+                    future.set_result(pk in stamped)
+
+
+_stamper_of: tuple[int, _Stamper] | None = None
+_stamper_lock = threading.Lock()
+
+
+def _stamper() -> _Stamper:
+    global _stamper_of
+    with _stamper_lock:
+        if _stamper_of is None or _stamper_of[0] != os.getpid():
+            _stamper_of = (os.getpid(), _Stamper())
+        return _stamper_of[1]
 
 
 def _ask(row: OutboundMessage) -> Ask:
@@ -515,8 +623,17 @@ class _NoContact:
         return ""
 
 
-def _prepare(rows: list[OutboundMessage], *, senders: Any, outcome: BatchOutcome) -> list[OutboundMessage]:
+def _rules(provider: Any) -> SenderRules:
+    """Where the provider's senders reach; a stand-in transport without rules (a unit test's) uses the sending
+    provider's."""
+    return provider if hasattr(provider, "sender_reaches") else sender_rules()
+
+
+def _prepare(
+    rows: list[OutboundMessage], *, senders: Any, outcome: BatchOutcome, rules: SenderRules | None = None
+) -> list[OutboundMessage]:
     """Render, count and choose the sender of each row; one bulk UPDATE for the batch."""
+    rules = rules or sender_rules()
     pool = [s.sender.value for s in senders if s.sender.kind == "number"]
     last = last_numbers(contact_ids=[r.contact_id for r in rows if r.contact_id], pool_values=pool)
     ready: list[OutboundMessage] = []
@@ -544,6 +661,7 @@ def _prepare(rows: list[OutboundMessage], *, senders: Any, outcome: BatchOutcome
                 last=(row.sender if row.source == Source.CONVERSATION else "")
                 or last.get(row.contact_id or 0, "")
                 or row.sender,
+                rules=rules,
             )
         except NoSender as exc:
             no_sender[str(exc)].append(row)
@@ -572,10 +690,8 @@ def _region(e164: str) -> str:
 
 def status_callback_for(callback: str | None, message_id: int) -> str | None:
     """The status callback URL for one message: it names the message, so a callback that arrives before the worker
-    has recorded the provider's SID still finds it (Twilio signs the whole URL, query included)."""
-    if not callback:
-        return None
-    return f"{callback}{'&' if '?' in callback else '?'}m={message_id}"
+    has recorded the provider's SID still finds it (a provider signs the whole URL, query included)."""
+    return callback_url_for(callback, message_id)
 
 
 # Set-based writes of many rows with values of their own
@@ -647,30 +763,37 @@ def _numeric(column: str) -> str:
     return f"CAST(v.{column} AS NUMERIC)"
 
 
-def _mark_provider_called(rows: list[OutboundMessage]) -> list[OutboundMessage]:
-    """Commit "this attempt may reach the provider" before the calls; returns the rows still this worker's (stamped).
-
-    One statement per claim token among ``rows`` (a batch's rows come from one or two claims)."""
-    now = timezone.now()
+def _stamp_ids(ids: list[int], token: Any, provider: str = "") -> set[int]:
+    """Commit "this attempt may reach the provider" for the rows among ``ids`` still held under ``token``; with
+    ``provider`` (its registered name), record it in the same statement."""
+    now = _stamp(timezone.now())
     table = OutboundMessage._meta.db_table
+    sql = (
+        f"UPDATE {table} SET provider_called_at = %s, attempts = attempts + 1, updated_at = %s"  # noqa: S608
+        f"{', provider = %s' if provider else ''} "
+        f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND status = %s AND claim = %s "
+        "AND provider_called_at IS NULL RETURNING id"
+    )
+    named = [provider] if provider else []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, now, *named, *ids, Status.SENDING, _claim_value(token)])
+        return {int(r[0]) for r in cursor.fetchall()}
+
+
+def _mark_provider_called(rows: list[OutboundMessage], *, provider: str = "") -> list[OutboundMessage]:
+    """Stamp rows from this thread (inside a caller's transaction): the rows still this worker's, stamped."""
+    now = timezone.now()
     stamped: set[int] = set()
     by_token: dict[Any, list[OutboundMessage]] = defaultdict(list)
     for row in rows:
         by_token[row.claim].append(row)
     for token, group in by_token.items():
-        ids = [r.pk for r in group]
-        sql = (
-            f"UPDATE {table} SET provider_called_at = %s, attempts = attempts + 1, updated_at = %s "  # noqa: S608
-            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND status = %s AND claim = %s "
-            "AND provider_called_at IS NULL RETURNING id"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [_stamp(now), _stamp(now), *ids, Status.SENDING, _claim_value(token)])
-            stamped.update(int(r[0]) for r in cursor.fetchall())
+        stamped |= _stamp_ids([r.pk for r in group], token, provider)
     mine = [r for r in rows if r.pk in stamped]
     for row in mine:
         row.provider_called_at = now
         row.attempts += 1
+        row.provider = provider or row.provider
     return mine
 
 
@@ -732,13 +855,15 @@ def _hand_back(
 
 
 def _wake(moved: Iterable[int], countdowns: dict[int, float], *, priority: dict[int, bool]) -> None:
-    """Tasks for rows handed back with a due time (not parked), grouped by due time to a tenth of a second."""
-    groups: dict[tuple[bool, float], list[int]] = defaultdict(list)
+    """Tasks for rows handed back with a due time (not parked), grouped by due time to a tenth of a second. Rounded
+    up: the claim takes a row only once it is due, so a task that came early would find nothing and leave the row
+    to the sweeper."""
+    groups: dict[tuple[bool, int], list[int]] = defaultdict(list)
     for pk in moved:
         if pk in countdowns:
-            groups[(priority[pk], math.ceil(countdowns[pk] * 10) / 10)].append(pk)  # never before it is due
-    for (is_priority, countdown), ids in groups.items():
-        enqueue_after_commit(sorted(ids), priority=is_priority, countdown=countdown)
+            groups[(priority[pk], math.ceil(round(countdowns[pk] * 10, 6)))].append(pk)  # never before it is due
+    for (is_priority, tenths), ids in groups.items():
+        enqueue_after_commit(sorted(ids), priority=is_priority, countdown=tenths / 10)
 
 
 def _retry_delay(attempts: int) -> float:
@@ -807,7 +932,7 @@ def _write_outcomes(finished: list[tuple[OutboundMessage, Any]], outcome: BatchO
                 contact=row.contact,
                 reason=DoNotContact.Reason.UNSUBSCRIBED,
                 source=DoNotContact.Source.PROVIDER,
-                comment=f"Twilio error {error.code}: {error.message}"[:500],
+                comment=registry.describe_error(error.code, error.message, provider=row.provider)[:500],
             )
 
 

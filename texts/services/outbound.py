@@ -15,7 +15,9 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from contacts.models import Contact, DoNotContact
+from contacts.models import Contact
+from contacts.selectors import address_field, textable_sql
+from smsapp.core.celery import task
 
 from ..models import TIMESTAMP_FIELD, OutboundMessage, Source, Status, TextMessage
 from ..signals import message_status_changed
@@ -60,8 +62,7 @@ def outbound_transition(*, message_ids: Iterable[int], to: str, extra: Q | None 
 
 
 def _enqueue_tasks(ids: list[int], *, priority: bool, countdown: float = 0) -> None:
-    from ..tasks import outbound_send_batch
-
+    outbound_send_batch = task("texts.outbound_send_batch")
     queue = "sms_priority" if priority else "sms_bulk"
     for start in range(0, len(ids), BATCH_SIZE):
         chunk = ids[start : start + BATCH_SIZE]
@@ -81,7 +82,8 @@ def outbound_enqueue(
     source_ref: str = "",
     priority: bool = False,
 ) -> int:
-    """Queue ``text_message`` for each contact that has a mobile and is not Do Not Contact; returns rows created.
+    """Queue ``text_message`` for each contact that can be texted (``contacts.selectors.textable``); returns rows
+    created.
 
     One INSERT … SELECT; a broadcast row that exists already is skipped by the partial unique constraint
     (``ON CONFLICT DO NOTHING``). Tasks carrying batches of ids go to ``sms_priority`` or ``sms_bulk`` after commit.
@@ -90,22 +92,16 @@ def outbound_enqueue(
         contacts = Contact.objects.filter(pk__in=list(contacts))
     subquery, sub_params = contacts.values("pk").query.sql_with_params()
     now = timezone.now()
-    table = OutboundMessage._meta.db_table
-    sql = f"""
-        INSERT INTO {table} (contact_id, to_number, sender, sender_kind, text_message_id, source, source_ref,
-            priority, body, encoding, status, error_code, error_message, attempts, next_attempt_at, price_unit,
-            queued_at, updated_at)
-        SELECT c.id, c.mobile, '', '', %s, %s, %s, %s, '', '', %s, '', '', 0, %s, '', %s, %s
+    sql = queued_insert_sql(
+        values={"text": "%s", "source": "%s", "source_ref": "%s", "priority": "%s", "status": "%s", "stamp": "%s"},
+        rest=f"""
         FROM {Contact._meta.db_table} c
         WHERE c.id IN ({subquery})
-          AND c.mobile IS NOT NULL AND c.mobile <> ''
-          AND NOT EXISTS (
-            SELECT 1 FROM {DoNotContact._meta.db_table} d
-            WHERE d.contact_id = c.id AND d.channel = 'sms' AND d.lifted_at IS NULL)
+          AND {textable_sql(alias="c")}
         ORDER BY c.id
         ON CONFLICT DO NOTHING
-        RETURNING id
-    """  # noqa: S608 - table names come from models, values are parameters
+        RETURNING id""",
+    )
     # Raw SQL: adapt the timestamp as the ORM does (SQLite stores naive UTC text and compares it as text).
     stamp = connection.ops.adapt_datetimefield_value(now)
     params = [text_message.pk, source, source_ref, priority, Status.QUEUED, stamp, stamp, stamp, *sub_params]
@@ -117,6 +113,41 @@ def outbound_enqueue(
         ids = [row[0] for row in cursor.fetchall()]
         enqueue_after_commit(sorted(ids), priority=priority)
     return len(ids)
+
+
+# The columns of a queued row that a set-based INSERT … SELECT writes, each with the SQL of its value (``{name}`` is
+# a placeholder the caller gives); the rest take their database defaults (schedule, provider, channel…). Written once
+# for enqueue and the broadcast fan-out, which differ only in where their contacts come from.
+QUEUED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("contact_id", "c.id"),
+    ("to_number", f"c.{address_field()}"),
+    ("sender", "''"),
+    ("sender_kind", "''"),
+    ("text_message_id", "{text}"),
+    ("source", "{source}"),
+    ("source_ref", "{source_ref}"),
+    ("priority", "{priority}"),
+    ("body", "''"),
+    ("encoding", "''"),
+    ("status", "{status}"),
+    ("error_code", "''"),
+    ("error_message", "''"),
+    ("attempts", "0"),
+    ("next_attempt_at", "{stamp}"),
+    ("price_unit", "''"),
+    ("queued_at", "{stamp}"),
+    ("updated_at", "{stamp}"),
+)
+
+
+def queued_insert_sql(*, values: dict[str, str], rest: str) -> str:
+    """``INSERT INTO <outbound> (…) SELECT …`` of queued rows for the contacts aliased ``c`` in ``rest`` (its FROM,
+    WHERE, ORDER BY, ON CONFLICT and RETURNING). ``values`` gives each placeholder's SQL: ``%s`` in the order text,
+    source, source_ref, priority, status, stamp (three times), or named parameters."""
+    columns = ", ".join(name for name, _ in QUEUED_COLUMNS)
+    select = ", ".join(expression.format(**values) for _, expression in QUEUED_COLUMNS)
+    table = OutboundMessage._meta.db_table
+    return f"INSERT INTO {table} ({columns})\n        SELECT {select}{rest}"
 
 
 def test_send(*, text_message: TextMessage, to_number: str, body: str | None = None) -> OutboundMessage:  # noqa: PT028

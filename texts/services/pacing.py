@@ -26,7 +26,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from smsapp.locks import job_lock
+from smsapp.core.locks import job_lock
 
 from ..models import OutboundMessage, Schedule, Status
 from .outbound import enqueue_after_commit
@@ -49,8 +49,8 @@ class PaceResult:
 def outbound_pace(*, get_config: Callable[[], Any] | None = None, limiter: Any = None) -> PaceResult:
     """One tick of the pacer (see the module docstring); safe to run from several machines (one lock)."""
     if get_config is None or limiter is None:
-        from providers.config import get_config as config_default
         from providers.ratelimit import get_limiter
+        from providers.registry import get_config as config_default
 
         get_config = get_config or config_default
         limiter = limiter or get_limiter()

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from campaigns import services
-from campaigns.engine import RunSummary
+from campaigns.engine import DEFAULT_BATCH, RunSummary
 
 
 class Command(BaseCommand):
@@ -17,7 +17,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--campaign", type=int, help="Only this campaign id.")
-        parser.add_argument("--batch", type=int, default=500, help="Event logs claimed per batch (default 500).")
+        parser.add_argument(
+            "--batch",
+            type=int,
+            default=DEFAULT_BATCH,
+            help=f"Contacts per batch: one transaction, a few statements whatever its size (default {DEFAULT_BATCH}).",
+        )
         parser.add_argument(
             "--stale-after",
             type=int,

@@ -33,7 +33,7 @@ OLD_FAKE_NAMES = ("TWILIO_API_BASE_URL=", "TWILIO_ACCOUNT_SID=", "TWILIO_AUTH_TO
 
 def _without_old_fake_block(text: str) -> str | None:
     """``text`` with the old fake_twilio block replaced by ``LOCAL_FAKE``; None when it has no such block."""
-    from providers.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+    from providers.twilio.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 
     lines = text.splitlines(keepends=True)
     if not any(line.startswith(OLD_FAKE_HEADER) for line in lines):

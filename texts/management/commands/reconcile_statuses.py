@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from smsapp.cli import non_negative_float, positive_int
+from smsapp.core.cli import non_negative_float, positive_int
 from texts.reconcile import outbound_reconcile
 
 

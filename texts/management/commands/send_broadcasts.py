@@ -7,8 +7,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from smsapp.cli import positive_int
-from texts.broadcasts import (
+from smsapp.core.cli import positive_int
+from texts.models import TextMessage
+from texts.reports import sending_progress
+from texts.services.broadcasts import (
     DEFAULT_BATCH,
     BroadcastRun,
     broadcast_audience,
@@ -17,8 +19,6 @@ from texts.broadcasts import (
     broadcasts_due,
     broadcasts_send_all,
 )
-from texts.models import TextMessage
-from texts.reports import sending_progress
 
 BAR_WIDTH = 30
 

@@ -1,0 +1,5 @@
+from django.urls import URLPattern, path
+
+from . import views
+
+urlpatterns: list[URLPattern] = [path("sms/console/callback", views.console_callback, name="callback")]

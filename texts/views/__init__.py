@@ -1,0 +1,1 @@
+"""Views of the texts app, one module per thing a marketer manages: text messages, broadcasts, keywords."""
