@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from campaigns import engine, services, waits
 from campaigns.models import Campaign, CampaignEvent, CampaignEventLog, LogStatus
 from contacts.models import Contact, Segment
+from providers.twilio.testing import sid
 from texts.models import OutboundMessage, Status, TextMessage
+from texts.status_buffer import BufferedStatus, outbound_statuses_apply
 
 from .conftest import statuses
 
@@ -184,3 +189,57 @@ def test_the_campaign_page_shows_its_texts_results_and_cost(
     assert "Cost: 0.0926 GBP" in page
     assert response.context["funnel"].steps()[:2] == [("Queued", 2), ("Sent", 2)]
     assert 'data-chart="funnel"' in page
+
+
+def _held_and_started_for(count: int, make_contacts: Make, add_event: Add) -> tuple[int, int]:
+    """Statements to hold ``count`` contacts' waits while their texts are queued, and to start them when they left."""
+    make_contacts(count)
+    text = TextMessage.objects.create(name="Sale", body="Shoes: https://shop.example/shoes", category="transactional")
+    decision = add_event("clicked_link", parent=add_event("send_text_message", text_message=text), wait_amount=1,
+                         wait_unit="days")  # fmt: skip
+    with CaptureQueriesContext(connection) as held:
+        services.campaigns_process(batch=1000)
+    assert CampaignEventLog.objects.filter(event=decision, detail=waits.TEXT_PENDING).count() == count
+    sent = OutboundMessage.objects.filter(source="campaign")
+    sent.update(status=Status.SENT, sent_at=timezone.now())
+    with CaptureQueriesContext(connection) as started:
+        waits.on_texts_left(sender=None, message_ids=list(sent.values_list("pk", flat=True)), status=Status.SENT)
+    assert CampaignEventLog.objects.filter(event=decision, detail=waits.WAITING).count() == count
+    return len(held), len(started)
+
+
+@pytest.mark.postgres
+def test_holding_and_starting_waits_costs_the_same_statements_for_3_contacts_as_for_300(
+    campaign: Campaign, make_contacts: Make, add_event: Add
+) -> None:
+    small = _held_and_started_for(3, make_contacts, add_event)
+    CampaignEventLog.objects.all().delete()
+    OutboundMessage.objects.all().delete()
+    Contact.objects.all().delete()
+    CampaignEvent.objects.all().delete()
+    assert _held_and_started_for(300, make_contacts, add_event) == small
+
+
+@pytest.mark.postgres
+def test_a_buffered_status_callback_starts_the_wait_as_the_synchronous_one_does(
+    campaign: Campaign,
+    make_contacts: Make,
+    asked: tuple[CampaignEvent, CampaignEvent],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    _, decision = asked
+    (contact,) = make_contacts(1)
+    services.campaigns_process()
+    # The provider's `sent` overtook the worker's own write: it comes through the status buffer.
+    row = OutboundMessage.objects.get(contact=contact, source="campaign")
+    OutboundMessage.objects.filter(pk=row.pk).update(status=Status.SENDING, provider_sid=sid())
+    row.refresh_from_db()
+    came = timezone.now() - dt.timedelta(minutes=3)
+    status = BufferedStatus(
+        message_sid=str(row.provider_sid), status=Status.SENT, received_at=came.timestamp(), provider="twilio"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        outbound_statuses_apply(statuses=[status, status])
+    log = CampaignEventLog.objects.get(event=decision)
+    assert log.detail == waits.WAITING
+    assert abs(log.trigger_at - (came + dt.timedelta(days=1))) < dt.timedelta(seconds=1)
