@@ -1,7 +1,7 @@
 // Port of providers/segments.py for the editor's live counter. Keep the two in step: tests/texts/test_segments.py
 // evaluates SmsCounter.count() in Chromium on the same cases as the Python function.
 // The counter counts the body as a sample recipient would get it (SmsCounter.asSent: texts/personalise.py's
-// rendering with that contact's values, and texts/links.py's links at the length of a short link), not the token
+// rendering with that contact's values, and texts/services/links.py's links at the length of a short link), not the token
 // syntax: {{first_name|there}} costs a name, not its braces. tests/texts/test_editor_sample.py checks both agree.
 (function () {
   "use strict";

@@ -134,6 +134,24 @@ def test_refusals_without_a_number_and_for_bad_input(
         conversation_reply(contact=nobody, body="Hi")
 
 
+def test_the_inbox_asks_who_can_be_texted_where_every_sender_does(
+    marketer_client: Client, make_contact: Callable[..., Contact]
+) -> None:
+    """contacts.selectors decides (consent joins it there); a reason the inbox has no words of its own for is shown
+    as the selector gives it, and the reply is refused."""
+    ada = make_contact()
+    assert reply_blockers(contact=ada) == []
+    with mock.patch(
+        "texts.services.conversations.contact_unreachable_reason", return_value="has not agreed to receive texts"
+    ):
+        assert reply_blockers(contact=ada) == ["This contact has not agreed to receive texts."]
+        with pytest.raises(Exception, match="has not agreed"):
+            conversation_reply(contact=ada, body="Hi")
+        response = marketer_client.post(f"/conversations/{ada.pk}/reply/", {"body": "Hi"}, HTTP_HX_REQUEST="true")
+        assert "has not agreed to receive texts" in response.content.decode()
+    assert not OutboundMessage.objects.exists()
+
+
 def test_the_navigation_shows_unread_conversations(
     marketer_client: Client, make_contact: Callable[..., Contact]
 ) -> None:

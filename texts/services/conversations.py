@@ -3,8 +3,8 @@
 A reply is a one-off outbound message (source ``conversation``) on the priority lane, from the number the contact
 wrote to when it is one of ours. It goes through the same engine as everything else, so Do Not Contact is checked
 again when a worker claims it; the inbox also says beforehand why a reply cannot go (``reply_blockers``) and refuses
-it with that reason. Consent and the WhatsApp 24-hour window (issues 16 and 17, not on this branch) belong in
-``reply_blockers`` too when they land: it is the one place the inbox asks.
+it with that reason. ``reply_blockers`` asks ``contacts.selectors`` (who can be texted, the one place consent will
+join) and says the reason in more detail where it can; the WhatsApp 24-hour window belongs there too when it lands.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact
+from contacts.selectors import contact_unreachable_reason
 from contacts.services import dnc_active
 
 from ..models import Conversation, InboundMessage, OutboundMessage, Source, Status
@@ -118,7 +119,13 @@ def thread_version(*, contact: Contact) -> str:
 
 
 def reply_blockers(*, contact: Contact) -> list[str]:
-    """Why a reply to this contact cannot go, in words the marketer can act on (empty when it can)."""
+    """Why a reply to this contact cannot go, in words the marketer can act on (empty when it can).
+
+    Who can be texted is decided in one place (``contacts.selectors``); this only says it in more detail where it
+    can (how a Do Not Contact came, and how it ends). A reason it has no words of its own for is given as it is."""
+    unreachable = contact_unreachable_reason(contact=contact)
+    if not unreachable:
+        return []
     reasons = []
     if not contact.mobile:
         reasons.append("This contact has no mobile number.")
@@ -133,7 +140,7 @@ def reply_blockers(*, contact: Contact) -> list[str]:
             f"Do Not Contact for SMS since {entry.created_at:%d %b %Y %H:%M} UTC ({how}). They can opt in again by "
             "texting START; only then can a reply go."
         )
-    return reasons
+    return reasons or [f"This contact {unreachable}."]
 
 
 class ReplyRefused(Exception):
