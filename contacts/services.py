@@ -20,6 +20,7 @@ from smsapp.core.locks import job_lock
 from .filters import FilterError, cycle_message, filters_to_q, segment_cycle, segments_in_loops
 from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
 from .phones import InvalidPhoneNumber, looks_like_phone, phone_to_e164, region_of
+from .signals import dnc_changed
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound="models.Model")
@@ -73,6 +74,15 @@ def contacts_with_dnc_flag(
     return queryset.annotate(is_dnc=Exists(entries))
 
 
+def _announce_dnc(contact_ids: list[int], *, channel: str, active: bool, source: str) -> None:
+    if contact_ids:
+        transaction.on_commit(
+            lambda: dnc_changed.send(
+                sender=DoNotContact, contact_ids=contact_ids, channel=channel, active=active, source=source
+            )
+        )
+
+
 def _id_range(rows: QuerySet[M], id_below: int | None, id_above: int | None) -> QuerySet[M]:
     """``rows`` (of a table with ``contact_id``) narrowed to a keyset page's contact id range."""
     if id_below is not None:
@@ -111,6 +121,7 @@ def dnc_add(
         title=f"Do Not Contact ({channel.upper()}): {entry.get_reason_display()}",
         detail={"channel": channel, "reason": reason, "source": source, "comment": comment},
     )
+    _announce_dnc([contact.pk], channel=channel, active=True, source=source)
     return entry, True
 
 
@@ -220,17 +231,29 @@ def dnc_add_many(
         contacts=contact_ids, reason=reason, source=source, channel=channel, comment=comment, returning=True
     )
     assert isinstance(marked, list)
+    _announce_dnc(marked, channel=channel, active=True, source=source)
     return marked
 
 
 def dnc_add_matching(
-    *, contacts: QuerySet[Contact], reason: str, source: str, channel: str = Channel.SMS, comment: str = ""
+    *,
+    contacts: QuerySet[Contact],
+    reason: str,
+    source: str,
+    channel: str = Channel.SMS,
+    comment: str = "",
+    announce: bool = False,
 ) -> int:
-    """``dnc_add_many`` for a set that stays in the database (a campaign batch, an import): returns how many."""
+    """``dnc_add_many`` for a set that stays in the database (a campaign batch, an import): returns how many.
+
+    ``announce``: send ``dnc_changed`` for those newly marked (a campaign's action is news to the apps above; an
+    import's column is history, and a million ids read back would cost the import its speed)."""
     marked = _dnc_mark(
-        contacts=contacts, reason=reason, source=source, channel=channel, comment=comment, returning=False
+        contacts=contacts, reason=reason, source=source, channel=channel, comment=comment, returning=announce
     )
-    assert isinstance(marked, int)
+    if isinstance(marked, list):
+        _announce_dnc(marked, channel=channel, active=True, source=source)
+        return len(marked)
     return marked
 
 
@@ -280,15 +303,19 @@ def dnc_remove_many(
     """Lift the active Do Not Contact of many contacts in one statement (history stays); returns the ids lifted."""
     lifted = _dnc_lift(contacts=contact_ids, source=source, channel=channel, comment=comment, returning=True)
     assert isinstance(lifted, list)
+    _announce_dnc(lifted, channel=channel, active=False, source=source)
     return lifted
 
 
 def dnc_remove_matching(
-    *, contacts: QuerySet[Contact], source: str, channel: str = Channel.SMS, comment: str = ""
+    *, contacts: QuerySet[Contact], source: str, channel: str = Channel.SMS, comment: str = "", announce: bool = False
 ) -> int:
-    """``dnc_remove_many`` for a set that stays in the database (a campaign batch): returns how many were lifted."""
-    lifted = _dnc_lift(contacts=contacts, source=source, channel=channel, comment=comment, returning=False)
-    assert isinstance(lifted, int)
+    """``dnc_remove_many`` for a set that stays in the database (a campaign batch): returns how many were lifted.
+    ``announce`` as for ``dnc_add_matching``."""
+    lifted = _dnc_lift(contacts=contacts, source=source, channel=channel, comment=comment, returning=announce)
+    if isinstance(lifted, list):
+        _announce_dnc(lifted, channel=channel, active=False, source=source)
+        return len(lifted)
     return lifted
 
 
@@ -320,6 +347,7 @@ def dnc_remove(
             title=f"Do Not Contact ({channel.upper()}) lifted",
             detail={"channel": channel, "source": source, "comment": comment},
         )
+        _announce_dnc([contact.pk], channel=channel, active=False, source=source)
     return bool(lifted)
 
 

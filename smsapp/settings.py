@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "contacts",
     "texts",
     "campaigns",
+    "hooks",
 ]
 
 MIDDLEWARE = [
@@ -111,6 +112,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "smsapp.context_processors.roles",
+                "smsapp.context_processors.inbox",
             ],
         },
     },
@@ -253,6 +255,13 @@ SMS_SCHEDULE_HORIZON_SECONDS = env.float("SMS_SCHEDULE_HORIZON_SECONDS", default
 SMS_WAKE_HORIZON_SECONDS = env.float("SMS_WAKE_HORIZON_SECONDS", default=120.0)
 SMS_PACE_INTERVAL_SECONDS = env.float("SMS_PACE_INTERVAL_SECONDS", default=1.0)
 SMS_PACE_WINDOW_SECONDS = env.float("SMS_PACE_WINDOW_SECONDS", default=2.0)
+# Tracked links (texts.services.links): a hit on a short link this soon after its message left is a carrier's or an
+# app's preview, not a person's click.
+SMS_LINK_PREVIEW_SECONDS = env.float("SMS_LINK_PREVIEW_SECONDS", default=2.0)
+# Outgoing webhooks (hooks): each delivery is retried with backoff for this long, every call times out after this.
+WEBHOOKS_RETRY_HOURS = env.float("WEBHOOKS_RETRY_HOURS", default=24.0)
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
+WEBHOOKS_RETRY_BASE_SECONDS = env.float("WEBHOOKS_RETRY_BASE_SECONDS", default=30.0)
 # Broadcasts: how often beat runs the send_broadcasts job, and contacts per INSERT … SELECT (and per task).
 BROADCASTS_INTERVAL_SECONDS = env.float("BROADCASTS_INTERVAL_SECONDS", default=60.0)
 BROADCASTS_BATCH = env.int("BROADCASTS_BATCH", default=1000)

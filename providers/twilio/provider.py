@@ -261,7 +261,8 @@ class TwilioProvider:
         return ConnectionCheck(ok=True, message=f"Connected to account “{name}”.", account_name=name)
 
     def fetch_status(self, message_sid: str) -> StatusEvent:
-        """``GET …/Messages/{sid}.json``: the status (and error code) Twilio holds for the message now."""
+        """``GET …/Messages/{sid}.json``: the status (and error code) Twilio holds for the message now, and its price
+        once Twilio has set it (the create answer usually has none yet)."""
         self._require_credentials()
         with _twilio_errors():
             message = self.client.messages(message_sid).fetch()
@@ -271,6 +272,8 @@ class TwilioProvider:
             error_code=str(message.error_code) if message.error_code else "",
             to_number=str(message.to or ""),
             provider=self.name,
+            price=_decimal(message.price),
+            price_unit=str(message.price_unit or "") if message.price not in (None, "") else "",
         )
 
     def find_sent(self, *, to: str, sent_after: dt.datetime) -> list[ProviderMessage]:

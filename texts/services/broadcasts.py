@@ -331,9 +331,10 @@ def broadcasts_send_all(
 
     A message that fails is logged and the others still run; the failure is re-raised at the end.
     """
+    # The scheduled run (beat, cron without --id) sends only the broadcasts that go to new segment members by
+    # themselves; the others go when someone asks for them (Send now, --id).
     due = broadcasts_due()
-    if text_message_ids is not None:
-        due = due.filter(pk__in=text_message_ids)
+    due = due.filter(send_to_new_members=True) if text_message_ids is None else due.filter(pk__in=text_message_ids)
     runs: list[BroadcastRun] = []
     failure: Exception | None = None
     for text in list(due):
