@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("campaigns", "0003_log_indexes_for_set_based_runs"),
+        ("campaigns", "0004_clicked_link"),
         ("contacts", "0004_drop_indexes_covered_by_composites"),
     ]
 
