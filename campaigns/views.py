@@ -176,7 +176,7 @@ def event_delete(request: HttpRequest, campaign_id: int, event_id: int) -> HttpR
     event = get_object_or_404(CampaignEvent, pk=event_id, campaign=campaign)
     label = event.label
     removed = services.campaign_event_delete(event=event)
-    below = f" and the {removed - 1} event(s) below it" if removed > 1 else ""
+    below = f" and the {removed - 1} event{'' if removed == 2 else 's'} below it" if removed > 1 else ""
     messages.success(request, f"“{label}”{below} removed.")
     return _to_builder(request, campaign, event.parent)
 

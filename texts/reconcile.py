@@ -73,9 +73,10 @@ class ReconcileResult:
     def summary(self) -> str:
         if self.locked:
             return "status reconciliation: skipped, another run is at it"
+        asked = self.checked + self.not_found + self.errors
         text = (
-            f"status reconciliation: asked the provider about {self.checked + self.not_found + self.errors} "
-            f"message(s): {self.moved} moved, {self.checked - self.moved} unchanged, {self.not_found} not found, "
+            f"status reconciliation: asked the provider about {asked} message{'' if asked == 1 else 's'}: "
+            f"{self.moved} moved, {self.checked - self.moved} unchanged, {self.not_found} not found, "
             f"{self.errors} refused"
         )
         if self.price_asked or self.priced:

@@ -163,8 +163,12 @@ class _Relay:
 
     def add(self, status: BufferedStatus) -> None:
         with self.lock:
+            first = not self.items
             self.items.append(status)
-        self.wake.set()
+        # Only the first status since the last drain wakes the thread (the others are in the same push): waking a
+        # thread costs the request more than the rest of handing the status over.
+        if first:
+            self.wake.set()
 
     def _run(self) -> None:
         while True:

@@ -344,8 +344,17 @@ def _signed_as_is(
     other variant, a body hash, an unknown algorithm), so what is accepted is exactly what ``validate`` accepts."""
     if "bodySHA256" in url or (algorithm or HMAC_SHA1).upper() not in {HMAC_SHA1, HMAC_SHA256}:
         return False
-    expected = validator.compute_signature(remove_port(urlparse(url)), params, algorithm)
+    fields = _Values(params) if type(params) is dict else params  # a QueryDict has its own getlist
+    expected = validator.compute_signature(remove_port(urlparse(url)), fields, algorithm)
     return bool(compare(expected, signature))
+
+
+class _Values(dict[str, str]):
+    """A webhook's fields as ``compute_signature`` reads them fastest: it asks ``getall`` first (then ``getlist``, then
+    the key), so a plain dict costs it two exceptions per field, a third of a signature's time."""
+
+    def getall(self, name: str) -> list[str]:
+        return [self[name]]
 
 
 def _result(message: Any) -> SendResult:

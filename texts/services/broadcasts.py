@@ -232,7 +232,7 @@ class BroadcastRun:
         return (
             f"{head}: {verb} {self.queued}, skipped {self.dnc} Do Not Contact, {self.no_number} without a number, "
             f"{self.already_sent} already sent, {self.remaining} left for a later run "
-            f"({self.contacts} contacts in its segments, {self.batches} batches)"
+            f"({self.contacts} contacts in its segments, {self.batches} batch{'' if self.batches == 1 else 'es'})"
         )
 
 
