@@ -59,11 +59,12 @@ RETRY_DELAYS = (0.5, 1.0, 2.0)
 
 @dataclass
 class ReconcileResult:
-    checked: int = 0  # the provider answered
+    checked: int = 0  # the provider answered about a status
     moved: int = 0  # of which the message's status changed
     not_found: int = 0  # the provider does not know the SID
     errors: int = 0  # the provider refused the fetch for another reason
     found: int = 0  # unknown messages without a SID found at the provider (SID attached)
+    price_asked: int = 0  # messages past ``sent`` the provider answered about, asked for their price only
     priced: int = 0  # messages whose price the provider told
     never_sent: int = 0  # unknown messages without a SID that the provider never sent
     stopped: str = ""  # why a provider's messages wait for the next run (unreachable, bad credentials), "" if none
@@ -78,8 +79,8 @@ class ReconcileResult:
             f"{self.moved} moved, {self.checked - self.moved} unchanged, {self.not_found} not found, "
             f"{self.errors} refused"
         )
-        if self.priced:
-            text += f"; {self.priced} priced"
+        if self.price_asked or self.priced:
+            text += f"; {self.price_asked} more asked for their price only, {self.priced} priced"
         if self.found or self.never_sent:
             text += f"; unknown without a SID: {self.found} found at the provider, {self.never_sent} never sent"
         return text + (f"; stopped early: {self.stopped}" if self.stopped else "")
@@ -247,8 +248,9 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
         asked: list[int] = []
         prices: dict[int, StatusEvent] = {}
         candidates = reconcile_candidates(now=now, after=after, limit=limit)
-        candidates += price_candidates(now=now, after=after, limit=max(0, limit - len(candidates)))
-        for pk, sid, name in candidates:
+        price_only = price_candidates(now=now, after=after, limit=max(0, limit - len(candidates)))
+        price_only_ids = {pk for pk, _, _ in price_only}
+        for pk, sid, name in candidates + price_only:
             provider = providers.get(name)
             if provider is None:
                 continue
@@ -269,7 +271,10 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
                 providers.cannot_ask(name, provider)
                 continue
             asked.append(pk)
-            result.checked += 1
+            if pk in price_only_ids:
+                result.price_asked += 1
+            else:
+                result.checked += 1
             if event.price is not None:
                 prices[pk] = event
             if outbound_status_apply(event=event, outbound_id=pk):
