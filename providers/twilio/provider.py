@@ -30,7 +30,6 @@ from twilio.request_validator import (
     RequestValidator,
     compare,
     get_signature_algorithm,
-    remove_port,
 )
 from twilio.rest import Client
 
@@ -339,13 +338,17 @@ class TwilioProvider:
 def _signed_as_is(
     validator: RequestValidator, url: str, params: Mapping[str, str], signature: str, algorithm: str | None
 ) -> bool:
-    """The common case first, with one HMAC: the URL without its default port, as Twilio signs it almost always.
-    ``validate`` computes two (with and without the port) every time; it stays the answer for everything else (the
-    other variant, a body hash, an unknown algorithm), so what is accepted is exactly what ``validate`` accepts."""
+    """The common case first, with one HMAC: the URL as it was configured, as Twilio signs it almost always (no port
+    for https://host/…; its own port for http://127.0.0.1:8000/… or a tunnel's). ``validate`` computes two (with and
+    without the port) every time, and the configured URL is always one of them; ``validate`` stays the answer for
+    everything else (the other variant, a body hash, an unknown algorithm), so what is accepted is exactly what
+    ``validate`` accepts."""
     if "bodySHA256" in url or (algorithm or HMAC_SHA1).upper() not in {HMAC_SHA1, HMAC_SHA256}:
         return False
     fields = _Values(params) if type(params) is dict else params  # a QueryDict has its own getlist
-    expected = validator.compute_signature(remove_port(urlparse(url)), fields, algorithm)
+    # geturl() is what validate() signs for either variant: add_port() keeps a URL that has a port as it is,
+    # remove_port() one that has none.
+    expected = validator.compute_signature(urlparse(url).geturl(), fields, algorithm)
     return bool(compare(expected, signature))
 
 
