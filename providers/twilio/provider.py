@@ -176,6 +176,7 @@ class TwilioProvider:
         self.config = config
         self._client: Client | None = None
         self._async_client: Client | None = None
+        self._request_validators: list[RequestValidator] | None = None
 
     @property
     def client(self) -> Client:
@@ -293,9 +294,13 @@ class TwilioProvider:
 
     # Webhooks
 
-    def _secrets(self) -> list[str]:
+    def _validators(self) -> list[RequestValidator]:
         # Twilio signs with the account's auth token; an API key secret is accepted too when it is the credential.
-        return [s for s in (self.config.auth_token, self.config.api_key_secret) if s]
+        # Made once per provider (a new configuration makes a new provider): every webhook checks a signature.
+        if self._request_validators is None:
+            secrets = (self.config.auth_token, self.config.api_key_secret)
+            self._request_validators = [RequestValidator(s) for s in secrets if s]
+        return self._request_validators
 
     def verify_signature(self, *, url: str, params: Mapping[str, str], headers: Mapping[str, str]) -> None:
         if settings.SMS_CALLBACK_SKIP_SIGNATURE:
@@ -304,13 +309,13 @@ class TwilioProvider:
         signature = lower.get("x-twilio-signature", "")
         if not signature:
             raise WebhookRejected(403, "Missing X-Twilio-Signature.")
-        algorithm = get_signature_algorithm(lower.get("x-twilio-webhooks-signature-settings", ""))
+        algorithm = get_signature_algorithm(lower.get(SIGNATURE_SETTINGS_HEADER.lower(), ""))
         full_url = url if "://" in url else settings.PUBLIC_BASE_URL + url
-        for secret in self._secrets():
-            if _signed_as_is(RequestValidator(secret), full_url, params, signature, algorithm):
+        for validator in self._validators():
+            if _signed_as_is(validator, full_url, params, signature, algorithm):
                 return
             # validate() checks the URL with and without the default port, as Twilio's back end is inconsistent.
-            if RequestValidator(secret).validate(full_url, params, signature, algorithm):
+            if validator.validate(full_url, params, signature, algorithm):
                 return
         raise WebhookRejected(403, "Invalid X-Twilio-Signature.")
 
@@ -333,6 +338,11 @@ class TwilioProvider:
         if sender.kind != "alphanumeric":
             return True
         return bool(country) and country.upper() not in ALPHANUMERIC_UNSUPPORTED
+
+
+# Twilio names the signature's algorithm here when the account signs with HMAC-SHA256 (twilio's get_signature_algorithm
+# reads the value).
+SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 
 
 def _signed_as_is(
