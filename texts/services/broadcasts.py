@@ -32,7 +32,7 @@ from smsapp.core.celery import task
 from smsapp.core.locks import job_lock
 
 from ..models import OutboundMessage, Source, Status, TextMessage
-from .outbound import queued_insert_sql
+from .outbound import NEW_ROWS_PRIORITY, queued_insert_sql
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,8 @@ def _insert_batch(*, text_message_id: int, segment_ids: list[int], after: int, s
 
 
 def _enqueue_batch(ids: list[int]) -> None:
-    task("texts.outbound_send_batch").apply_async(args=(ids,), queue="sms_bulk")
+    # New rows: after the tasks of rows whose slot has come (outbound.NEW_ROWS_PRIORITY says why).
+    task("texts.outbound_send_batch").apply_async(args=(ids,), queue="sms_bulk", priority=NEW_ROWS_PRIORITY)
 
 
 @dataclass

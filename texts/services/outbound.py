@@ -61,17 +61,28 @@ def outbound_transition(*, message_ids: Iterable[int], to: str, extra: Q | None 
 # Enqueue
 
 
-def _enqueue_tasks(ids: list[int], *, priority: bool, countdown: float = 0) -> None:
+# Within a queue, a task carrying rows whose moment has come (woken by the pacer at their slot, due again after a
+# backoff or quiet hours, swept back) is taken before the tasks carrying new rows: on a slow sender a fan-out's
+# batches only claim and park, and a million contacts' thousands of them would hold the paced sends back for as long
+# as parking takes. kombu's Redis transport keeps a list per priority and takes them in order, 0 (the default)
+# first; the embedded broker ignores priorities (one worker process per queue there).
+NEW_ROWS_PRIORITY = 9
+
+
+def _enqueue_tasks(ids: list[int], *, priority: bool, countdown: float = 0, new_rows: bool = False) -> None:
     outbound_send_batch = task("texts.outbound_send_batch")
     queue = "sms_priority" if priority else "sms_bulk"
+    order = {"priority": NEW_ROWS_PRIORITY} if new_rows else {}
     for start in range(0, len(ids), BATCH_SIZE):
         chunk = ids[start : start + BATCH_SIZE]
-        outbound_send_batch.apply_async(args=(chunk,), queue=queue, countdown=max(0.0, countdown))
+        outbound_send_batch.apply_async(args=(chunk,), queue=queue, countdown=max(0.0, countdown), **order)
 
 
-def enqueue_after_commit(ids: list[int], *, priority: bool, countdown: float = 0) -> None:
+def enqueue_after_commit(ids: list[int], *, priority: bool, countdown: float = 0, new_rows: bool = False) -> None:
+    """Tasks for ``ids`` once the transaction commits; ``new_rows`` for rows just queued (a fan-out's, an enqueue's),
+    which go after the tasks of rows whose moment has come."""
     if ids:
-        transaction.on_commit(lambda: _enqueue_tasks(ids, priority=priority, countdown=countdown))
+        transaction.on_commit(lambda: _enqueue_tasks(ids, priority=priority, countdown=countdown, new_rows=new_rows))
 
 
 def outbound_enqueue(
@@ -111,7 +122,7 @@ def outbound_enqueue(
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         ids = [row[0] for row in cursor.fetchall()]
-        enqueue_after_commit(sorted(ids), priority=priority)
+        enqueue_after_commit(sorted(ids), priority=priority, new_rows=True)
     return len(ids)
 
 
