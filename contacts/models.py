@@ -62,7 +62,8 @@ class Channel(models.TextChoices):
 
 
 class DoNotContact(models.Model):
-    """One opt-out of one contact on one channel. Lifting it stamps ``lifted_at``; rows are never deleted."""
+    """One opt-out of one contact on one channel. Lifting it stamps ``lifted_at``; rows are never deleted, not even
+    with their contact (the contact becomes NULL; the number's own record is ``Suppression``)."""
 
     class Reason(models.TextChoices):
         UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
@@ -77,7 +78,7 @@ class DoNotContact(models.Model):
         API = "api", "API"
         CAMPAIGN = "campaign", "Campaign"
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="dnc_entries")
+    contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, related_name="dnc_entries")
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
     reason = models.CharField(max_length=16, choices=Reason.choices)
     source = models.CharField(max_length=16, choices=Source.choices)
@@ -101,6 +102,37 @@ class DoNotContact(models.Model):
     @property
     def is_active(self) -> bool:
         return self.lifted_at is None
+
+
+class Suppression(models.Model):
+    """An opt-out of one address (an E.164 number for SMS) on one channel, whoever owns it now.
+
+    Kept by address, not by contact row, so it outlives a contact's deletion, a merge or a re-import: a contact who
+    gets the address is Do Not Contact at once (``contacts.suppression``), and nothing is sent to it meanwhile
+    (``contacts.selectors``). Lifting stamps ``lifted_at``; rows are never deleted.
+    """
+
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
+    address = models.CharField(max_length=128)
+    reason = models.CharField(max_length=16, choices=DoNotContact.Reason.choices)
+    source = models.CharField(max_length=16, choices=DoNotContact.Source.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.CharField(max_length=16, choices=DoNotContact.Source.choices, blank=True)
+    lifted_comment = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "address"],
+                condition=Q(lifted_at__isnull=True),
+                name="one_active_suppression_per_address",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.address} {self.reason}"
 
 
 class Segment(models.Model):

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from ..models import Channel, Contact, DoNotContact, TimelineEvent
 from ..services import dnc_add_matching, segment_add_contacts
+from ..suppression import contacts_apply_suppressions
 from .base import ChunkWriter
 from .mapping import CORE_FIELDS
 from .values import Row
@@ -200,6 +201,8 @@ class CopyWriter(ChunkWriter):
     def _memberships_and_dnc(self) -> None:
         importer = self.importer
         staged = f"SELECT c.id FROM {STAGE} s JOIN {Contact._meta.db_table} c ON c.mobile = s.mobile"  # noqa: S608
+        # A new contact with a number that opted out before is Do Not Contact at once (suppression by address).
+        contacts_apply_suppressions(contacts=Contact.objects.filter(pk__in=RawSQL(staged, ())))  # noqa: S611
         if importer.segment is not None:
             contacts = Contact.objects.filter(pk__in=RawSQL(staged, ()))  # noqa: S611 - constant SQL
             segment_add_contacts(segment=importer.segment, contact_ids=contacts)

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from ..models import Channel, Contact, DoNotContact, TimelineEvent
 from ..services import dnc_add_many, segment_add_contacts, timeline_record_many
+from ..suppression import contacts_apply_suppressions
 from .base import ChunkWriter
 from .mapping import CORE_FIELDS
 from .reading import Record
@@ -137,6 +138,8 @@ class StreamedWriter(ChunkWriter):
         )
         imported = [r for r in rows if not (importer.mode == "skip" and r.mobile in existing)]
         ids = [by_mobile[r.mobile] for r in imported if r.mobile in by_mobile]
+        if new_ids:  # a new contact with a number that opted out before is Do Not Contact at once
+            contacts_apply_suppressions(contacts=Contact.objects.filter(pk__in=new_ids))
         if importer.segment is not None and ids:
             segment_add_contacts(segment=importer.segment, contact_ids=ids)
         dnc_ids = [by_mobile[r.mobile] for r in imported if r.dnc and r.mobile in by_mobile]

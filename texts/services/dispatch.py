@@ -48,7 +48,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from contacts.models import DoNotContact, TimelineEvent
-from contacts.services import dnc_active, dnc_add, timeline_record_many
+from contacts.selectors import unreachable_at_claim
+from contacts.services import dnc_add, timeline_record_many
 from providers import registry
 from providers.base import callback_url_for
 from providers.ratelimit import Ask, Lane, Limiter
@@ -561,11 +562,14 @@ def _lane(row: OutboundMessage) -> Lane:
 
 def _drop_dnc(rows: list[OutboundMessage], outcome: BatchOutcome) -> list[OutboundMessage]:
     contact_ids = {r.contact_id for r in rows if r.contact_id}
-    dnc = set(dnc_active().filter(contact_id__in=contact_ids).values_list("contact_id", flat=True))
+    dnc, suppressed = unreachable_at_claim(contact_ids=contact_ids, addresses={r.to_number for r in rows})
     blocked = [r for r in rows if r.contact_id in dnc]
     if blocked:
         _fail_rows(blocked, code="do_not_contact", message="The contact is Do Not Contact for SMS.", outcome=outcome)
-    return [r for r in rows if r.contact_id not in dnc]
+    opted_out = [r for r in rows if r.contact_id not in dnc and r.to_number in suppressed]
+    if opted_out:
+        _fail_rows(opted_out, code="do_not_contact", message="The number opted out of SMS.", outcome=outcome)
+    return [r for r in rows if r.contact_id not in dnc and r.to_number not in suppressed]
 
 
 def _apply_quiet_hours(rows: list[OutboundMessage], outcome: BatchOutcome) -> list[OutboundMessage]:
