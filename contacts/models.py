@@ -135,6 +135,70 @@ class Suppression(models.Model):
         return f"{self.channel} {self.address} {self.reason}"
 
 
+class ConsentStatus(models.TextChoices):
+    SUBSCRIBED = "subscribed", "Subscribed"
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    NEVER = "never", "Never asked"
+
+
+class ConsentSource(models.TextChoices):
+    IMPORT = "import", "Import column"
+    API = "api", "API"
+    WEB_FORM = "web_form", "Web form"
+    KEYWORD = "keyword", "Keyword reply"
+    DOUBLE_OPT_IN = "double_opt_in", "Double opt-in confirmation"
+    MARKETER = "marketer", "Marketer"
+    CAMPAIGN = "campaign", "Campaign action"
+
+
+class Consent(models.Model):
+    """The marketing consent of one address on one channel now (the latest decision by ``at``). No row is "never".
+
+    Kept by address like ``Suppression``, so it outlives the contact; its history is ``ConsentEvent``.
+    """
+
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
+    address = models.CharField(max_length=128)
+    status = models.CharField(max_length=16, choices=ConsentStatus.choices)
+    at = models.DateTimeField(help_text="When the contact gave or withdrew it")
+    source = models.CharField(max_length=16, choices=ConsentSource.choices)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "address"], name="one_consent_per_address")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.address} {self.status}"
+
+
+class ConsentEvent(models.Model):
+    """One entry of the consent log: when, from what source, the consent text shown, and who or what recorded it.
+    Never deleted, not with the contact (``contact`` becomes NULL, ``address`` stays)."""
+
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
+    address = models.CharField(max_length=128)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="consent_events", db_index=False
+    )
+    status = models.CharField(max_length=16, choices=ConsentStatus.choices)
+    source = models.CharField(max_length=16, choices=ConsentSource.choices)
+    consent_text = models.TextField(blank=True)
+    recorded_by = models.CharField(max_length=150, blank=True)
+    comment = models.TextField(blank=True)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["contact", "-occurred_at"], name="consent_event_by_contact"),
+            models.Index(fields=["channel", "address"], name="consent_event_by_address"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.address} {self.status} ({self.source})"
+
+
 class Segment(models.Model):
     class Kind(models.TextChoices):
         STATIC = "static", "Static"

@@ -208,6 +208,11 @@ SMS_PROVIDER = env.str("SMS_PROVIDER", default="twilio")
 # Only with DEBUG on: accept unsigned callbacks (the plugin page says so loudly).
 SMS_CALLBACK_SKIP_SIGNATURE = DEBUG and env.bool("SMS_CALLBACK_SKIP_SIGNATURE", default=False)
 
+# Consent and suppression (issue 17)
+# Marketing texts go only to contacts whose number is subscribed (prior express written consent, as TCPA asks);
+# transactional ones to anyone not opted out. Off: marketing to anyone not opted out, as before.
+SMS_MARKETING_REQUIRES_CONSENT = env.bool("SMS_MARKETING_REQUIRES_CONSENT", default=True)
+
 # SMS sending pipeline (texts)
 # Quiet hours for marketing messages, in each contact's timezone ("HH:MM"; an end before the start spans midnight).
 SMS_QUIET_HOURS_START = env.str("SMS_QUIET_HOURS_START", default="08:00")

@@ -77,7 +77,7 @@ def test_segment_actions_write_the_contacts_timeline_entries_and_member_count(
     assert target.member_count == 3
     for contact in contacts:
         kinds = list(TimelineEvent.objects.filter(contact=contact).values_list("kind", flat=True))
-        assert sorted(kinds) == ["campaign.event", "segment.added"]
+        assert sorted(kinds) == ["campaign.event", "consent.subscribed", "segment.added"]  # consent: make_contacts
 
 
 def _run_everything(campaign: Campaign, make_contacts: Make, add_event: Add) -> None:

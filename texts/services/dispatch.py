@@ -48,7 +48,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from contacts.models import DoNotContact, TimelineEvent
-from contacts.selectors import unreachable_at_claim
+from contacts.selectors import consent_required, consented_addresses, unreachable_at_claim
 from contacts.services import dnc_add, timeline_record_many
 from providers import registry
 from providers.base import callback_url_for
@@ -569,7 +569,30 @@ def _drop_dnc(rows: list[OutboundMessage], outcome: BatchOutcome) -> list[Outbou
     opted_out = [r for r in rows if r.contact_id not in dnc and r.to_number in suppressed]
     if opted_out:
         _fail_rows(opted_out, code="do_not_contact", message="The number opted out of SMS.", outcome=outcome)
-    return [r for r in rows if r.contact_id not in dnc and r.to_number not in suppressed]
+    rows = [r for r in rows if r.contact_id not in dnc and r.to_number not in suppressed]
+    return _drop_unconsented(rows, outcome)
+
+
+def _is_marketing(row: OutboundMessage) -> bool:
+    return row.source != Source.TEST and bool(row.text_message and row.text_message.is_marketing)
+
+
+def _drop_unconsented(rows: list[OutboundMessage], outcome: BatchOutcome) -> list[OutboundMessage]:
+    """Marketing rows whose number has no consent (withdrawn since they were queued) fail with the reason; one
+    query per chunk."""
+    marketing = [r for r in rows if _is_marketing(r) and consent_required(marketing=True)]
+    if not marketing:
+        return rows
+    consented = consented_addresses(addresses={r.to_number for r in marketing})
+    refused = {r.pk for r in marketing if r.to_number not in consented}
+    if refused:
+        _fail_rows(
+            [r for r in rows if r.pk in refused],
+            code="no_consent",
+            message="The contact has not consented to marketing texts.",
+            outcome=outcome,
+        )
+    return [r for r in rows if r.pk not in refused]
 
 
 def _apply_quiet_hours(rows: list[OutboundMessage], outcome: BatchOutcome) -> list[OutboundMessage]:
