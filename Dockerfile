@@ -7,6 +7,7 @@ COPY contacts ./contacts
 COPY texts ./texts
 COPY campaigns ./campaigns
 COPY providers ./providers
+COPY hooks ./hooks
 RUN pip install .
 COPY . .
 # collectstatic needs settings but no database or real secret.

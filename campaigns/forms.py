@@ -64,6 +64,13 @@ class EventForm(forms.Form):
         "is ignored (e.g. <code>yes*</code>).",
     )
     keyword = forms.CharField(label="Keyword", max_length=100, required=False)
+    url_pattern = forms.CharField(
+        label="Link pattern",
+        max_length=500,
+        required=False,
+        help_text="Leave empty for any link. <code>*</code> matches anything (e.g. "
+        "<code>*example.com/pricing*</code>); matched against the link as written in the text message.",
+    )
     wait_amount = forms.IntegerField(label="Wait for a reply for", min_value=1, required=False, initial=1)
     wait_unit = forms.ChoiceField(label="Unit", choices=IntervalUnit.choices, required=False, initial="days")
     trigger_mode = forms.ChoiceField(
@@ -101,6 +108,7 @@ class EventForm(forms.Form):
         EventKind.REMOVE_DNC: ("name", *TRIGGER),
         EventKind.REPLIED_TO_TEXT: ("pattern", "wait_amount", "wait_unit", "name"),
         EventKind.REPLY_CONTAINS_KEYWORD: ("keyword", "wait_amount", "wait_unit", "name"),
+        EventKind.CLICKED_LINK: ("url_pattern", "wait_amount", "wait_unit", "name"),
         EventKind.CONTACT_FIELD: ("field", "operator", "value", "name", *TRIGGER),
         EventKind.IN_SEGMENT: ("segments", "name", *TRIGGER),
         EventKind.DNC_SMS: ("name", *TRIGGER),
@@ -113,6 +121,7 @@ class EventForm(forms.Form):
         "value": "value",
         "pattern": "pattern",
         "keyword": "keyword",
+        "url_pattern": "url_pattern",
     }
 
     def __init__(self, *args: Any, kind: str, instance: CampaignEvent | None = None, **kwargs: Any) -> None:
@@ -128,6 +137,8 @@ class EventForm(forms.Form):
         for name in list(self.fields):
             if name not in self.FIELDS_BY_KIND[kind]:
                 del self.fields[name]
+        if kind == EventKind.CLICKED_LINK:
+            self.fields["wait_amount"].label = "Wait for a click for"
 
     @staticmethod
     def _custom_keys() -> list[str]:
@@ -166,7 +177,8 @@ class EventForm(forms.Form):
             if data.get("operator") not in ("empty", "not_empty") and not data.get("value"):
                 self.add_error("value", "Enter the value to compare with.")
         if self.is_decision and not data.get("wait_amount"):
-            self.add_error("wait_amount", "Say how long to wait for a reply before taking the no path.")
+            waited = "a click" if kind == EventKind.CLICKED_LINK else "a reply"
+            self.add_error("wait_amount", f"Say how long to wait for {waited} before taking the no path.")
         mode = data.get("trigger_mode")
         if mode == TriggerMode.INTERVAL and not data.get("trigger_interval"):
             self.add_error("trigger_interval", "Enter how long to wait.")

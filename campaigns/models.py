@@ -44,6 +44,7 @@ class EventKind(models.TextChoices):
     REMOVE_DNC = "remove_dnc", "Remove Do Not Contact"
     REPLIED_TO_TEXT = "replied_to_text", "Replies to a text message"
     REPLY_CONTAINS_KEYWORD = "reply_contains_keyword", "Reply contains a keyword"
+    CLICKED_LINK = "clicked_link", "Clicks a link in a text message"
     CONTACT_FIELD = "contact_field", "Contact field value"
     IN_SEGMENT = "in_segment", "Contact in segment"
     DNC_SMS = "dnc_sms", "Do Not Contact for SMS"
@@ -57,6 +58,7 @@ EVENT_TYPE_OF_KIND: dict[str, str] = {
     EventKind.REMOVE_DNC: EventType.ACTION,
     EventKind.REPLIED_TO_TEXT: EventType.DECISION,
     EventKind.REPLY_CONTAINS_KEYWORD: EventType.DECISION,
+    EventKind.CLICKED_LINK: EventType.DECISION,
     EventKind.CONTACT_FIELD: EventType.CONDITION,
     EventKind.IN_SEGMENT: EventType.CONDITION,
     EventKind.DNC_SMS: EventType.CONDITION,
@@ -70,6 +72,7 @@ KIND_DESCRIPTIONS: dict[str, str] = {
     EventKind.REMOVE_DNC: "Lift the contact's Do Not Contact for SMS.",
     EventKind.REPLIED_TO_TEXT: "Wait for any reply, or a reply matching a pattern.",
     EventKind.REPLY_CONTAINS_KEYWORD: "Wait for a reply that contains a keyword.",
+    EventKind.CLICKED_LINK: "Wait for a click on a tracked link, any or one matching a pattern.",
     EventKind.CONTACT_FIELD: "Compare a contact field to a value.",
     EventKind.IN_SEGMENT: "Check whether the contact is in a segment.",
     EventKind.DNC_SMS: "Check whether the contact is Do Not Contact for SMS.",
@@ -158,8 +161,12 @@ class CampaignEvent(models.Model):
 
 
 class CampaignMember(models.Model):
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="members")
-    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="campaign_memberships")
+    # No index of their own: one_member_per_campaign leads with the campaign, campaign_member_by_contact with the
+    # contact. Two more indexes made each of a campaign's million member rows cost two more index inserts.
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="members", db_index=False)
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.CASCADE, related_name="campaign_memberships", db_index=False
+    )
     manually_added = models.BooleanField(default=False)
     # Kept as a row so the segment sync does not add the contact back.
     manually_removed = models.BooleanField(default=False)

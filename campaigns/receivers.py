@@ -27,3 +27,20 @@ def on_inbound_received(sender: Any, **kwargs: Any) -> None:
         transaction.on_commit(
             lambda: run_contact_events.apply_async(args=[int(contact_id)], queue="sms_priority")  # type: ignore[arg-type]
         )
+
+
+def on_link_clicked(sender: Any, **kwargs: Any) -> None:
+    """A click on a tracked link: "clicks a link" decisions waiting for this contact take their yes path, and what
+    follows runs now."""
+    from .waits import link_clicked
+
+    contact_id = kwargs.get("contact_id")
+    if not contact_id:
+        return
+    moved = link_clicked(contact_id=int(contact_id), url=str(kwargs.get("url") or ""))
+    if moved:
+        from .tasks import run_contact_events
+
+        transaction.on_commit(
+            lambda: run_contact_events.apply_async(args=[int(contact_id)], queue="sms_priority")  # type: ignore[arg-type]
+        )

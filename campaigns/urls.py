@@ -8,6 +8,7 @@ urlpatterns = [
     path("campaigns/new/", views.campaign_create, name="create"),
     path("campaigns/<int:campaign_id>/edit/", views.campaign_edit, name="edit"),
     path("campaigns/<int:campaign_id>/builder/", views.campaign_builder, name="builder"),
+    path("campaigns/<int:campaign_id>/results/", views.campaign_results, name="results"),
     path("campaigns/<int:campaign_id>/builder/events/new/", views.event_new, name="event_new"),
     path("campaigns/<int:campaign_id>/builder/events/<int:event_id>/", views.event_edit, name="event_edit"),
     path("campaigns/<int:campaign_id>/builder/events/<int:event_id>/delete/", views.event_delete, name="event_delete"),

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import services
+from . import reports, services
 from .forms import CampaignForm, EventForm, MemberAddForm
 from .models import (
     EVENT_TYPE_OF_KIND,
@@ -69,6 +69,7 @@ def _tree(campaign: Campaign) -> list[CampaignEvent]:
     """The events as a tree (children attached to each event), with their log counts."""
     events = list(campaign.events.select_related("text_message"))
     counts = services.event_counts(campaign=campaign)
+    texts, names = reports.send_counts(campaign), reports.segment_names(events)
     by_parent: dict[tuple[int | None, str | None], list[CampaignEvent]] = {}
     for event in events:
         by_parent.setdefault((event.parent_id, event.path), []).append(event)
@@ -77,6 +78,9 @@ def _tree(campaign: Campaign) -> list[CampaignEvent]:
         event.kids_yes = by_parent.get((event.pk, "yes"), [])  # type: ignore[attr-defined]
         event.kids_no = by_parent.get((event.pk, "no"), [])  # type: ignore[attr-defined]
         event.counts = counts.get(event.pk, {"waiting": 0, "done": 0, "failed": 0})  # type: ignore[attr-defined]
+        # A Send Text Message's "done" only queued its texts: the card counts them as the provider took them.
+        event.texts = texts.get(event.pk) if event.kind == EventKind.SEND_TEXT_MESSAGE else None  # type: ignore[attr-defined]
+        event.segment_names = names.get(event.pk, [])  # type: ignore[attr-defined]
     return by_parent.get((None, None), [])
 
 
@@ -91,6 +95,17 @@ def campaign_builder(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "problems": services.campaign_problems(campaign=campaign),
     }
     return render(request, "campaigns/builder.html", context)
+
+
+@require_GET
+def campaign_results(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """htmx, once the builder shows: what the campaign's texts did (funnel, activity, cost)."""
+    from texts.engagement import charts_context, cost_for
+
+    campaign = _campaign(campaign_id)
+    messages = reports.campaign_messages(campaign)
+    context = {"campaign": campaign, "cost": cost_for(messages), **charts_context(messages, prefix="campaign")}
+    return render(request, "campaigns/_results.html", context)
 
 
 def _panel(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
@@ -161,7 +176,7 @@ def event_delete(request: HttpRequest, campaign_id: int, event_id: int) -> HttpR
     event = get_object_or_404(CampaignEvent, pk=event_id, campaign=campaign)
     label = event.label
     removed = services.campaign_event_delete(event=event)
-    below = f" and the {removed - 1} event(s) below it" if removed > 1 else ""
+    below = f" and the {removed - 1} event{'' if removed == 2 else 's'} below it" if removed > 1 else ""
     messages.success(request, f"“{label}”{below} removed.")
     return _to_builder(request, campaign, event.parent)
 

@@ -166,6 +166,9 @@ class StatusEvent:
     raw: Mapping[str, str] = field(default_factory=dict)
     provider: str = ""  # the registered name of the provider that reported it ("": the configured one)
     field_names: Mapping[str, str] = field(default_factory=dict)
+    # What the provider charged, when it says (a fetch more than a callback: some price a message after it left).
+    price: Decimal | None = None
+    price_unit: str = ""
 
 
 # ``find_sent`` answers at most this many messages (newest first): a full answer may not be all there is.
@@ -229,8 +232,10 @@ class Provider(Protocol):
     def check_connection(self) -> ConnectionCheck: ...
 
     def fetch_status(self, message_sid: str) -> StatusEvent | None:
-        """The message's status as the provider knows it now, for a status callback that never arrived; None when
-        this provider cannot be asked. Raises ``ProviderError`` (``ErrorKind.NOT_FOUND``: no such message)."""
+        """The message's status as the provider knows it now, for a status callback that never arrived, with its
+        price and currency (``price``, ``price_unit``) once the provider tells them (reconciliation stores them);
+        None when this provider cannot be asked. Raises ``ProviderError`` (``ErrorKind.NOT_FOUND``: no such
+        message)."""
         ...
 
     def find_sent(self, *, to: str, sent_after: dt.datetime) -> list[ProviderMessage] | None:

@@ -82,3 +82,14 @@ def recent_activity(limit: int = 12) -> list[object]:
     from contacts.models import TimelineEvent
 
     return list(TimelineEvent.objects.select_related("contact").order_by("-occurred_at", "-id")[:limit])
+
+
+def engagement(days: int = 14) -> dict[str, object]:
+    """The last ``days``' texts: the funnel and activity charts, and what sending cost per month."""
+    from texts.engagement import charts_context, cost_by_month
+    from texts.models import OutboundMessage
+
+    since = timezone.now() - dt.timedelta(days=days)
+    recent = OutboundMessage.objects.filter(queued_at__gte=since)
+    year = OutboundMessage.objects.filter(queued_at__gte=timezone.now() - dt.timedelta(days=190))
+    return {**charts_context(recent, prefix="dashboard"), "months": cost_by_month(year), "days": days}

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "contacts",
     "texts",
     "campaigns",
+    "hooks",
 ]
 
 MIDDLEWARE = [
@@ -111,6 +112,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "smsapp.context_processors.roles",
+                "smsapp.context_processors.inbox",
             ],
         },
     },
@@ -203,6 +205,8 @@ SMSAPP_ENCRYPTION_KEY = _secret("SMSAPP_ENCRYPTION_KEY")
 # Seconds each process keeps the plugin configuration at most. A save is seen by every process at once through a
 # version number in the shared cache (providers/twilio/config.py); this bounds staleness when that cache is unreachable.
 SMS_CONFIG_CACHE_SECONDS = env.float("SMS_CONFIG_CACHE_SECONDS", default=5.0)
+# How often a process asks the shared cache whether the configuration was saved elsewhere (a save is seen within it).
+SMS_CONFIG_VERSION_CHECK_SECONDS = env.float("SMS_CONFIG_VERSION_CHECK_SECONDS", default=0.25)
 # Which transport sends: "twilio" or "console" (prints, for development), like Django's email backends.
 SMS_PROVIDER = env.str("SMS_PROVIDER", default="twilio")
 # Only with DEBUG on: accept unsigned callbacks (the plugin page says so loudly).
@@ -237,6 +241,10 @@ SMS_RECONCILE_BATCH = env.int("SMS_RECONCILE_BATCH", default=500)
 # claimed batch whose flusher died goes back to the buffer after SMS_STATUS_FLUSH_STALE_SECONDS. SMS_STATUS_BUFFER
 # false (or no Redis, or SQLite): every status is applied in its request, as replies always are.
 SMS_STATUS_BUFFER = env.bool("SMS_STATUS_BUFFER", default=True)
+# The web process hands a buffered status to a thread of its own, which pushes what the callbacks of the last
+# SMS_STATUS_RELAY_DELAY_SECONDS handed over in one round trip (texts.status_buffer._Relay); off: one push per request.
+SMS_STATUS_RELAY = env.bool("SMS_STATUS_RELAY", default=True)
+SMS_STATUS_RELAY_DELAY_SECONDS = env.float("SMS_STATUS_RELAY_DELAY_SECONDS", default=0.005)
 SMS_STATUS_FLUSH_DELAY_SECONDS = env.float("SMS_STATUS_FLUSH_DELAY_SECONDS", default=0.5)
 SMS_STATUS_FLUSH_BATCH = env.int("SMS_STATUS_FLUSH_BATCH", default=1000)
 SMS_STATUS_FLUSH_INTERVAL_SECONDS = env.float("SMS_STATUS_FLUSH_INTERVAL_SECONDS", default=10.0)
@@ -252,6 +260,13 @@ SMS_SCHEDULE_HORIZON_SECONDS = env.float("SMS_SCHEDULE_HORIZON_SECONDS", default
 SMS_WAKE_HORIZON_SECONDS = env.float("SMS_WAKE_HORIZON_SECONDS", default=120.0)
 SMS_PACE_INTERVAL_SECONDS = env.float("SMS_PACE_INTERVAL_SECONDS", default=1.0)
 SMS_PACE_WINDOW_SECONDS = env.float("SMS_PACE_WINDOW_SECONDS", default=2.0)
+# Tracked links (texts.services.links): a hit on a short link this soon after its message left is a carrier's or an
+# app's preview, not a person's click.
+SMS_LINK_PREVIEW_SECONDS = env.float("SMS_LINK_PREVIEW_SECONDS", default=2.0)
+# Outgoing webhooks (hooks): each delivery is retried with backoff for this long, every call times out after this.
+WEBHOOKS_RETRY_HOURS = env.float("WEBHOOKS_RETRY_HOURS", default=24.0)
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
+WEBHOOKS_RETRY_BASE_SECONDS = env.float("WEBHOOKS_RETRY_BASE_SECONDS", default=30.0)
 # Broadcasts: how often beat runs the send_broadcasts job, and contacts per INSERT … SELECT (and per task).
 BROADCASTS_INTERVAL_SECONDS = env.float("BROADCASTS_INTERVAL_SECONDS", default=60.0)
 BROADCASTS_BATCH = env.int("BROADCASTS_BATCH", default=1000)

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from texts.views.links import short_link_follow
+
 from . import views
 from .api import api
 
@@ -10,6 +12,8 @@ urlpatterns = [
     # and plugin pages. Django tries the patterns in order; resolving a callback after the ~40 others cost more than
     # its own signature check.
     path("", include("providers.urls")),
+    # Tracked links are the other public URL a broadcast makes busy (texts.services.links).
+    path("l/<str:code>", short_link_follow, name="short_link"),
     path("", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -23,5 +27,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("contacts.urls")),
     path("", include("texts.urls")),
+    path("", include("texts.urls_conversations")),
     path("", include("campaigns.urls")),
+    path("", include("hooks.urls")),
 ]

@@ -32,6 +32,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "cards": dashboard_data.cards(),
             "steps": steps if not all(step.done for step in steps) else [],
             "activity": dashboard_data.recent_activity(),
+            **dashboard_data.engagement(),
         },
     )
 
@@ -133,6 +134,18 @@ def _settings_sections() -> list[dict[str, object]]:
             "description": "Opt-out (STOP), opt-in (START), help and custom words, and their auto-replies.",
             "url": reverse("texts:keywords"),
             "admin_only": False,
+        },
+        {
+            "title": "Webhooks",
+            "description": "Push sends, deliveries, replies, opt-outs and clicks to other systems, signed.",
+            "url": reverse("hooks:list"),
+            "admin_only": True,
+        },
+        {
+            "title": "SMS prices",
+            "description": "What a segment costs per country, for the estimate shown before a broadcast.",
+            "url": reverse("texts:prices"),
+            "admin_only": True,
         },
     ]
 

@@ -26,6 +26,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Tests change Twilio settings and rows between (and inside) tests; read the configuration afresh each time. The cache
 # itself is tested in tests/providers/test_config_cache.py.
 SMS_CONFIG_CACHE_SECONDS = 0.0
+SMS_CONFIG_VERSION_CHECK_SECONDS = 0.0  # the interval itself: tests/providers/test_config_cache.py
+SMS_STATUS_RELAY = False  # the web process's relay thread has a connection of its own: tests/texts/test_status_relay.py
 # `make run`'s local fake_twilio stands in only where a test asks for it.
 TWILIO_USE_LOCAL_FAKE = False
 # Status callbacks applied in the request, where no flusher runs (an in-process test has no worker); the buffer is

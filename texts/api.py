@@ -8,10 +8,12 @@ and the editor refuse the same input with the same messages. A send goes through
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any, Literal
 
 from django.db import transaction
-from django.db.models import Prefetch, Q
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Path, Query, Router, Schema, Status
@@ -23,7 +25,7 @@ from providers.segments import MAX_BODY_CHARACTERS
 from smsapp.core.api import FieldErrors, Id, InputSchema, PageQuery, Text, When, keyset_page, responses
 
 from .forms import TextMessageForm
-from .models import InboundMessage, OutboundMessage, Source, TextMessage
+from .models import InboundMessage, OutboundMessage, ShortLink, Source, TextMessage
 from .models import Status as OutboundStatus
 from .services import outbound_enqueue
 
@@ -49,6 +51,12 @@ class TextMessageIn(InputSchema):
     segment_ids: list[Id] = Field(
         default_factory=list, max_length=1000, description="With segments this is a segment (broadcast) message."
     )
+    track_links: bool | None = Field(
+        None, description="Links become tracked short links; null: as the category says (marketing yes)."
+    )
+    send_to_new_members: bool = Field(
+        True, description="A published broadcast texts new segment members at every scheduled run."
+    )
 
 
 class TextMessagePatch(InputSchema):
@@ -63,6 +71,8 @@ class TextMessagePatch(InputSchema):
     publish_down: When | None = None
     media_urls: list[Text] | None = Field(None, max_length=10)
     segment_ids: list[Id] | None = Field(None, max_length=1000)
+    track_links: bool | None = None
+    send_to_new_members: bool | None = None
 
 
 class TextMessageOut(Schema):
@@ -76,6 +86,8 @@ class TextMessageOut(Schema):
     publish_down: dt.datetime | None
     media_urls: list[str]
     segment_ids: list[int]
+    track_links: bool | None
+    send_to_new_members: bool
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -115,6 +127,9 @@ class OutboundOut(Schema):
     status_checked_at: dt.datetime | None = Field(
         description="When reconciliation last asked the provider for a status whose callback never came."
     )
+    price: Decimal | None = Field(None, description="What the provider charged (as it says it: negative for a charge).")
+    price_unit: str = ""
+    clicks: int = Field(0, description="Clicks on this message's tracked links (previews not counted).")
     updated_at: dt.datetime
 
 
@@ -150,6 +165,8 @@ def text_out(text: TextMessage) -> TextMessageOut:
         publish_down=text.publish_down,
         media_urls=list(text.media_urls or []),
         segment_ids=[segment.pk for segment in text.segments.all()],
+        track_links=text.track_links,
+        send_to_new_members=text.send_to_new_members,
         created_at=text.created_at,
         updated_at=text.updated_at,
     )
@@ -167,6 +184,9 @@ def _save_text(data: dict[str, Any], *, request: HttpRequest, text: TextMessage 
     form_data["is_published"] = "on" if data["is_published"] else ""
     form_data["segments"] = [str(pk) for pk in segment_ids]
     form_data["media_urls_text"] = "\n".join(media_urls)
+    track = data.get("track_links")
+    form_data["track_links"] = "unknown" if track is None else ("true" if track else "false")
+    form_data["send_to_new_members"] = "on" if data.get("send_to_new_members", True) else ""
     form = TextMessageForm(form_data, instance=text)
     if not form.is_valid():
         errors = {field: [str(e) for e in errs] for field, errs in form.errors.items()}
@@ -188,6 +208,8 @@ def _current(text: TextMessage) -> dict[str, Any]:
         "publish_down": text.publish_down,
         "media_urls": list(text.media_urls or []),
         "segment_ids": [segment.pk for segment in text.segments.all()],
+        "track_links": text.track_links,
+        "send_to_new_members": text.send_to_new_members,
     }
 
 
@@ -230,7 +252,8 @@ def text_message_read(request: HttpRequest, text_message_id: Path[Id]) -> TextMe
 def text_message_update(request: HttpRequest, text_message_id: Path[Id], payload: TextMessagePatch) -> TextMessageOut:
     text = _get_text(text_message_id)
     data = {**_current(text), **payload.dict(exclude_unset=True)}
-    for key in ("name", "body", "language", "category", "is_published", "media_urls", "segment_ids"):
+    keep = ("name", "body", "language", "category", "is_published", "media_urls", "segment_ids", "send_to_new_members")
+    for key in keep:
         # null for a field that cannot be empty means "leave it as it is".
         if data[key] is None:
             data[key] = _current(text)[key]
@@ -299,7 +322,7 @@ def outbound_list(request: HttpRequest, query: Query[OutboundQuery]) -> Outbound
         condition &= Q(queued_at__gte=query.since)
     if query.until is not None:
         condition &= Q(queued_at__lt=query.until)
-    rows, next_cursor = keyset_page(OutboundMessage.objects.filter(condition), query)
+    rows, next_cursor = keyset_page(_with_clicks(OutboundMessage.objects.filter(condition)), query)
     return OutboundPage(
         items=[OutboundOut.model_validate(row, from_attributes=True) for row in rows], next_cursor=next_cursor
     )
@@ -312,7 +335,14 @@ def outbound_list(request: HttpRequest, query: Query[OutboundQuery]) -> Outbound
     summary="One outbound message",
 )
 def outbound_read(request: HttpRequest, message_id: Path[Id]) -> OutboundOut:
-    return OutboundOut.model_validate(get_object_or_404(OutboundMessage, pk=message_id), from_attributes=True)
+    message = get_object_or_404(_with_clicks(OutboundMessage.objects.all()), pk=message_id)
+    return OutboundOut.model_validate(message, from_attributes=True)
+
+
+def _with_clicks(rows: QuerySet[OutboundMessage]) -> QuerySet[OutboundMessage]:
+    """Each row's clicks in one correlated subquery (no GROUP BY over the page)."""
+    total = ShortLink.objects.filter(outbound_id=OuterRef("pk")).values("outbound_id").annotate(n=Sum("clicks"))
+    return rows.annotate(clicks=Coalesce(Subquery(total.values("n")), 0))
 
 
 # Inbound messages

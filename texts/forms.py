@@ -11,12 +11,22 @@ from contacts.models import Contact, Segment
 from contacts.phones import InvalidPhoneNumber, phone_to_e164
 from providers.segments import validate_length
 
-from .models import OutboundMessage, Status, TextMessage
+from .models import CountryPrice, OutboundMessage, Status, TextMessage
 from .personalise import UnknownTokens, personalise_validate
 
 
 def custom_field_exists(key: str) -> bool:
     return Contact.objects.filter(custom_fields__has_key=key).exists()
+
+
+class _TrackLinksSelect(forms.NullBooleanSelect):
+    def __init__(self) -> None:
+        super().__init__()
+        self.choices = [
+            ("unknown", "Automatic: tracked for marketing, as written for transactional"),
+            ("true", "Always: each link becomes the recipient's own short link"),
+            ("false", "Never: links go as written"),
+        ]
 
 
 class TextMessageForm(forms.ModelForm):
@@ -35,7 +45,18 @@ class TextMessageForm(forms.ModelForm):
 
     class Meta:
         model = TextMessage
-        fields = ["name", "body", "language", "category", "is_published", "publish_up", "publish_down", "segments"]
+        fields = [
+            "name",
+            "body",
+            "language",
+            "category",
+            "track_links",
+            "is_published",
+            "publish_up",
+            "publish_down",
+            "segments",
+            "send_to_new_members",
+        ]
         widgets = {
             "body": forms.Textarea(attrs={"rows": 6, "id": "id_body", "aria-describedby": "sms-counter"}),
             "publish_up": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
@@ -50,8 +71,19 @@ class TextMessageForm(forms.ModelForm):
             "transactional ones only Do Not Contact.",
         }
 
+    track_links = forms.NullBooleanField(
+        label="Track links",
+        required=False,
+        widget=_TrackLinksSelect(),
+        help_text="A tracked link counts clicks per recipient and is as long as a short link on this site.",
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["send_to_new_members"].help_text = (
+            "While published, every scheduled run (each minute) texts contacts who joined its segments since. Off: "
+            "only Send now sends it."
+        )
         if self.instance.pk and not self.is_bound:
             self.initial["media_urls_text"] = "\n".join(self.instance.media_urls or [])
 
@@ -114,3 +146,50 @@ class OutboundFilterForm(forms.Form):
         queryset=TextMessage.objects.order_by("name"), required=False, empty_label="Any text message"
     )
     source = forms.ChoiceField(choices=[("", "Any source"), *OutboundMessage.Source.choices], required=False)
+
+
+class ReplyForm(forms.Form):
+    """A reply from the conversations inbox: sent as written (tokens like {{first_name}} still personalise)."""
+
+    body = forms.CharField(
+        label="Reply",
+        max_length=10_000,
+        error_messages={"required": "Write something to send."},
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Write a reply…"}),
+    )
+
+    def clean_body(self) -> str:
+        body: str = self.cleaned_data["body"].strip()
+        if not body:
+            raise forms.ValidationError("Write something to send.")
+        try:
+            validate_length(body)
+            personalise_validate(body, custom_field_exists=lambda key: True)
+        except (UnknownTokens, ValueError) as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return body
+
+
+class CountryPriceForm(forms.ModelForm):
+    class Meta:
+        model = CountryPrice
+        fields = ["country", "price_per_segment", "currency"]
+        labels = {"price_per_segment": "Price of one segment"}
+
+    def clean_country(self) -> str:
+        country: str = self.cleaned_data["country"].strip().upper()
+        if country != CountryPrice.ANY and not (len(country) == 2 and country.isalpha()):
+            raise forms.ValidationError("Two letters (GB, US), or * for every other country.")
+        return country
+
+    def clean_currency(self) -> str:
+        currency: str = self.cleaned_data["currency"].strip().upper()
+        if not (len(currency) == 3 and currency.isalpha()):
+            raise forms.ValidationError("A three-letter currency code, e.g. USD.")
+        return currency
+
+    def clean_price_per_segment(self) -> Any:
+        price = self.cleaned_data["price_per_segment"]
+        if price is not None and price < 0:
+            raise forms.ValidationError("A price cannot be negative.")
+        return price

@@ -23,6 +23,7 @@ from providers.base import DeliveryState, ErrorKind, InboundEvent, StatusEvent
 
 from .keywords import DEFAULT_HELP_TEXT, OPT_OUT_TYPES, keyword_match
 from .models import TIMESTAMP_FIELD, InboundMessage, Keyword, KeywordKind, OutboundMessage, Status, TextMessage
+from .services.conversations import conversation_inbound
 from .signals import inbound_received, message_status_changed
 
 logger = logging.getLogger(__name__)
@@ -58,11 +59,14 @@ def _contact_for(event: InboundEvent) -> tuple[Contact | None, str]:
     return contact, phone_to_e164(event.from_number, region=event.from_country or None)
 
 
-def _last_outbound(contact: Contact | None, number: str) -> OutboundMessage | None:
+def _last_outbound(contact: Contact | None, number: str, to_number: str = "") -> OutboundMessage | None:
+    """The message this reply answers: the latest the contact received from the number it wrote to (campaign or
+    broadcast alike: by when it was sent, not queued), else the latest from any sender (a Messaging Service's)."""
     sent = OutboundMessage.objects.filter(to_number=number, sent_at__isnull=False)
     if contact is not None:
         sent = sent.filter(contact=contact)  # the (contact, -queued_at) index
-    return sent.order_by("-queued_at", "-id").first()
+    latest = sent.order_by("-sent_at", "-id")
+    return (latest.filter(sender=to_number).first() if to_number else None) or latest.first()
 
 
 def _action_for(event: InboundEvent, keyword: Keyword | None) -> str:
@@ -163,7 +167,7 @@ def inbound_receive(*, event: InboundEvent, help_text: str = "", can_reply: bool
                 opt_out_type=event.opt_out_type,
                 raw=raw,
                 contact=contact,
-                in_reply_to=_last_outbound(contact, number),
+                in_reply_to=_last_outbound(contact, number, event.to_number),
                 keyword=keyword,
                 action=action,
                 reply=reply,
@@ -171,6 +175,7 @@ def inbound_receive(*, event: InboundEvent, help_text: str = "", can_reply: bool
             _apply_action(action, contact, event.body)
             if contact is not None:
                 _record_reply(inbound, contact)
+                conversation_inbound(contact_id=contact.pk, body=event.body, at=inbound.received_at)
             transaction.on_commit(lambda: _announce(inbound))
     except IntegrityError:
         # The same MessageSid committed by a concurrent delivery of this webhook: that one did the work.

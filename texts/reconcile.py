@@ -17,6 +17,12 @@ the same body, not already another row's, is that message (its SID is attached a
 the provider never sent it (unless the provider's answer was full: there may be more), which is written on the row
 for the person reviewing it. It stays ``unknown`` and is never sent again automatically (DESIGN: outbound
 statuses); several candidates leave it as it is.
+
+**Prices.** A provider's create answer may have no price yet (some price a message once it has left), so the same
+fetch is the one place the price comes from: every answer that carries one is stored with its currency (one
+statement for the run), and messages already past ``sent`` whose price is still unknown are asked too, on the same
+schedule (after ``SMS_RECONCILE_AFTER_SECONDS``, at most once per ``SMS_RECONCILE_RECHECK_SECONDS``, for
+``SMS_RECONCILE_MAX_AGE_HOURS``), through the partial index ``outbound_price_pending``.
 """
 
 from __future__ import annotations
@@ -53,11 +59,13 @@ RETRY_DELAYS = (0.5, 1.0, 2.0)
 
 @dataclass
 class ReconcileResult:
-    checked: int = 0  # the provider answered
+    checked: int = 0  # the provider answered about a status
     moved: int = 0  # of which the message's status changed
     not_found: int = 0  # the provider does not know the SID
     errors: int = 0  # the provider refused the fetch for another reason
     found: int = 0  # unknown messages without a SID found at the provider (SID attached)
+    price_asked: int = 0  # messages past ``sent`` the provider answered about, asked for their price only
+    priced: int = 0  # messages whose price the provider told
     never_sent: int = 0  # unknown messages without a SID that the provider never sent
     stopped: str = ""  # why a provider's messages wait for the next run (unreachable, bad credentials), "" if none
     locked: bool = False  # another run was at it
@@ -65,11 +73,14 @@ class ReconcileResult:
     def summary(self) -> str:
         if self.locked:
             return "status reconciliation: skipped, another run is at it"
+        asked = self.checked + self.not_found + self.errors
         text = (
-            f"status reconciliation: asked the provider about {self.checked + self.not_found + self.errors} "
-            f"message(s): {self.moved} moved, {self.checked - self.moved} unchanged, {self.not_found} not found, "
+            f"status reconciliation: asked the provider about {asked} message{'' if asked == 1 else 's'}: "
+            f"{self.moved} moved, {self.checked - self.moved} unchanged, {self.not_found} not found, "
             f"{self.errors} refused"
         )
+        if self.price_asked or self.priced:
+            text += f"; {self.price_asked} more asked for their price only, {self.priced} priced"
         if self.found or self.never_sent:
             text += f"; unknown without a SID: {self.found} found at the provider, {self.never_sent} never sent"
         return text + (f"; stopped early: {self.stopped}" if self.stopped else "")
@@ -91,6 +102,38 @@ def reconcile_candidates(*, now: dt.datetime, after: float, limit: int) -> list[
         .values_list("pk", "provider_sid", "provider")[:limit]
     )
     return [(int(pk), str(sid), str(provider)) for pk, sid, provider in rows]
+
+
+def price_candidates(*, now: dt.datetime, after: float, limit: int) -> list[tuple[int, str, str]]:
+    """(id, SID, provider) of messages past ``sent`` whose price the provider has not told yet (a create answer
+    often has none: a provider may price a message once it left): the ``outbound_price_pending`` index, never-asked
+    first."""
+    max_age = dt.timedelta(hours=float(settings.SMS_RECONCILE_MAX_AGE_HOURS))
+    recheck = dt.timedelta(seconds=float(settings.SMS_RECONCILE_RECHECK_SECONDS))
+    rows = (
+        OutboundMessage.objects.filter(
+            price__isnull=True,
+            provider_sid__isnull=False,
+            provider_called_at__lte=now - dt.timedelta(seconds=after),
+            provider_called_at__gte=now - max_age,
+        )
+        .exclude(status__in=[Status.SENT, Status.UNKNOWN])  # those are asked about their status anyway
+        .filter(Q(status_checked_at__isnull=True) | Q(status_checked_at__lte=now - recheck))
+        .order_by(F("status_checked_at").asc(nulls_first=True), "provider_called_at", "pk")
+        .values_list("pk", "provider_sid", "provider")[:limit]
+    )
+    return [(int(pk), str(sid), str(provider)) for pk, sid, provider in rows]
+
+
+def _write_prices(prices: dict[int, StatusEvent]) -> int:
+    """The prices the fetches told, with their currency: one statement for the run."""
+    rows = [
+        OutboundMessage(pk=pk, price=event.price, price_unit=event.price_unit[:8])
+        for pk, event in prices.items()
+        if event.price is not None
+    ]
+    OutboundMessage.objects.bulk_update(rows, ["price", "price_unit"], batch_size=500)
+    return len(rows)
 
 
 def _ask(call: Callable[[], T]) -> T:
@@ -203,7 +246,11 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
         now = timezone.now()
         providers = _Providers(result)
         asked: list[int] = []
-        for pk, sid, name in reconcile_candidates(now=now, after=after, limit=limit):
+        prices: dict[int, StatusEvent] = {}
+        candidates = reconcile_candidates(now=now, after=after, limit=limit)
+        price_only = price_candidates(now=now, after=after, limit=max(0, limit - len(candidates)))
+        price_only_ids = {pk for pk, _, _ in price_only}
+        for pk, sid, name in candidates + price_only:
             provider = providers.get(name)
             if provider is None:
                 continue
@@ -224,7 +271,12 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
                 providers.cannot_ask(name, provider)
                 continue
             asked.append(pk)
-            result.checked += 1
+            if pk in price_only_ids:
+                result.price_asked += 1
+            else:
+                result.checked += 1
+            if event.price is not None:
+                prices[pk] = event
             if outbound_status_apply(event=event, outbound_id=pk):
                 result.moved += 1
             if len(asked) % 50 == 0:
@@ -249,6 +301,7 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
                 _look_for(row, found, now, result, provider=provider.name)
             asked.append(row.pk)
             renew()
+        result.priced = _write_prices(prices)
         if asked:
             OutboundMessage.objects.filter(pk__in=asked).update(status_checked_at=now)
     if asked or result.stopped:

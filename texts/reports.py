@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet, Sum
-from django.db.models.functions import Abs, Coalesce, TruncDay, TruncHour
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Abs, Coalesce
 
 from .models import InboundMessage, KeywordKind, OutboundMessage, Status, TextMessage
 
@@ -54,72 +53,6 @@ def report_for(text_message: TextMessage) -> Report:
         cost=totals["cost"],
         cost_unit=units[0] if len(units) == 1 else ("" if not units else "mixed"),
     )
-
-
-@dataclass(frozen=True)
-class Bar:
-    x: float
-    y_sent: float
-    h_sent: float
-    y_failed: float
-    h_failed: float
-    label: str
-    sent: int
-    failed: int
-
-
-@dataclass(frozen=True)
-class Chart:
-    width: int
-    height: int
-    bars: list[Bar]
-    peak: int
-    bucket: str  # "hour" or "day"
-
-
-def chart_for(messages: QuerySet[OutboundMessage], *, width: int = 640, height: int = 160) -> Chart:
-    """Messages sent and failed per hour (or per day past two days), drawn as stacked bars in inline SVG."""
-    # A message that failed before reaching the provider has no sent_at: it is drawn at its failure time.
-    messages = messages.annotate(at=Coalesce(F("sent_at"), F("failed_at"))).exclude(at=None)
-    span = messages.values_list("at", flat=True)
-    first, last = span.order_by("at").first(), span.order_by("-at").first()
-    bucket = "day" if first and last and last - first > dt.timedelta(days=2) else "hour"
-    trunc = TruncDay if bucket == "day" else TruncHour
-    rows = (
-        messages.annotate(moment=trunc(F("at")))
-        .values("moment")
-        .annotate(
-            sent=Count("id", filter=~Q(status=Status.FAILED) & ~Q(status=Status.UNDELIVERED)),
-            failed=Count("id", filter=Q(status__in=[Status.FAILED, Status.UNDELIVERED])),
-        )
-        .order_by("moment")[:200]
-    )
-    data = list(rows)
-    peak = max([r["sent"] + r["failed"] for r in data] or [0])
-    bars: list[Bar] = []
-    if data and peak:
-        slot = width / len(data)
-        for i, r in enumerate(data):
-            h_sent = height * r["sent"] / peak
-            h_failed = height * r["failed"] / peak
-            label = r["moment"].strftime("%d %b" if bucket == "day" else "%d %b %H:00")
-            bars.append(
-                Bar(
-                    x=round(i * slot + slot * 0.1, 2),
-                    y_sent=round(height - h_sent, 2),
-                    h_sent=round(h_sent, 2),
-                    y_failed=round(height - h_sent - h_failed, 2),
-                    h_failed=round(h_failed, 2),
-                    label=label,
-                    sent=r["sent"],
-                    failed=r["failed"],
-                )
-            )
-    return Chart(width=width, height=height, bars=bars, peak=peak, bucket=bucket)
-
-
-def bar_width(chart: Chart) -> float:
-    return round(chart.width / max(1, len(chart.bars)) * 0.8, 2)
 
 
 # Progress while a text message sends

@@ -4,6 +4,8 @@
   messages that moved to ``status`` together.
 - ``inbound_received(sender=InboundMessage, inbound=<the inbound message>, contact_id=<int or None>, body=<str>,
   in_reply_to_id=<outbound message id or None>)``: a reply was stored (sent after commit).
+- ``link_clicked(sender=ShortLink, link_id, contact_id, outbound_id, text_message_id, url, first=<bool>, at)``: a
+  person followed a tracked link (previews are not sent); ``first`` for this recipient's first click on this link.
 """
 
 from __future__ import annotations
@@ -12,3 +14,4 @@ from django.dispatch import Signal
 
 message_status_changed = Signal()
 inbound_received = Signal()
+link_clicked = Signal()

@@ -30,11 +30,13 @@ The guarantees:
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import functools
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -134,10 +136,71 @@ def outbound_status_receive(*, event: StatusEvent, outbound_id: int | None = Non
         status = BufferedStatus(
             event.message_sid, target, event.error_code, outbound_id, time.time(), provider=event.provider
         )
+        if settings.SMS_STATUS_RELAY:
+            _relay().add(status)
+            return "buffered"
         if status_buffer_push(status=status):
             return "buffered"
     outbound_status_apply(event=event, outbound_id=outbound_id)
     return "applied"
+
+
+class _Relay:
+    """The web process's hop to the buffer: a callback hands its status over in memory and answers; a thread pushes
+    what the callbacks of the last few milliseconds handed over in one round trip (one script, one RPUSH of all).
+
+    Why: even one Redis round trip in the request cost more than the rest of a status callback beyond signature
+    checking (bench/webhooks.py). What it risks: the statuses of those few milliseconds die with the process if it is
+    killed outright (a graceful stop pushes them first, at exit); their messages stay `sent` and reconciliation
+    fetches their status from the provider. Redis unreachable: the thread applies them to the database itself."""
+
+    def __init__(self) -> None:
+        self.items: list[BufferedStatus] = []
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        threading.Thread(target=self._run, name="smsapp-status-relay", daemon=True).start()
+        atexit.register(self.drain)
+
+    def add(self, status: BufferedStatus) -> None:
+        with self.lock:
+            first = not self.items
+            self.items.append(status)
+        # Only the first status since the last drain wakes the thread (the others are in the same push): waking a
+        # thread costs the request more than the rest of handing the status over.
+        if first:
+            self.wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait()
+            time.sleep(float(settings.SMS_STATUS_RELAY_DELAY_SECONDS))  # let the next few arrive: one round trip
+            self.wake.clear()
+            try:
+                self.drain()
+            except Exception:  # the thread must live on; what it held is the reconciliation's now
+                logger.exception("status relay: a batch could not be buffered nor applied")
+
+    def drain(self) -> None:
+        with self.lock:
+            batch, self.items = self.items, []
+        if not batch or status_buffer_push(statuses=batch):
+            return
+        from django.db import close_old_connections
+
+        close_old_connections()  # this thread's connection: a new one if the server went away meanwhile
+        outbound_statuses_apply(statuses=batch)
+
+
+_relay_of: tuple[int, _Relay] | None = None
+_relay_lock = threading.Lock()
+
+
+def _relay() -> _Relay:
+    global _relay_of
+    with _relay_lock:
+        if _relay_of is None or _relay_of[0] != os.getpid():
+            _relay_of = (os.getpid(), _Relay())
+        return _relay_of[1]
 
 
 # Per Redis URL: until when this process leaves that Redis alone after an error (``REDIS_RETRY_SECONDS``).
@@ -164,19 +227,27 @@ def _redis_errors() -> tuple[type[Exception], ...]:
     return (redis.exceptions.RedisError,)
 
 
-def status_buffer_push(*, status: BufferedStatus) -> bool:
-    """Append one status to the buffer, in one round trip; arm a flush if none is pending. False when Redis could not
-    be reached (the caller then applies the status itself)."""
+def status_buffer_push(*, status: BufferedStatus | None = None, statuses: Sequence[BufferedStatus] = ()) -> bool:
+    """Append statuses to the buffer, in one round trip; arm a flush if none is pending. False when Redis could not
+    be reached (the caller then applies the statuses itself)."""
+    batch = [*statuses, *([status] if status is not None else [])]
+    if not batch:
+        return True
     url = settings.REDIS_URL
     if time.monotonic() < _down_until.get(url, 0.0):
         return False
     delay = float(settings.SMS_STATUS_FLUSH_DELAY_SECONDS)
     try:
         armed = _scripts(os.getpid(), url).push(
-            keys=[BUFFER_KEY, PENDING_KEY], args=[status.dumps(), _pending_ttl(delay)], client=_redis()
+            keys=[BUFFER_KEY, PENDING_KEY], args=[_pending_ttl(delay), *(s.dumps() for s in batch)], client=_redis()
         )
     except _redis_errors():
-        logger.warning("status callback %s: Redis unreachable, applying it now", status.message_sid, exc_info=True)
+        if len(batch) == 1:
+            logger.warning(
+                "status callback %s: Redis unreachable, applying it now", batch[0].message_sid, exc_info=True
+            )
+        else:
+            logger.warning("status callbacks: Redis unreachable, applying %d now", len(batch), exc_info=True)
         _down_until[url] = time.monotonic() + REDIS_RETRY_SECONDS
         return False
     # Not armed: a flush is pending already. Armed but not enqueued: the status is in Redis, yet no flush will come
@@ -207,8 +278,8 @@ def _enqueue_flush(*, countdown: float, flag: str = PENDING_KEY) -> bool:
 # Append ARGV[1] to the buffer and set the "flush pending" flag unless it is set; 1 when this push set it (and so
 # arms a flush). One command, one reply: the cheapest round trip the callback can make.
 _PUSH = """
-redis.call('RPUSH', KEYS[1], ARGV[1])
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then return 1 end
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then return 1 end
 return 0
 """
 

@@ -54,7 +54,13 @@ def outbound_reconcile_task() -> dict[str, int | str]:
     from .reconcile import outbound_reconcile
 
     result = outbound_reconcile()
-    return {"checked": result.checked, "moved": result.moved, "not_found": result.not_found, "stopped": result.stopped}
+    return {
+        "checked": result.checked,
+        "moved": result.moved,
+        "not_found": result.not_found,
+        "priced": result.priced,
+        "stopped": result.stopped,
+    }
 
 
 @shared_task(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import broadcasts, keywords, text_messages
+from .views import broadcasts, keywords, prices, text_messages
 
 app_name = "texts"
 urlpatterns = [
@@ -16,8 +16,12 @@ urlpatterns = [
     path("text-messages/<int:pk>/report/", text_messages.text_message_report, name="report"),
     path("text-messages/<int:pk>/broadcast/", broadcasts.broadcast_panel, name="broadcast"),
     path("text-messages/<int:pk>/broadcast/send/", broadcasts.broadcast_send_now, name="broadcast_send"),
+    path(
+        "text-messages/<int:pk>/broadcast/new-members/", broadcasts.broadcast_new_members, name="broadcast_new_members"
+    ),
     path("text-messages/replies/", keywords.inbound_list, name="replies"),
     path("settings/sms-keywords/", keywords.keyword_list, name="keywords"),
     path("settings/sms-keywords/<int:pk>/", keywords.keyword_edit, name="keyword_edit"),
     path("settings/sms-keywords/<int:pk>/delete/", keywords.keyword_delete, name="keyword_delete"),
+    path("settings/sms-prices/", prices.price_list, name="prices"),
 ]

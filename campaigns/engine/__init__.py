@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from contacts.models import Contact
 
+from .. import waits
 from ..models import Campaign, CampaignEvent, CampaignEventLog, CampaignMember, LogStatus
 from ..windows import trigger_at
 from .members import member_add, member_remove, members_sync
@@ -127,11 +128,18 @@ def _events_with(
     return list(CampaignEvent.objects.filter(pk__in=ids).select_related("campaign", "text_message").order_by("pk"))
 
 
-def _drain(source: Source, *, summary: RunSummary, on_batch: Callable[[], bool] | None = None) -> int:
-    """Batches from one source until it gives no more (or ``on_batch`` says stop); returns the rows taken."""
+def _drain(
+    source: Source,
+    *,
+    summary: RunSummary,
+    on_batch: Callable[[], bool] | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """Batches from one source until it gives no more (or ``on_batch`` says stop); returns the rows taken. Each batch
+    runs at the moment it starts, or at ``now`` when the caller gives one (a time-out run for a given moment)."""
     total, after = 0, 0
     while True:
-        count, last = step(dataclasses.replace(source, after=after), now=timezone.now(), summary=summary)
+        count, last = step(dataclasses.replace(source, after=after), now=now or timezone.now(), summary=summary)
         if not count:
             return total
         total, after = total + count, last
@@ -142,10 +150,13 @@ def _drain(source: Source, *, summary: RunSummary, on_batch: Callable[[], bool] 
 def decisions_time_out(
     *, batch: int, now: dt.datetime | None = None, campaign_id: int | None = None, summary: RunSummary
 ) -> int:
-    """Send decisions whose wait is over down their no path, a batch per event at a time."""
-    now = now or timezone.now()
+    """Send decisions whose wait is over down their no path, a batch per event at a time (at ``now`` when given,
+    else each batch at the moment it starts)."""
+    given, now = now, now or timezone.now()
+    # First the waits whose text has left since (a safety net for the sending engine's own signal, campaigns.waits).
+    waits.waits_start(now=now, campaign_id=campaign_id)
     return sum(
-        _drain(Source(kind="timeout", event=event, limit=batch), summary=summary)
+        _drain(Source(kind="timeout", event=event, limit=batch), summary=summary, now=given)
         for event in _events_with(LogStatus.WAITING, now, campaign_id=campaign_id)
     )
 

@@ -24,8 +24,9 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.db.models.expressions import RawSQL
+from django.db.models.lookups import Lookup
 
 from contacts.models import Contact, DoNotContact, Segment, TimelineEvent
 from contacts.services import (
@@ -39,12 +40,16 @@ from contacts.services import (
 from texts.models import Source as SendSource
 from texts.services import outbound_enqueue
 
+from .. import waits
 from ..models import CampaignEvent, CampaignEventLog, CampaignMember, EventKind, EventType, LogStatus, Path
 from ..windows import is_allowed, next_allowed, trigger_at
 from .rules import field_condition_q
 from .sql import BATCH, batch_analyzed, batch_table_ready, db_time, json_param, skip_locked, table
 
 logger = logging.getLogger(__name__)
+
+# Sources that resolve one waiting decision for one contact, down its yes path.
+ANSWERS = ("reply", "click")
 
 
 @dataclass
@@ -76,12 +81,12 @@ def campaign_send_ref(*, event_id: int, entry: int) -> str:
 class Source:
     """Where a batch comes from (see the module docstring); ``limit`` rows at most."""
 
-    kind: str  # "claim" | "root" | "timeout" | "reply", or "chain" for an event run after its parent
+    kind: str  # "claim" | "root" | "timeout" | "reply" | "click", or "chain" for an event run after its parent
     event: CampaignEvent
     limit: int
     contact_id: int | None = None  # "claim": only this contact's logs (what a reply made due)
     after: int = 0  # "root": members after this contact id (keyset)
-    log_id: int | None = None  # "reply": the waiting decision's log
+    log_id: int | None = None  # "reply", "click": the waiting decision's log
     # Texts it sends take their sender's next slot ahead of bulk: a follow-up to the contact's reply.
     priority: bool = False
 
@@ -138,7 +143,7 @@ def _fill(cursor: Any, source: Source, now: dt.datetime) -> tuple[int, int]:
             """,  # noqa: S608 - names come from model metadata, values are parameters
             [event.pk, event.campaign_id, False, source.after, event.pk, source.limit],
         )
-    elif source.kind == "reply":
+    elif source.kind in ANSWERS:
         lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
         cursor.execute(
             into + f"SELECT event_id, id, contact_id, entry, %s FROM {log} WHERE id = %s AND status = %s{lock}",  # noqa: S608
@@ -170,7 +175,20 @@ def batch_contacts(event: CampaignEvent, *, entry: int | None = None) -> QuerySe
     """The batch's contacts for this event, as a queryset the contacts and texts services take as their set."""
     sql = f"SELECT contact_id FROM {BATCH} WHERE event_id = %s" + (" AND entry = %s" if entry is not None else "")  # noqa: S608
     params = (event.pk, entry) if entry is not None else (event.pk,)
-    return Contact.objects.filter(pk__in=RawSQL(sql, params))  # noqa: S611 - constant SQL, values are parameters
+    if connection.vendor != "postgresql":
+        return Contact.objects.filter(pk__in=RawSQL(sql, params))  # noqa: S611 - constant SQL, values are parameters
+    # An array of the batch's ids, so each contact is one primary-key probe: ``id IN (batch)`` was planned as a
+    # hash of the batch probed by a scan of every contact, in each of a batch's statements (O(contacts) per batch).
+    return Contact.objects.filter(_InArray(F("pk"), RawSQL(sql, params)))  # noqa: S611 - constant SQL, values are parameters
+
+
+class _InArray(Lookup[Any]):
+    """``column = ANY(ARRAY(subquery))``: the subquery runs once, then one index probe per value it gave."""
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)  # "(SELECT …)", parenthesised by RawSQL
+        return f"{lhs} = ANY(ARRAY{rhs})", (*lhs_params, *rhs_params)
 
 
 # Running it
@@ -180,7 +198,7 @@ def _run(
     cursor: Any, event: CampaignEvent, *, now: dt.datetime, summary: RunSummary, logged: bool, source: Source
 ) -> None:
     """Run ``event`` for its rows of the batch: effect, log, timeline, then its children."""
-    resolved = source.kind in ("timeout", "reply") and event.event_type == EventType.DECISION
+    resolved = source.kind in ("timeout", *ANSWERS) and event.event_type == EventType.DECISION
     if logged and not resolved and event.has_window:
         summary.deferred += _defer_outside_window(cursor, event, now)
     count = _count(cursor, event)
@@ -192,8 +210,7 @@ def _run(
         return
     status: str
     if resolved:
-        status = LogStatus.DONE
-        detail = "No reply in time" if source.kind == "timeout" else "Replied"
+        status, detail = LogStatus.DONE, _resolved_detail(event, source.kind)
     elif event.event_type == EventType.CONDITION:
         _take_paths(cursor, event)
         status, detail = LogStatus.DONE, ""
@@ -202,7 +219,7 @@ def _run(
     _write(cursor, event, now=now, status=status, detail=detail, logged=logged)
     if source.kind == "timeout":
         summary.timed_out += count
-    elif source.kind != "reply":
+    elif source.kind not in ANSWERS:
         if status == LogStatus.FAILED:
             summary.failed += count
         else:
@@ -210,7 +227,14 @@ def _run(
             if event.event_type == EventType.ACTION:
                 summary.per_kind[event.kind] = summary.per_kind.get(event.kind, 0) + count
     if status == LogStatus.DONE:
-        _follow(cursor, event, now=now, summary=summary, chain=source.kind != "reply", source=source)
+        _follow(cursor, event, now=now, summary=summary, chain=source.kind not in ANSWERS, source=source)
+
+
+def _resolved_detail(event: CampaignEvent, kind: str) -> str:
+    waited = "click" if event.kind == EventKind.CLICKED_LINK else "reply"
+    if kind == "timeout":
+        return f"No {waited} in time"
+    return "Clicked a link" if kind == "click" else "Replied"
 
 
 def _count(cursor: Any, event: CampaignEvent) -> int:
@@ -263,8 +287,14 @@ def _defer_outside_window(cursor: Any, event: CampaignEvent, now: dt.datetime) -
 
 
 def _wait(cursor: Any, event: CampaignEvent, *, now: dt.datetime, logged: bool) -> None:
-    """A decision waits for the contact: a reply moves it on at once, the end of the wait takes the no path."""
-    until, detail = db_time(now + event.wait_delta()), "Waiting for a reply"
+    """A decision waits for the contact: a reply (or a click) moves it on at once, the end of the wait takes the no
+    path. Contacts whose text above it has not left yet wait for it first, without a deadline (``waits``)."""
+    _wait_write(cursor, event, now=now, logged=logged)
+    waits.hold_until_text_sent(event=event, contacts=batch_contacts(event), now=now)
+
+
+def _wait_write(cursor: Any, event: CampaignEvent, *, now: dt.datetime, logged: bool) -> None:
+    until, detail = db_time(now + event.wait_delta()), waits.WAITING
     log = table(CampaignEventLog)
     if logged:
         cursor.execute(
@@ -337,11 +367,17 @@ def _act(event: CampaignEvent, count: int, *, priority: bool = False) -> tuple[s
     comment = f"Campaign {event.campaign.name}"
     if kind == EventKind.ADD_DNC:
         dnc_add_matching(
-            contacts=contacts, reason=DoNotContact.Reason.MANUAL, source=DoNotContact.Source.CAMPAIGN, comment=comment
+            contacts=contacts,
+            reason=DoNotContact.Reason.MANUAL,
+            source=DoNotContact.Source.CAMPAIGN,
+            comment=comment,
+            announce=True,  # an opt-out the campaign made is news to the apps above (outgoing webhooks)
         )
         return LogStatus.DONE, "Marked Do Not Contact (SMS)"
     if kind == EventKind.REMOVE_DNC:
-        lifted = dnc_remove_matching(contacts=contacts, source=DoNotContact.Source.CAMPAIGN, comment=comment)
+        lifted = dnc_remove_matching(
+            contacts=contacts, source=DoNotContact.Source.CAMPAIGN, comment=comment, announce=True
+        )
         return LogStatus.DONE, f"Do Not Contact lifted for {lifted}"
     return LogStatus.FAILED, f"Unknown action {kind}"
 
@@ -363,42 +399,25 @@ def _write(cursor: Any, event: CampaignEvent, *, now: dt.datetime, status: str, 
             "ON CONFLICT (event_id, contact_id, entry) DO NOTHING",
             [event.campaign_id, status, stamp, stamp, stamp, detail[:255], stamp, event.pk],
         )
-    titles, details = [], []
+    # The three possible entries (yes, no, no path) are built once per batch and joined on the path: a CASE per row
+    # cast its JSON to jsonb once per contact (a fifth of the timeline statement's time).
+    entries, params = [], []
     for path in (Path.YES, Path.NO, None):
-        titles.append(_timeline_title(event.campaign.name, event, status, path))
-        details.append(
-            json.dumps(
-                {
-                    "campaign_id": event.campaign_id,
-                    "event_id": event.pk,
-                    "kind": event.kind,
-                    "status": status,
-                    "path": path,
-                    "detail": detail[:255],
-                }
-            )
-        )
-    by_path = "CASE WHEN path = %s THEN %s WHEN path = %s THEN %s ELSE %s END"
-    detail_sql = f"CAST({by_path} AS jsonb)" if json_param() != "%s" else by_path
+        entries.append(f"SELECT %s AS path, %s AS title, {json_param()} AS detail")
+        body = {
+            "campaign_id": event.campaign_id,
+            "event_id": event.pk,
+            "kind": event.kind,
+            "status": status,
+            "path": path,
+            "detail": detail[:255],
+        }
+        params += [path or "", _timeline_title(event.campaign.name, event, status, path)[:255], json.dumps(body)]
     cursor.execute(
         f"INSERT INTO {table(TimelineEvent)} (contact_id, kind, title, detail, occurred_at, created_at) "  # noqa: S608
-        f"SELECT contact_id, %s, {by_path}, {detail_sql}, %s, %s FROM {BATCH} WHERE event_id = %s",
-        [
-            "campaign.event",
-            Path.YES,
-            titles[0][:255],
-            Path.NO,
-            titles[1][:255],
-            titles[2][:255],
-            Path.YES,
-            details[0],
-            Path.NO,
-            details[1],
-            details[2],
-            stamp,
-            stamp,
-            event.pk,
-        ],
+        f"SELECT b.contact_id, %s, t.title, t.detail, %s, %s FROM {BATCH} b "
+        f"JOIN ({' UNION ALL '.join(entries)}) t ON t.path = COALESCE(b.path, '') WHERE b.event_id = %s",
+        ["campaign.event", stamp, stamp, *params, event.pk],
     )
 
 

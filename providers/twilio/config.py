@@ -125,13 +125,24 @@ _cache: tuple[float, tuple[object, ...], object, TwilioConfig] | None = None
 _shared_down_until = 0.0
 
 
+_version_seen: tuple[float, object] | None = None
+
+
 def _shared_version() -> object:
-    global _shared_down_until
+    """The shared version number, asked at most every SMS_CONFIG_VERSION_CHECK_SECONDS per process: a webhook reads
+    the configuration on every request, and a round trip to Redis each time was a fifth of a status callback's cost
+    (bench/webhooks.py). A save elsewhere is seen within that interval."""
+    global _shared_down_until, _version_seen
     now = time.monotonic()
+    interval = float(getattr(settings, "SMS_CONFIG_VERSION_CHECK_SECONDS", 0.25))
+    if interval > 0 and _version_seen is not None and now - _version_seen[0] < interval:
+        return _version_seen[1]
     if now < _shared_down_until:
         return _UNREACHABLE
     try:
-        return cache.get(VERSION_KEY)
+        version = cache.get(VERSION_KEY)
+        _version_seen = (now, version)
+        return version
     except Exception:  # any backend error (Redis down, a full disk): the TTL still bounds staleness
         logger.warning(
             "Twilio configuration: the shared cache is unreachable; each process keeps its copy up to "
@@ -172,8 +183,9 @@ def _settings_key() -> tuple[object, ...]:
 
 
 def _forget() -> None:
-    global _cache
+    global _cache, _version_seen
     _cache = None
+    _version_seen = None
 
 
 def config_changed(**kwargs: object) -> None:

@@ -20,6 +20,18 @@
       }
     }
   });
+  // A confirmation the server rendered open (a broadcast about to go) becomes modal: centred, the page behind it
+  // inert until the marketer answers. Without JavaScript it stays an open dialog in the page.
+  function modal(root) {
+    (root || document).querySelectorAll("dialog.confirm[open]").forEach(function (dialog) {
+      if (dialog.dataset.modal || !dialog.showModal) { return; }
+      dialog.dataset.modal = "1";
+      dialog.close();
+      dialog.showModal();
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { modal(document); });
+  document.addEventListener("htmx:afterSettle", function () { modal(document); });
   // A destructive form asks first (data-confirm-delete holds the question).
   document.addEventListener("submit", function (event) {
     var question = event.target.getAttribute && event.target.getAttribute("data-confirm-delete");

@@ -1,5 +1,8 @@
 // Port of providers/segments.py for the editor's live counter. Keep the two in step: tests/texts/test_segments.py
 // evaluates SmsCounter.count() in Chromium on the same cases as the Python function.
+// The counter counts the body as a sample recipient would get it (SmsCounter.asSent: texts/personalise.py's
+// rendering with that contact's values, and texts/services/links.py's links at the length of a short link), not the token
+// syntax: {{first_name|there}} costs a name, not its braces. tests/texts/test_editor_sample.py checks both agree.
 (function () {
   "use strict";
   var BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
@@ -31,11 +34,87 @@
     return result;
   }
 
+  var TOKEN = /\{\{\s*([^{}|]*?)\s*(?:\|([^{}]*?))?\s*\}\}|\{contactfield=([^{}|]*?)(?:\|([^{}]*))?\}/g;
+  var NAME = /^(custom\.)?[A-Za-z_][A-Za-z0-9_]*$/;
+  var FIELDS = ["first_name", "last_name", "email", "mobile", "country", "timezone", "preferred_language"];
+  var ALIASES = { firstname: "first_name", lastname: "last_name", phone: "mobile", mobile_number: "mobile",
+    language: "preferred_language" };
+  var URL = /https?:\/\/[^\s<>"']+/gi;
+  var TRAILING = ".,;:!?'\"\u00bb\u201d\u2019";
+  var CLOSERS = { ")": "(", "]": "[", "}": "{" };
+
+  function value(sample, name) {
+    if (!NAME.test(name)) { return null; }
+    var key = name.indexOf("custom.") === 0 ? name : (ALIASES[name.toLowerCase()] ||
+      (FIELDS.indexOf(name.toLowerCase()) >= 0 ? name.toLowerCase() : "custom." + name));
+    var found = key.indexOf("custom.") === 0 ? (sample.custom || {})[key.slice(7)] : sample[key];
+    return found === undefined || found === null ? "" : String(found);
+  }
+
+  function personalise(body, sample) {
+    return body.replace(TOKEN, function (match, name, fallback, mName, mFallback) {
+      var isMautic = name === undefined;
+      var n = (isMautic ? mName || "" : name).trim();
+      var f = ((isMautic ? mFallback : fallback) || "").trim();
+      var v = value(sample || {}, n);
+      if (v === null) { return match; }
+      return v || f;
+    });
+  }
+
+  function count_(s, ch) { return s.split(ch).length - 1; }
+
+  function trim(url) {
+    while (url) {
+      var last = url[url.length - 1];
+      if (TRAILING.indexOf(last) >= 0 || (CLOSERS[last] && count_(url, CLOSERS[last]) < count_(url, last))) {
+        url = url.slice(0, -1); continue;
+      }
+      break;
+    }
+    return url;
+  }
+
+  function shortenLinks(body, prefix, codeLength) {
+    var standIn = prefix + new Array(codeLength + 1).join("x");
+    return body.replace(URL, function (match) {
+      var url = trim(match);
+      if (url.length <= "https://".length || url.indexOf(prefix) === 0) { return match; }
+      return standIn + match.slice(url.length);
+    });
+  }
+
+  // The body as the sample recipient gets it; ``sample`` is the page's sms-sample JSON.
+  function asSent(body, sample, tracked) {
+    var rendered = personalise(body, sample || {});
+    return tracked && sample ? shortenLinks(rendered, sample.short_link_prefix, sample.code_length) : rendered;
+  }
+
+  function sampleOf(output) {
+    var source = document.getElementById(output.getAttribute("data-sms-sample") || "");
+    return source ? JSON.parse(source.textContent) : null;
+  }
+
+  function tracked(sample) {
+    if (!sample) { return false; }
+    var track = document.getElementById("id_track_links");
+    var category = document.getElementById("id_category");
+    var choice = track ? track.value : "unknown";
+    if (choice === "true") { return true; }
+    if (choice === "false") { return false; }
+    return category ? category.value === "marketing" : sample.marketing;
+  }
+
   function render(output, body) {
-    var r = count(body);
+    var sample = sampleOf(output);
+    var isTracked = tracked(sample);
+    var r = count(sample ? asSent(body, sample, isTracked) : body);
     output.textContent = r.characters + " characters · " + r.segments + " segment" + (r.segments === 1 ? "" : "s") +
       " · " + r.encoding + " · " + r.remaining + " left in this segment" +
-      (r.too_long ? " · too long: at most " + MAX_CHARACTERS + " characters" : "");
+      (r.too_long ? " · too long: at most " + MAX_CHARACTERS + " characters" : "") +
+      (sample && sample.name ? " · as sent to " + sample.name : "") +
+      (isTracked && body.search(URL) >= 0 ? " · links as " + (sample.short_link_prefix.length + sample.code_length) +
+        "-character short links" : "");
     output.classList.toggle("error", r.too_long);
   }
 
@@ -45,6 +124,10 @@
       if (!input || input.dataset.smsCounterBound) { return; }
       input.dataset.smsCounterBound = "1";
       input.addEventListener("input", function () { render(output, input.value); });
+      ["id_track_links", "id_category"].forEach(function (id) {
+        var control = document.getElementById(id);
+        if (control) { control.addEventListener("change", function () { render(output, input.value); }); }
+      });
       render(output, input.value);
     });
     (root || document).querySelectorAll("[data-insert-token]").forEach(function (button) {
@@ -63,6 +146,6 @@
     });
   }
 
-  window.SmsCounter = { count: count, bind: bind };
+  window.SmsCounter = { count: count, bind: bind, asSent: asSent };
   document.addEventListener("DOMContentLoaded", function () { bind(document); });
 })();

@@ -11,9 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from campaigns import services
+from campaigns.engine import steps
 from campaigns.models import Campaign, CampaignEvent, CampaignEventLog, LogStatus
 from contacts.models import Contact, Segment, SegmentMembership, TimelineEvent
-from contacts.services import contact_is_dnc, dnc_add
+from contacts.services import contact_is_dnc, dnc_add, segment_add_contacts
 from texts.models import OutboundMessage, TextMessage
 
 from .conftest import statuses
@@ -116,3 +117,83 @@ def test_a_whole_tree_runs_in_batches_on_postgresql(campaign: Campaign, make_con
 def test_a_whole_tree_runs_in_batches_on_sqlite(campaign: Campaign, make_contacts: Make, add_event: Add) -> None:
     assert connection.vendor == "sqlite"
     _run_everything(campaign, make_contacts, add_event)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_each_timeline_entry_names_the_path_its_contact_took(
+    campaign: Campaign, make_contacts: Make, add_event: Add
+) -> None:
+    yes_side = make_contacts(4, country="FR")
+    no_side = make_contacts(3, start=10, country="DE")
+    check = add_event("contact_field", properties={"field": "country", "operator": "eq", "value": "fr"})
+    services.campaigns_process(batch=5)
+    paths = {contact_id: path for contact_id, (_, path) in statuses(check).items()}
+    assert paths == {**{c.pk: "yes" for c in yes_side}, **{c.pk: "no" for c in no_side}}
+    entries = TimelineEvent.objects.filter(kind="campaign.event")
+    assert entries.count() == 7  # one per contact, not one per possible path
+    for entry in entries:
+        path = paths[entry.contact_id]
+        assert entry.title.endswith(f"→ {path}")
+        assert entry.detail == {
+            "campaign_id": campaign.pk,
+            "event_id": check.pk,
+            "kind": "contact_field",
+            "status": "done",
+            "path": path,
+            "detail": "",
+        }
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_campaign_removal_changes_only_its_batch_contacts_rows(
+    campaign: Campaign, make_contacts: Make, add_event: Add
+) -> None:
+    target = Segment.objects.create(name="Engaged")
+    bystanders = Contact.objects.bulk_create(
+        [Contact(first_name=f"B{i}", mobile=f"+4477008{i:05d}") for i in range(40)]
+    )
+    segment_add_contacts(segment=target, contact_ids=[c.pk for c in bystanders])
+    members = make_contacts(10)
+    first = add_event("add_to_segment", properties={"segment_id": target.pk})
+    add_event("remove_from_segment", parent=first, properties={"segment_id": target.pk})
+    services.campaigns_process(batch=4)
+    rows = SegmentMembership.objects.filter(segment=target)
+    assert set(rows.filter(manually_removed=True).values_list("contact_id", flat=True)) == {c.pk for c in members}
+    assert set(rows.filter(manually_removed=False).values_list("contact_id", flat=True)) == {c.pk for c in bystanders}
+    target.refresh_from_db()
+    assert target.member_count == 40
+    removed = TimelineEvent.objects.filter(kind="segment.removed")
+    assert set(removed.values_list("contact_id", flat=True)) == {c.pk for c in members}
+    assert removed.count() == 10
+
+
+class _Died(BaseException):
+    """Not an Exception: the engine's failure path does not catch it, as it cannot catch a killed process."""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_run_dying_between_a_batchs_statements_leaves_nothing_and_the_next_does_each_event_once(
+    campaign: Campaign, make_contacts: Make, add_event: Add, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_contacts(6)
+    tree = _tree(add_event)
+    written = steps._write
+
+    def dies_after_the_action(*args: Any, **kwargs: Any) -> None:
+        raise _Died  # the segment rows and their timeline entries are written; the log is not yet
+
+    monkeypatch.setattr(steps, "_write", dies_after_the_action)
+    with pytest.raises(_Died):
+        services.campaigns_process(batch=4)
+    assert not CampaignEventLog.objects.filter(status=LogStatus.DONE).exists()
+    assert not SegmentMembership.objects.filter(segment=tree["target"]).exists()
+    assert not TimelineEvent.objects.exists()
+    monkeypatch.setattr(steps, "_write", written)
+    services.campaigns_process(batch=4)
+    assert set(statuses(tree["check"]).values()) == {("done", "yes")}
+    assert TimelineEvent.objects.filter(kind="segment.added").count() == 6
+    assert TimelineEvent.objects.filter(kind="campaign.event").count() == 18  # add, check, send: once each
+    assert OutboundMessage.objects.filter(source="campaign").count() == 6

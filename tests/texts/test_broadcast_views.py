@@ -90,7 +90,9 @@ def test_send_now_runs_the_job_on_a_real_worker_and_the_panel_follows(
     text = make_broadcast(contacts)
     url = reverse("texts:broadcast_send", args=[text.pk])
 
-    response = marketer_client.post(url, HTTP_HX_REQUEST="true")
+    asked = marketer_client.post(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "Send to 30 contacts?" in asked  # Send now asks first (tests/texts/test_safe_sending.py)
+    response = marketer_client.post(url, {"confirmed": "1"}, HTTP_HX_REQUEST="true")
     assert 'hx-trigger="every 2s"' in response.content.decode()  # polls while the job runs
 
     deadline = time.monotonic() + 60

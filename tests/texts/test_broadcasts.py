@@ -126,6 +126,7 @@ def test_dnc_added_between_runs_and_no_number_are_skipped_and_counted(make_conta
     assert (run.queued, run.dnc, run.no_number, run.already_sent, run.remaining) == (1, 2, 1, 1, 0)
     assert set(per_contact(text)) == {people[1].pk, people[2].pk}
     assert "queued 1, skipped 2 Do Not Contact, 1 without a number, 1 already sent" in run.summary()
+    assert run.summary().endswith("contacts in its segments, 1 batch)"), run.summary()  # not "1 batches"
 
 
 def test_manually_removed_contact_is_not_sent(make_contact: Callable[..., Contact]) -> None:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, TimelineEvent
 from contacts.services import contact_is_dnc
+from hooks.services import subscribed
 from providers.base import StatusEvent
 from providers.twilio import views as twilio_views
 from providers.twilio.testing import PATH, configure, inbound_params, post, sid, status_params
@@ -35,6 +36,8 @@ NO_WAIT = "set_config('synchronous_commit', 'off', true)"
 @pytest.fixture(autouse=True)
 def _twilio(settings: Any) -> None:
     configure(settings)
+    # Outgoing webhooks load the process's subscriptions once every few seconds, not per callback: loaded already.
+    subscribed("message.delivered")
 
 
 def _sent(status: str = Status.SENT, *, number: str = NUMBER) -> OutboundMessage:

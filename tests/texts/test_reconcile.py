@@ -88,8 +88,8 @@ def test_command_prints_what_it_did_and_a_second_run_asks_nobody(
     call_command("reconcile_statuses")
     second = capsys.readouterr().out
 
-    assert "asked the provider about 1 message(s): 1 moved, 0 unchanged, 0 not found, 0 refused" in first
-    assert "asked the provider about 0 message(s)" in second
+    assert "asked the provider about 1 message: 1 moved, 0 unchanged, 0 not found, 0 refused" in first
+    assert "asked the provider about 0 messages" in second
 
 
 def test_recent_and_old_messages_are_left_alone(twilio_settings: Any, fake_twilio: Any) -> None:

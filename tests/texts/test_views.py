@@ -179,7 +179,13 @@ def test_report_counts_from_real_rows(marketer_client: Client) -> None:
     assert report.cost == Decimal("0.0158")
     assert report.segments == 3
     page = response.content.decode()
-    assert "<svg" in page
+    # The chart's figures: the funnel and the hour's counts, drawn by Chart.js and readable as tables.
+    assert response.context["funnel"].steps() == [
+        ("Queued", 5), ("Sent", 3), ("Delivered", 2), ("Clicked", 0), ("Replied", 2), ("Opted out", 1)
+    ]  # fmt: skip
+    assert 'data-chart="funnel"' in page
+    assert 'data-chart="lines"' in page
+    assert str(response.context["cost"]) == "0.0158 USD"
     assert "The handset was unreachable" in page  # 30003 explained in words
     assert "The &#x27;To&#x27; number is not a valid phone number." in page
 

@@ -1,5 +1,7 @@
-"""Models of the texts app: text messages and the outbound log (``outbound``), replies and keywords (``inbound``)."""
+"""Models of the texts app: text messages and the outbound log (``outbound``), replies and keywords (``inbound``),
+tracked links, the conversations inbox and the price table (``engagement``)."""
 
+from .engagement import Conversation, CountryPrice, ShortLink
 from .inbound import InboundMessage, Keyword, KeywordKind
 from .outbound import (
     ALLOWED_FROM,
@@ -16,11 +18,14 @@ __all__ = [
     "ALLOWED_FROM",
     "RANK",
     "TIMESTAMP_FIELD",
+    "Conversation",
+    "CountryPrice",
     "InboundMessage",
     "Keyword",
     "KeywordKind",
     "OutboundMessage",
     "Schedule",
+    "ShortLink",
     "Source",
     "Status",
     "TextMessage",

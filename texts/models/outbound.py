@@ -26,6 +26,11 @@ class TextMessage(models.Model):
     publish_up = models.DateTimeField("publish from", null=True, blank=True)
     publish_down = models.DateTimeField("publish until", null=True, blank=True)
     media_urls = models.JSONField("media URLs", default=list, blank=True)
+    # Links in the body become tracked short links per recipient. None: as the category says (marketing on,
+    # transactional off: a receipt or a code goes as written).
+    track_links = models.BooleanField("track links", null=True, blank=True, default=None)
+    # A published broadcast texts contacts who join its segments later at every scheduled run; off, only Send now does.
+    send_to_new_members = models.BooleanField("send to new segment members", default=True, db_default=True)
     # A text message with segments is a segment (broadcast) message, as in Mautic.
     segments = models.ManyToManyField("contacts.Segment", blank=True, related_name="text_messages")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -41,6 +46,10 @@ class TextMessage(models.Model):
     @property
     def is_marketing(self) -> bool:
         return self.category == self.Category.MARKETING
+
+    @property
+    def tracks_links(self) -> bool:
+        return self.is_marketing if self.track_links is None else bool(self.track_links)
 
 
 class Status(models.TextChoices):
@@ -100,6 +109,7 @@ class Source(models.TextChoices):
     CAMPAIGN = "campaign", "Campaign event"
     TEST = "test", "Test send"
     API = "api", "API"
+    CONVERSATION = "conversation", "Conversation reply"
 
 
 class OutboundMessage(models.Model):
@@ -192,6 +202,13 @@ class OutboundMessage(models.Model):
             ),
             models.Index(fields=["text_message", "status"], name="outbound_by_text"),
             models.Index(fields=["contact", "-queued_at"], name="outbound_by_contact"),
+            # Messages whose price the provider has not told yet (texts.reconcile asks). Partial: a row enters it when
+            # its SID is written and leaves it when its price is, so queued rows and priced ones cost it nothing.
+            models.Index(
+                fields=["provider_called_at"],
+                name="outbound_price_pending",
+                condition=Q(price__isnull=True, provider_sid__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

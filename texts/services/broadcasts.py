@@ -246,7 +246,7 @@ class BroadcastRun:
             + (f"{self.no_consent} without marketing consent, " if self.no_consent else "")
             + f"{self.no_number} without a number, "
             f"{self.already_sent} already sent, {self.remaining} left for a later run "
-            f"({self.contacts} contacts in its segments, {self.batches} batches)"
+            f"({self.contacts} contacts in its segments, {self.batches} batch{'' if self.batches == 1 else 'es'})"
         )
 
 
@@ -354,9 +354,10 @@ def broadcasts_send_all(
 
     A message that fails is logged and the others still run; the failure is re-raised at the end.
     """
+    # The scheduled run (beat, cron without --id) sends only the broadcasts that go to new segment members by
+    # themselves; the others go when someone asks for them (Send now, --id).
     due = broadcasts_due()
-    if text_message_ids is not None:
-        due = due.filter(pk__in=text_message_ids)
+    due = due.filter(send_to_new_members=True) if text_message_ids is None else due.filter(pk__in=text_message_ids)
     runs: list[BroadcastRun] = []
     failure: Exception | None = None
     for text in list(due):

@@ -61,6 +61,7 @@ from ..models import TIMESTAMP_FIELD, OutboundMessage, Schedule, Source, Status
 from ..personalise import personalise_render
 from ..selectors import last_numbers
 from ..signals import message_status_changed
+from .links import links_track
 from .outbound import enqueue_after_commit, outbound_transition
 
 logger = logging.getLogger(__name__)
@@ -667,6 +668,10 @@ def _prepare(
     no_sender: dict[str, list[OutboundMessage]] = defaultdict(list)
     for row in rows:
         row.body = _render(row)
+    # Rendered for the first time (``encoding`` is set below): links become this recipient's short links, one INSERT
+    # for the chunk, before the count, so segments are those of the body as sent.
+    links_track(rows=[r for r in rows if not r.encoding])
+    for row in rows:
         if len(row.body) > MAX_BODY_CHARACTERS:
             too_long.append(row)
             continue
@@ -679,7 +684,10 @@ def _prepare(
                 contact_id=row.contact_id,
                 to_number=row.to_number,
                 country=country,
-                last=last.get(row.contact_id or 0, "") or row.sender,
+                # A conversation reply comes from the number the contact wrote to (set at enqueue) when it is ours.
+                last=(row.sender if row.source == Source.CONVERSATION else "")
+                or last.get(row.contact_id or 0, "")
+                or row.sender,
                 rules=rules,
             )
         except NoSender as exc:

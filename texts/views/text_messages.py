@@ -8,17 +8,21 @@ from django.core.paginator import Paginator
 from django.db.models import Count, ProtectedError, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from contacts.models import Contact
-from providers.segments import count_segments
+from providers.segments import SegmentInfo, count_segments
 
 from .. import services
+from ..engagement import charts_context, cost_for, links_for
 from ..errors import explain
+from ..estimates import Estimate, broadcast_estimate, editor_sample, sample_recipient, when_it_goes
 from ..forms import OutboundFilterForm, PreviewForm, SearchForm, TestSendForm, TextMessageForm
 from ..models import OutboundMessage, Status, TextMessage
 from ..personalise import MalformedToken, UnknownTokens, personalise_render, personalise_validate
-from ..reports import bar_width, chart_for, report_for
+from ..reports import report_for
+from ..services.links import body_as_sent
 
 PAGE_SIZE = 50
 
@@ -52,6 +56,11 @@ def text_message_create(request: HttpRequest) -> HttpResponse:
     popup = (request.POST if request.method == "POST" else request.GET).get("popup") == "1"
     form = TextMessageForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        surprise = _unconfirmed_broadcast(request, form)
+        if surprise is not None:
+            return render(
+                request, "texts/edit.html", {**_editor_context(form, None), "popup": popup, "confirm": surprise}
+            )
         form.instance.created_by = request.user if request.user.is_authenticated else None
         text = form.save()
         if popup:  # tell the builder which message to select, then close the window
@@ -66,13 +75,43 @@ def text_message_edit(request: HttpRequest, pk: int) -> HttpResponse:
     text = _get_text(pk)
     form = TextMessageForm(request.POST or None, instance=text)
     if request.method == "POST" and form.is_valid():
+        surprise = _unconfirmed_broadcast(request, form)
+        if surprise is not None:
+            return render(request, "texts/edit.html", {**_editor_context(form, text), "confirm": surprise})
         form.save()
         messages.success(request, f"Text message “{text.name}” saved.")
         return redirect("texts:edit", pk=text.pk)
     return render(request, "texts/edit.html", _editor_context(form, text))
 
 
+def _unconfirmed_broadcast(request: HttpRequest, form: TextMessageForm) -> Estimate | None:
+    """What saving would send by itself (a published broadcast to new segment members, with someone to receive it),
+    unless the marketer confirmed it; "hold" saves it so that only Send now sends it."""
+    choice = request.POST.get("confirmed", "")
+    if choice == "hold":
+        form.instance.send_to_new_members = False
+    if choice:
+        return None
+    text = form.instance
+    segment_ids = [s.pk for s in form.cleaned_data.get("segments") or []]
+    if not (text.is_published and text.send_to_new_members and segment_ids):
+        return None
+    if text.publish_down and text.publish_down <= timezone.now():
+        return None
+    estimate = broadcast_estimate(
+        text_message=text, segment_ids=segment_ids, body=form.cleaned_data["body"], when=when_it_goes(text)
+    )
+    return estimate if estimate.recipients else None
+
+
+def _count_as_sent(form: TextMessageForm, contact: Contact | None) -> SegmentInfo:
+    """The counter before any script runs: the body as the sample recipient gets it (links shortened if tracked)."""
+    rendered = personalise_render(form["body"].value() or "", contact=contact)
+    return count_segments(body_as_sent(rendered) if form.instance.tracks_links else rendered)
+
+
 def _editor_context(form: TextMessageForm, text: TextMessage | None) -> dict[str, object]:
+    sample_contact = sample_recipient(text)
     return {
         "form": form,
         "text": text,
@@ -80,7 +119,8 @@ def _editor_context(form: TextMessageForm, text: TextMessage | None) -> dict[str
         "preview_form": PreviewForm(),
         "test_form": TestSendForm(),
         "was_sent": bool(text and _was_sent(text)),
-        "info": count_segments(form["body"].value() or ""),
+        "info": _count_as_sent(form, sample_contact),
+        "sample": editor_sample(sample_contact, marketing=(form["category"].value() or "marketing") == "marketing"),
     }
 
 
@@ -169,7 +209,6 @@ def text_message_test_send(request: HttpRequest, pk: int) -> HttpResponse:
 def text_message_report(request: HttpRequest, pk: int) -> HttpResponse:
     text = _get_text(pk)
     outbound = OutboundMessage.objects.filter(text_message=text)
-    chart = chart_for(outbound)
     page = Paginator(outbound.select_related("contact").order_by("-id"), PAGE_SIZE).get_page(request.GET.get("page"))
     for row in page:
         row.explanation = explain(row.error_code, row.error_message, provider=row.provider)  # type: ignore[attr-defined]
@@ -179,8 +218,9 @@ def text_message_report(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "text": text,
             "report": report_for(text),
-            "chart": chart,
-            "bar_width": bar_width(chart),
+            "cost": cost_for(outbound),
+            "links": links_for(outbound),
+            **charts_context(outbound, prefix="report"),
             "page": page,
             "statuses": [s.value for s in Status],
         },

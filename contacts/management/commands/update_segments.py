@@ -23,4 +23,4 @@ class Command(BaseCommand):
         for segment_id, result in results.items():
             name = names.get(segment_id, segment_id)
             self.stdout.write(f"{name}: +{result['added']} -{result['removed']} = {result['members']} members")
-        self.stdout.write(self.style.SUCCESS(f"{len(results)} segment(s) updated."))
+        self.stdout.write(self.style.SUCCESS(f"{len(results)} segment{'' if len(results) == 1 else 's'} updated."))

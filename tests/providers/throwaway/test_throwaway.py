@@ -96,7 +96,9 @@ def test_a_broadcast_a_reply_and_a_status_go_through_a_provider_added_in_one_fol
     settings.SMS_PROVIDER = "twilio"
     throwaway.states[rows[0].provider_sid or ""] = "handset"
     result = outbound_reconcile(after=0)
-    assert (result.stopped, result.checked, result.moved) == ("", 1, 1)
+    # One asked about its status (the one still `sent`), which moves; the two final ones are asked only for the price
+    # the provider has not given yet (issue 18's cost comes in on this same path).
+    assert (result.stopped, result.checked, result.moved, result.price_asked) == ("", 1, 1, 2)
     rows[0].refresh_from_db()
     assert rows[0].status == Status.DELIVERED
 
