@@ -17,7 +17,17 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import Channel, Consent, ConsentEvent, ConsentSource, ConsentStatus, Contact, TimelineEvent
+from .models import (
+    Channel,
+    Consent,
+    ConsentEvent,
+    ConsentEventStatus,
+    ConsentRequest,
+    ConsentSource,
+    ConsentStatus,
+    Contact,
+    TimelineEvent,
+)
 from .selectors import address_field
 
 
@@ -158,3 +168,83 @@ def consent_log(*, channel: str | None = None) -> Any:
     """Every consent event, oldest first, with its contact's name where the contact still exists (the CSV export)."""
     events = ConsentEvent.objects.select_related("contact").order_by("occurred_at", "id")
     return events.filter(channel=channel) if channel else events
+
+
+# Double opt-in: a request, then a YES from the number within the window
+
+
+@transaction.atomic
+def consent_request_create(
+    *,
+    contact: Contact,
+    source: str,
+    consent_text: str,
+    window: dt.timedelta,
+    channel: str = Channel.SMS,
+    recorded_by: str = "",
+) -> ConsentRequest:
+    """Record a double opt-in request for the contact's address (pending in the log); the caller sends the
+    confirmation text. Raises ``ConsentError`` for a contact without an address on ``channel``."""
+    address = getattr(contact, address_field(channel))
+    if not address:
+        raise ConsentError(f"The contact has no {address_field(channel)} number to ask consent of.")
+    now = timezone.now()
+    request = ConsentRequest.objects.create(
+        channel=channel,
+        address=str(address),
+        contact=contact,
+        source=source,
+        consent_text=consent_text,
+        requested_at=now,
+        expires_at=now + window,
+    )
+    ConsentEvent.objects.create(
+        channel=channel,
+        address=str(address),
+        contact=contact,
+        status=ConsentEventStatus.PENDING,
+        source=source,
+        consent_text=consent_text,
+        recorded_by=recorded_by[:150],
+        comment=f"Waiting for YES until {request.expires_at:%Y-%m-%d %H:%M} UTC",
+        occurred_at=now,
+    )
+    TimelineEvent.objects.create(
+        contact=contact,
+        kind="consent.pending",
+        title=f"{channel.upper()} marketing consent requested ({ConsentSource(source).label}): waiting for YES",
+        detail={"channel": channel, "source": source, "request_id": request.pk, "consent_text": consent_text},
+        occurred_at=now,
+    )
+    return request
+
+
+@transaction.atomic
+def consent_request_confirm(
+    *, contact: Contact, channel: str = Channel.SMS, recorded_by: str = "", comment: str = ""
+) -> ConsentEvent | None:
+    """The address answered YES: confirm its latest open request (not expired, not confirmed) and subscribe it with
+    source ``double_opt_in`` and the request's consent text; None when there is no open request (nothing changes).
+
+    The request is taken by one conditional UPDATE, so two YES replies at once subscribe once."""
+    address = getattr(contact, address_field(channel))
+    if not address:
+        return None
+    now = timezone.now()
+    open_requests = ConsentRequest.objects.filter(
+        channel=channel, address=str(address), confirmed_at__isnull=True, expires_at__gt=now
+    ).order_by("-requested_at", "-id")
+    latest = open_requests.values_list("pk", flat=True).first()
+    if latest is None or not open_requests.filter(pk=latest).update(confirmed_at=now):
+        return None
+    request = ConsentRequest.objects.get(pk=latest)
+    return consent_record(
+        contact=contact,
+        status=ConsentStatus.SUBSCRIBED,
+        source=ConsentSource.DOUBLE_OPT_IN,
+        channel=channel,
+        at=now,
+        consent_text=request.consent_text,
+        recorded_by=recorded_by,
+        comment=comment or f"Replied YES to the request of {request.requested_at:%Y-%m-%d %H:%M} UTC",
+    )

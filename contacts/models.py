@@ -141,6 +141,14 @@ class ConsentStatus(models.TextChoices):
     NEVER = "never", "Never asked"
 
 
+class ConsentEventStatus(models.TextChoices):
+    """What a consent log entry records: a decision, or a double opt-in request waiting for its confirmation."""
+
+    SUBSCRIBED = "subscribed", "Subscribed"
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    PENDING = "pending", "Confirmation requested"
+
+
 class ConsentSource(models.TextChoices):
     IMPORT = "import", "Import column"
     API = "api", "API"
@@ -180,7 +188,7 @@ class ConsentEvent(models.Model):
     contact = models.ForeignKey(
         Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="consent_events", db_index=False
     )
-    status = models.CharField(max_length=16, choices=ConsentStatus.choices)
+    status = models.CharField(max_length=16, choices=ConsentEventStatus.choices)
     source = models.CharField(max_length=16, choices=ConsentSource.choices)
     consent_text = models.TextField(blank=True)
     recorded_by = models.CharField(max_length=150, blank=True)
@@ -197,6 +205,28 @@ class ConsentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.address} {self.status} ({self.source})"
+
+
+class ConsentRequest(models.Model):
+    """A double opt-in request (the join keyword or the public form): marketing consent is recorded only when the
+    number answers YES before ``expires_at``; ``confirmed_at`` is set once, by a guarded UPDATE."""
+
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
+    address = models.CharField(max_length=128)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="consent_requests", db_index=False
+    )
+    source = models.CharField(max_length=16, choices=ConsentSource.choices)  # how it was asked: web form, keyword
+    consent_text = models.TextField(blank=True)  # what the person was shown when asking
+    requested_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["channel", "address", "-requested_at"], name="consent_request_by_address")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.address} requested {self.requested_at:%Y-%m-%d %H:%M}"
 
 
 class Segment(models.Model):

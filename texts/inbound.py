@@ -22,6 +22,7 @@ from contacts.services import contact_get_or_create_by_mobile, dnc_add, dnc_remo
 from providers import registry
 from providers.base import DeliveryState, ErrorKind, InboundEvent, StatusEvent
 
+from .double_opt_in import double_opt_in_confirm, double_opt_in_request
 from .keywords import DEFAULT_HELP_TEXT, OPT_OUT_TYPES, keyword_match
 from .models import TIMESTAMP_FIELD, InboundMessage, Keyword, KeywordKind, OutboundMessage, Status, TextMessage
 from .services.conversations import conversation_inbound
@@ -112,6 +113,9 @@ def _apply_action(action: str, contact: Contact | None, body: str) -> None:
             comment=body[:500],
             only_sources={DoNotContact.Source.KEYWORD},
         )
+        double_opt_in_confirm(contact=contact, body=body)
+    elif action == KeywordKind.JOIN:
+        double_opt_in_request(contact=contact, source=ConsentSource.KEYWORD, recorded_by=f"keyword {body.strip()[:40]}")
 
 
 def _too_long(values: dict[str, tuple[str, int]]) -> list[str]:

@@ -117,4 +117,6 @@ def keyword_seed_defaults() -> int:
         Keyword.objects.annotate(upper=Upper("word")).filter(upper__in=words).update(
             builtin=True, active=True, kind=kind
         )
+    # The default join word of double opt-in (texts/0010), not built in: admins rename or remove it.
+    Keyword.objects.bulk_create([Keyword(word="JOIN", kind=KeywordKind.JOIN)], ignore_conflicts=True)
     return Keyword.objects.count() - before

@@ -414,4 +414,4 @@ def test_seeding_defaults_again_adds_nothing_and_keeps_edits() -> None:
     assert Keyword.objects.get(word="STOP").auto_reply == "Bye"
     assert Keyword.objects.get(word="INFO").builtin
     assert Keyword.objects.get(word="END").active
-    assert Keyword.objects.count() == 13
+    assert Keyword.objects.count() == 14  # the 13 built-in words and JOIN

@@ -15,6 +15,7 @@ class KeywordKind(models.TextChoices):
     OPT_OUT = "opt_out", "Opt-out"
     OPT_IN = "opt_in", "Opt-in"
     HELP = "help", "Help"
+    JOIN = "join", "Join (double opt-in)"
     CUSTOM = "custom", "Custom"
 
 
