@@ -430,6 +430,9 @@ def _expected_timeline(i: int, expected_status: dict[int, str]) -> Counter[str]:
         kinds["sms.reply"] = replies
     if i in OPTED_OUT | {STOPPED_AT_CARRIER, DNC_BEFORE, DNC_LIFTED_BEFORE}:
         kinds["dnc.added"] = 1
+    if i in OPTED_OUT:
+        # A STOP withdraws marketing consent in the consent log too; START (12) lifts the opt-out, not that.
+        kinds["consent.unsubscribed"] = 1
     if i in (12, DNC_LIFTED_BEFORE):
         kinds["dnc.removed"] = 1
     return kinds
