@@ -231,6 +231,10 @@ SMS_DOUBLE_OPT_IN_CONSENT_TEXT = env.str(
 )
 SMS_DOUBLE_OPT_IN_CONFIRM_WORD = env.str("SMS_DOUBLE_OPT_IN_CONFIRM_WORD", default="YES")
 SMS_DOUBLE_OPT_IN_HOURS = env.float("SMS_DOUBLE_OPT_IN_HOURS", default=24.0)
+# The opt-out footer of marketing texts, on a line of its own: on the first marketing text a contact receives, or on
+# every one (SMS_OPT_OUT_FOOTER_EVERY). Empty: no footer. Counted in the segments the editor and the estimate show.
+SMS_OPT_OUT_FOOTER = env.str("SMS_OPT_OUT_FOOTER", default="Reply STOP to opt out")
+SMS_OPT_OUT_FOOTER_EVERY = env.bool("SMS_OPT_OUT_FOOTER_EVERY", default=False)
 # The public form's limits (django-ratelimit, on the cache: Redis when REDIS_URL is set), per address and per number.
 SMS_JOIN_RATE_PER_IP = env.str("SMS_JOIN_RATE_PER_IP", default="10/h")
 SMS_JOIN_RATE_PER_NUMBER = env.str("SMS_JOIN_RATE_PER_NUMBER", default="3/h")

@@ -57,6 +57,7 @@ from providers.segments import MAX_BODY_CHARACTERS, count_segments
 from providers.senders import NoSender, SenderRules, choose_sender, sender_rules
 
 from .. import quiet_hours
+from ..footer import footer_add
 from ..models import TIMESTAMP_FIELD, OutboundMessage, Schedule, Source, Status
 from ..personalise import personalise_render
 from ..selectors import last_numbers
@@ -668,9 +669,12 @@ def _prepare(
     no_sender: dict[str, list[OutboundMessage]] = defaultdict(list)
     for row in rows:
         row.body = _render(row)
-    # Rendered for the first time (``encoding`` is set below): links become this recipient's short links, one INSERT
-    # for the chunk, before the count, so segments are those of the body as sent.
-    links_track(rows=[r for r in rows if not r.encoding])
+    # Rendered for the first time (``encoding`` is set below): the opt-out footer where it is due (one query) and
+    # links as this recipient's short links (one INSERT for the chunk), before the count, so segments are those of
+    # the body as sent.
+    first_render = [r for r in rows if not r.encoding]
+    footer_add(first_render)
+    links_track(rows=first_render)
     for row in rows:
         if len(row.body) > MAX_BODY_CHARACTERS:
             too_long.append(row)
