@@ -470,6 +470,9 @@ def main() -> int:
             done = stack.manage("reconcile_statuses", "--after", "0", "--limit", str(contacts), timeout=900)
             reconcile_runs.append(done.stdout.strip() or done.stderr.strip()[-300:])
             log(f"reconcile_statuses (exit {done.returncode}): {reconcile_runs[-1]}")
+            if done.returncode == 0 and "skipped, another run is at it" in done.stdout:
+                time.sleep(10)  # beat's own run holds the lock: ours asks again once it is done
+                continue
             if done.returncode == 0:
                 break
 

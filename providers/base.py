@@ -45,6 +45,7 @@ class ProviderError(Exception):
     ``code`` is the provider's error code (as a string) or a local one (``timeout``, ``connection``); ``message`` is
     the provider's text, safe to show a marketer (never contains credentials). ``may_have_sent`` is true when the
     request may have reached the provider (a timeout after sending): such a message must not be resent automatically.
+    ``throttled``: the provider refused the request for coming too fast (HTTP 429), without looking at the message.
     """
 
     def __init__(
@@ -56,6 +57,10 @@ class ProviderError(Exception):
         self.message = message
         self.status = status
         self.may_have_sent = may_have_sent
+
+    @property
+    def throttled(self) -> bool:
+        return self.status == 429
 
 
 @dataclass(frozen=True)

@@ -245,6 +245,9 @@ SMS_QUIET_HOURS_START = env.str("SMS_QUIET_HOURS_START", default="08:00")
 SMS_QUIET_HOURS_END = env.str("SMS_QUIET_HOURS_END", default="21:00")
 # Transient provider errors: exponential backoff with jitter from the base, capped, up to this many attempts.
 SMS_MAX_ATTEMPTS = env.int("SMS_MAX_ATTEMPTS", default=5)
+# Attempts for a send the provider refused as too many at once (HTTP 429): nothing is wrong with the message, so more
+# of them (12 at the default backoff is about 5 hours) before it fails.
+SMS_MAX_THROTTLED_ATTEMPTS = env.int("SMS_MAX_THROTTLED_ATTEMPTS", default=12)
 SMS_RETRY_BASE_SECONDS = env.float("SMS_RETRY_BASE_SECONDS", default=30.0)
 SMS_RETRY_MAX_SECONDS = env.float("SMS_RETRY_MAX_SECONDS", default=3600.0)
 # A row in `sending` for longer than this belongs to a dead worker: the sweeper requeues it or marks it unknown.

@@ -30,7 +30,6 @@ from twilio.request_validator import (
     RequestValidator,
     compare,
     get_signature_algorithm,
-    remove_port,
 )
 from twilio.rest import Client
 
@@ -177,6 +176,7 @@ class TwilioProvider:
         self.config = config
         self._client: Client | None = None
         self._async_client: Client | None = None
+        self._request_validators: list[RequestValidator] | None = None
 
     @property
     def client(self) -> Client:
@@ -294,9 +294,13 @@ class TwilioProvider:
 
     # Webhooks
 
-    def _secrets(self) -> list[str]:
+    def _validators(self) -> list[RequestValidator]:
         # Twilio signs with the account's auth token; an API key secret is accepted too when it is the credential.
-        return [s for s in (self.config.auth_token, self.config.api_key_secret) if s]
+        # Made once per provider (a new configuration makes a new provider): every webhook checks a signature.
+        if self._request_validators is None:
+            secrets = (self.config.auth_token, self.config.api_key_secret)
+            self._request_validators = [RequestValidator(s) for s in secrets if s]
+        return self._request_validators
 
     def verify_signature(self, *, url: str, params: Mapping[str, str], headers: Mapping[str, str]) -> None:
         if settings.SMS_CALLBACK_SKIP_SIGNATURE:
@@ -305,13 +309,13 @@ class TwilioProvider:
         signature = lower.get("x-twilio-signature", "")
         if not signature:
             raise WebhookRejected(403, "Missing X-Twilio-Signature.")
-        algorithm = get_signature_algorithm(lower.get("x-twilio-webhooks-signature-settings", ""))
+        algorithm = get_signature_algorithm(lower.get(SIGNATURE_SETTINGS_HEADER.lower(), ""))
         full_url = url if "://" in url else settings.PUBLIC_BASE_URL + url
-        for secret in self._secrets():
-            if _signed_as_is(RequestValidator(secret), full_url, params, signature, algorithm):
+        for validator in self._validators():
+            if _signed_as_is(validator, full_url, params, signature, algorithm):
                 return
             # validate() checks the URL with and without the default port, as Twilio's back end is inconsistent.
-            if RequestValidator(secret).validate(full_url, params, signature, algorithm):
+            if validator.validate(full_url, params, signature, algorithm):
                 return
         raise WebhookRejected(403, "Invalid X-Twilio-Signature.")
 
@@ -336,16 +340,25 @@ class TwilioProvider:
         return bool(country) and country.upper() not in ALPHANUMERIC_UNSUPPORTED
 
 
+# Twilio names the signature's algorithm here when the account signs with HMAC-SHA256 (twilio's get_signature_algorithm
+# reads the value).
+SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
+
+
 def _signed_as_is(
     validator: RequestValidator, url: str, params: Mapping[str, str], signature: str, algorithm: str | None
 ) -> bool:
-    """The common case first, with one HMAC: the URL without its default port, as Twilio signs it almost always.
-    ``validate`` computes two (with and without the port) every time; it stays the answer for everything else (the
-    other variant, a body hash, an unknown algorithm), so what is accepted is exactly what ``validate`` accepts."""
+    """The common case first, with one HMAC: the URL as it was configured, as Twilio signs it almost always (no port
+    for https://host/…; its own port for http://127.0.0.1:8000/… or a tunnel's). ``validate`` computes two (with and
+    without the port) every time, and the configured URL is always one of them; ``validate`` stays the answer for
+    everything else (the other variant, a body hash, an unknown algorithm), so what is accepted is exactly what
+    ``validate`` accepts."""
     if "bodySHA256" in url or (algorithm or HMAC_SHA1).upper() not in {HMAC_SHA1, HMAC_SHA256}:
         return False
     fields = _Values(params) if type(params) is dict else params  # a QueryDict has its own getlist
-    expected = validator.compute_signature(remove_port(urlparse(url)), fields, algorithm)
+    # geturl() is what validate() signs for either variant: add_port() keeps a URL that has a port as it is,
+    # remove_port() one that has none.
+    expected = validator.compute_signature(urlparse(url).geturl(), fields, algorithm)
     return bool(compare(expected, signature))
 
 

@@ -66,16 +66,20 @@
         datasets: names.map(function (name) {
           return {
             label: name, data: data.lines[name], borderColor: COLOURS[name], backgroundColor: COLOURS[name],
-            tension: 0.2, pointRadius: 3
+            // Straight segments: a curve would draw counts between the buckets that nobody measured.
+            tension: 0, pointRadius: 3
           };
         })
       },
       options: {
         animation: false, maintainAspectRatio: false, interaction: { mode: "index", intersect: false },
+        // The legend under the chart and some room above the highest point: the values written above the points
+        // stay clear of the legend.
         layout: { padding: { top: 16 } },
+        plugins: { legend: { position: "bottom" } },
         scales: {
           x: { title: { display: true, text: "per " + data.bucket + " (UTC)" } },
-          y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: "messages" } }
+          y: { beginAtZero: true, grace: "10%", ticks: { precision: 0 }, title: { display: true, text: "messages" } }
         }
       },
       plugins: [values]

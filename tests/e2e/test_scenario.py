@@ -496,7 +496,7 @@ def _check_report(page: Any, stack: Stack, alias: str, text_id: int, expected_st
         **cards,
         "Pending": "0",
         "Queued": "0",
-        "Sent": "0",
+        "Sent, awaiting report": "0",
         "Delivered": f"{counts['delivered']:,}",
         "Undelivered": f"{counts['undelivered']:,}",
         "Failed": f"{counts['failed']:,}",

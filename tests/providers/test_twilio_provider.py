@@ -280,6 +280,13 @@ def test_a_signature_costs_one_hmac_in_the_common_case_and_the_port_variant_is_s
     with calls as computed:
         provider.parse_webhook(url=url, params=params, headers=headers)
     assert computed.call_count == 1
+    # A public URL with a port of its own (`make run`'s http://127.0.0.1:8000, a tunnel) is signed with that port: one
+    # HMAC too, not the fast path's miss plus validate()'s two.
+    local = "http://127.0.0.1:8000/sms/twilio/callback?m=7"
+    local_headers = fake_twilio.sign(local, params)
+    with calls as computed:
+        provider.parse_webhook(url=local, params=params, headers=local_headers)
+    assert computed.call_count == 1
     # Twilio's back end sometimes signs the URL with its default port: validate()'s second variant still holds.
     with_port = "https://sms.example.com:443/sms/twilio/callback?m=7"
     event = provider.parse_webhook(url=url, params=params, headers=fake_twilio.sign(with_port, params))

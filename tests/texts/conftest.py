@@ -137,3 +137,7 @@ def make_contact(db: None) -> Callable[..., Contact]:
 
 def transient(code: str = "20429", *, may_have_sent: bool = False) -> ProviderError:
     return ProviderError(ErrorKind.TRANSIENT, code, "Too Many Requests", status=429, may_have_sent=may_have_sent)
+
+
+def server_error() -> ProviderError:
+    return ProviderError(ErrorKind.TRANSIENT, "20500", "Internal Server Error", status=500)

@@ -21,7 +21,7 @@ from texts import services
 from texts.models import OutboundMessage, Schedule, Status, TextMessage
 from texts.services import dispatch
 
-from .conftest import NUMBERS, Pipeline, StubConfig, StubSenderConfig, transient
+from .conftest import NUMBERS, Pipeline, StubConfig, StubSenderConfig, server_error, transient
 
 pytestmark = pytest.mark.django_db
 
@@ -187,14 +187,14 @@ def test_transient_errors_retry_with_backoff_then_fail(
     settings.SMS_MAX_ATTEMPTS = max_attempts
     settings.SMS_RETRY_BASE_SECONDS = 10
     contact = make_contact()
-    pipeline.provider.errors[str(contact.mobile)] = [transient() for _ in range(max_attempts)]
+    pipeline.provider.errors[str(contact.mobile)] = [server_error() for _ in range(max_attempts)]
     (pk,) = enqueue(transactional_text, [contact])
     delays = []
     for attempt in range(1, max_attempts):
         before = timezone.now()
         assert run(pipeline, [pk]).retried == [pk]
         row = OutboundMessage.objects.get(pk=pk)
-        assert (row.status, row.attempts, row.error_code) == (Status.QUEUED, attempt, "20429")
+        assert (row.status, row.attempts, row.error_code) == (Status.QUEUED, attempt, "20500")
         assert row.next_attempt_at is not None
         delay = (row.next_attempt_at - before).total_seconds()
         assert 10 * 2 ** (attempt - 1) * 0.5 <= delay <= 10 * 2 ** (attempt - 1) + 1
@@ -205,6 +205,32 @@ def test_transient_errors_retry_with_backoff_then_fail(
     assert row.status == Status.FAILED
     assert row.error_message.startswith(f"Gave up after {max_attempts} attempts")
     assert len(pipeline.provider.requests) == max_attempts
+
+
+def test_a_throttled_send_is_retried_on_its_own_larger_budget(
+    pipeline: Pipeline,
+    transactional_text: TextMessage,
+    make_contact: Callable[..., Contact],
+    settings: Any,
+) -> None:
+    # 429 means the provider refused to look at the request (too many at once): nothing is wrong with the message, so
+    # a burst of them must not fail it after the few attempts a server error gets.
+    settings.SMS_MAX_ATTEMPTS = 2
+    settings.SMS_MAX_THROTTLED_ATTEMPTS = 4
+    settings.SMS_RETRY_BASE_SECONDS = 10
+    contact, other = make_contact(), make_contact()
+    pipeline.provider.errors[str(contact.mobile)] = [transient() for _ in range(3)]
+    pipeline.provider.errors[str(other.mobile)] = [transient() for _ in range(4)]
+    pks = enqueue(transactional_text, [contact, other])
+    for _ in range(3):
+        assert sorted(run(pipeline, pks).retried) == sorted(pks)
+        OutboundMessage.objects.filter(pk__in=pks).update(next_attempt_at=timezone.now())
+    outcome = run(pipeline, pks)
+    assert (outcome.sent, outcome.failed) == ([pks[0]], [pks[1]])
+    assert OutboundMessage.objects.get(pk=pks[0]).status == Status.SENT
+    gave_up = OutboundMessage.objects.get(pk=pks[1])
+    assert (gave_up.status, gave_up.error_code) == (Status.FAILED, "20429")
+    assert gave_up.error_message.startswith("Gave up after 4 attempts")
 
 
 def test_timeout_after_request_left_is_unknown_never_resent(

@@ -915,6 +915,10 @@ def _write_outcomes(finished: list[tuple[OutboundMessage, Any]], outcome: BatchO
     retry: list[tuple[OutboundMessage, str, str, float]] = []
     opted_out: list[tuple[OutboundMessage, ProviderError]] = []
     max_attempts = int(_setting("SMS_MAX_ATTEMPTS", 5))
+    # A refusal for coming too fast says nothing about the message: it gets a budget of its own, hours of backoff at
+    # the default delays, so that a burst of 429s (a busy account, other senders on it) does not fail a broadcast's
+    # messages after the few attempts a server error gets.
+    max_throttled = max(max_attempts, int(_setting("SMS_MAX_THROTTLED_ATTEMPTS", 12)))
     for row, result in finished:
         if isinstance(result, SendResult):
             sent.append((row, result))
@@ -927,7 +931,9 @@ def _write_outcomes(finished: list[tuple[OutboundMessage, Any]], outcome: BatchO
         code, message = str(result.code)[:32], str(result.message)[:1000]
         if result.kind == ErrorKind.TRANSIENT and result.may_have_sent:
             unknown.append((row, code, message))  # a timeout after the request left: resending could text twice
-        elif result.kind == ErrorKind.TRANSIENT and row.attempts < max_attempts:
+        elif result.kind == ErrorKind.TRANSIENT and row.attempts < (
+            max_throttled if result.throttled else max_attempts
+        ):
             retry.append((row, code, message, _retry_delay(row.attempts)))
         elif result.kind == ErrorKind.TRANSIENT:
             failed.append((row, code, f"Gave up after {row.attempts} attempts: {message}"[:1000]))
