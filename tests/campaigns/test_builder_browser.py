@@ -201,7 +201,8 @@ def test_seed_create_a_new_text_message_then_send_and_follow_a_reply(
         assert summary.waiting == 1
         _wait_until(lambda: len(fake_twilio.messages()) == 1, "the first text at fake_twilio", worker)
         first = fake_twilio.messages()[0]
-        assert (first["to"], first["body"]) == (ANN, "Hello Ann, reply YES for a call.")
+        # Her first marketing text: with the opt-out footer (texts/footer.py).
+        assert (first["to"], first["body"]) == (ANN, "Hello Ann, reply YES for a call.\nReply STOP to opt out")
         _wait_until(
             lambda: OutboundMessage.objects.filter(contact=ann, provider_sid=first["sid"]).exists(),
             "the outbound row to record the provider's sid",
