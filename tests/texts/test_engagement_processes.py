@@ -139,7 +139,7 @@ def test_clicks_replies_webhooks_and_cost_on_real_parts(stack: Stack, django_db_
     link = re.search(r"(http://127\.0\.0\.1:\d+/l/[A-Za-z0-9]{12})", body)
     assert link is not None, body
     assert SHOP not in body
-    assert body == f"Hi Ada, new shoes: {link.group(1)}"
+    assert body == f"Hi Ada, new shoes: {link.group(1)}\nReply STOP to opt out"  # her first marketing text
 
     # A link preview first (not counted), then the person, twice (counted once as a unique click).
     preview = requests.get(
