@@ -48,8 +48,13 @@ WHERE EXISTS (SELECT 1 FROM contacts_segmentmembership m
                   WHERE d.contact_id = c.id AND d.channel = 'sms' AND d.lifted_at IS NULL)
   AND NOT EXISTS (SELECT 1 FROM texts_outboundmessage o
                   WHERE o.text_message_id = %s AND o.contact_id = c.id AND o.source = 'broadcast')
+  {consent}
 ON CONFLICT DO NOTHING
 """
+# With --marketing: the consent the fan-out then needs, so that the bare statement selects the same rows.
+CONSENT = """AND EXISTS (SELECT 1 FROM contacts_consent k
+              WHERE k.channel = 'sms' AND k.address = c.mobile AND k.status = 'subscribed')"""
+MARKETING = False  # --marketing: the broadcast is marketing, 1 contact in 11 has no consent
 
 
 def sql(statement: str, params: list[object] | None = None) -> int:
@@ -66,7 +71,10 @@ def seed(contacts: int) -> tuple[list[int], int, int]:
     from texts.models import TextMessage
 
     started = time.monotonic()
-    sql("TRUNCATE contacts_contact, texts_outboundmessage, texts_textmessage RESTART IDENTITY CASCADE")
+    sql(
+        "TRUNCATE contacts_contact, contacts_suppression, contacts_consent, texts_outboundmessage, texts_textmessage "
+        "RESTART IDENTITY CASCADE"
+    )
     sql(
         """
         INSERT INTO contacts_contact (first_name, last_name, email, mobile, country, timezone, preferred_language,
@@ -84,6 +92,23 @@ def seed(contacts: int) -> tuple[list[int], int, int]:
         SELECT id, 'sms', 'unsubscribed', 'keyword', '', now(), NULL, '', '' FROM contacts_contact WHERE id % 20 = 0
         """
     )
+    # Each opt-out is kept for the number too (issue 17), as the migration backfills it.
+    sql(
+        """
+        INSERT INTO contacts_suppression (channel, address, reason, source, comment, created_at, lifted_by,
+                                          lifted_comment)
+        SELECT 'sms', c.mobile, 'unsubscribed', 'keyword', '', now(), '', '' FROM contacts_contact c
+        WHERE c.id % 20 = 0 AND c.mobile IS NOT NULL
+        """
+    )
+    if MARKETING:
+        sql(
+            """
+            INSERT INTO contacts_consent (channel, address, status, at, source, updated_at)
+            SELECT 'sms', mobile, 'subscribed', now(), 'import', now() FROM contacts_contact
+            WHERE id % 11 <> 5 AND mobile IS NOT NULL
+            """
+        )
     a = Segment.objects.create(name="Everyone but a tenth")
     b = Segment.objects.create(name="Every third")
     sql(
@@ -96,7 +121,8 @@ def seed(contacts: int) -> tuple[list[int], int, int]:
         "SELECT %s, id, true, false, now() FROM contacts_contact WHERE id %% 3 = 0",
         [b.pk],
     )
-    ours = TextMessage.objects.create(name="Bench broadcast", body="Hi {{first_name}}", category="transactional")
+    category = "marketing" if MARKETING else "transactional"
+    ours = TextMessage.objects.create(name="Bench broadcast", body="Hi {{first_name}}", category=category)
     bare = TextMessage.objects.create(name="Bench baseline", body="Hi", category="transactional", is_published=False)
     ours.segments.set([a, b])
     bare.segments.set([a, b])
@@ -153,7 +179,7 @@ def bench_size(contacts: int) -> list[dict[str, Any]]:
     print(f"fan-out: {queued:,} rows in {seconds:.2f}s (batch {BATCH}); peak RSS {peak:.0f} MiB", flush=True)
     reset_outbound([ours, bare])
     started = time.perf_counter()
-    rows = sql(BARE, [bare, *segments, bare])
+    rows = sql(BARE.format(consent=CONSENT if MARKETING else ""), [bare, *segments, bare])
     bare_seconds = time.perf_counter() - started
     print(f"bare INSERT … SELECT: {rows:,} rows in {bare_seconds:.2f}s", flush=True)
     assert rows == queued, (rows, queued)
@@ -259,7 +285,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--contacts", type=int, action="append", help="size (repeatable); default 100000 and 1000000")
     parser.add_argument("--e2e", type=int, default=5000, help="contacts sent end-to-end (0 to skip)")
+    parser.add_argument("--marketing", action="store_true", help="a marketing broadcast, gated on consent")
     args = parser.parse_args()
+    global MARKETING
+    MARKETING = args.marketing
     if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
         raise SystemExit("needs PostgreSQL and Redis: python -m smsapp.testing.services -- python bench/broadcast.py")
     from smsapp.testing.services import free_port

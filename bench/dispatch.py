@@ -154,6 +154,8 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
 
+    from django.db import connection
+
     from contacts.models import Contact
     from providers.twilio.fake_twilio import FakeTwilioClient
     from providers.twilio.models import TwilioSettings
@@ -221,6 +223,14 @@ def main() -> int:
             ),
             batch_size=5000,
         )
+        # Marketing goes only to subscribed numbers (SMS_MARKETING_REQUIRES_CONSENT): every recipient consented, in
+        # one statement, as an import's sms_consent column records it.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO contacts_consent (channel, address, status, at, source, updated_at) "
+                "SELECT 'sms', mobile, 'subscribed', now(), 'import', now() FROM contacts_contact "
+                "WHERE mobile IS NOT NULL"
+            )
         # A marketing text as marketers write them, with a link: each recipient gets a tracked short link of their
         # own (issue 18), made at claim time with the rest of the chunk's rendering.
         text = TextMessage.objects.create(

@@ -34,9 +34,10 @@ from smsapp.core.api import (
     responses,
 )
 
+from .consent import NEVER, ConsentError, ConsentState, consent_record, consent_state, consent_states
 from .filters import CUSTOM_KEY, FilterError, filters_clean
 from .forms import ContactForm
-from .models import Contact, DoNotContact, Segment
+from .models import ConsentSource, ConsentStatus, Contact, DoNotContact, Segment
 from .phones import InvalidPhoneNumber, phone_to_e164
 from .services import (
     SegmentInUse,
@@ -76,6 +77,12 @@ class DncOut(Schema):
     since: dt.datetime
 
 
+class ConsentOut(Schema):
+    status: Literal["subscribed", "unsubscribed", "never"]
+    at: dt.datetime | None = Field(description="When the contact gave or withdrew it (null: never asked).")
+    source: str = Field(description="import, api, web_form, keyword, double_opt_in, marketer or campaign.")
+
+
 class ContactOut(Schema):
     id: int
     first_name: str
@@ -90,6 +97,7 @@ class ContactOut(Schema):
     updated_at: dt.datetime
     dnc_sms: bool = Field(description="Whether the contact is Do Not Contact for SMS.")
     dnc: DncOut | None = Field(description="The active SMS Do Not Contact entry, if any.")
+    sms_consent: ConsentOut = Field(description="Marketing consent of the contact's number for SMS.")
 
 
 class ContactPage(Schema):
@@ -106,6 +114,7 @@ class ContactIn(InputSchema):
     timezone: Text = Field("", max_length=64, description="IANA name, e.g. Europe/London")
     preferred_language: Text = Field("", max_length=16)
     custom_fields: CustomFields = Field(default_factory=dict)
+    sms_consent: bool | None = Field(None, description="true: subscribed to SMS marketing; false: unsubscribed.")
 
 
 class ContactPatch(InputSchema):
@@ -120,6 +129,7 @@ class ContactPatch(InputSchema):
     timezone: Text | None = Field(None, max_length=64)
     preferred_language: Text | None = Field(None, max_length=16)
     custom_fields: CustomFields | None = None
+    sms_consent: bool | None = Field(None, description="true: subscribed to SMS marketing; false: unsubscribed.")
 
 
 class ContactQuery(PageQuery):
@@ -179,6 +189,11 @@ def contact_out(contact: Contact) -> ContactOut:
     if entries is None:  # not prefetched (a single contact): one query
         entries = list(dnc_active().filter(contact=contact))
     entry = entries[0] if entries else None
+    states: dict[str, ConsentState] | None = getattr(contact, "sms_consent_states", None)
+    if states is None:
+        consent = consent_state(address=str(contact.mobile) if contact.mobile else None)
+    else:
+        consent = states.get(str(contact.mobile), NEVER) if contact.mobile else NEVER
     return ContactOut(
         id=contact.pk,
         first_name=contact.first_name,
@@ -195,11 +210,30 @@ def contact_out(contact: Contact) -> ContactOut:
         dnc=DncOut(reason=entry.reason, source=entry.source, comment=entry.comment, since=entry.created_at)
         if entry
         else None,
+        sms_consent=ConsentOut(**consent.as_dict()),
     )
+
+
+def _consent_save(request: HttpRequest, contact: Contact, subscribed: bool | None) -> None:
+    """The API's ``sms_consent``: true subscribes, false unsubscribes, each logged with who sent it."""
+    if subscribed is None:
+        return
+    try:
+        consent_record(
+            contact=contact,
+            status=ConsentStatus.SUBSCRIBED if subscribed else ConsentStatus.UNSUBSCRIBED,
+            source=ConsentSource.API,
+            recorded_by=f"API: {request.user}",
+        )
+    except ConsentError as exc:
+        raise FieldErrors({"sms_consent": [str(exc)]}) from None
 
 
 def contact_page(queryset: QuerySet[Contact], page: PageQuery) -> ContactPage:
     rows, next_cursor = keyset_page(_with_dnc(queryset), page)
+    states = consent_states(addresses=[c.mobile for c in rows])  # one query for the page
+    for contact in rows:
+        contact.sms_consent_states = states  # type: ignore[attr-defined]
     return ContactPage(items=[contact_out(c) for c in rows], next_cursor=next_cursor)
 
 
@@ -276,8 +310,11 @@ def contact_list(request: HttpRequest, query: Query[ContactQuery]) -> ContactPag
 def contact_create(request: HttpRequest, payload: ContactIn) -> Status[ContactOut]:
     data = payload.dict()
     custom_fields = data.pop("custom_fields")
-    contact = _save_contact(data, custom_fields, None)
-    timeline_record(contact=contact, kind="contact.created", title=f"Created via the API by {request.user}")
+    subscribed = data.pop("sms_consent")
+    with transaction.atomic():
+        contact = _save_contact(data, custom_fields, None)
+        timeline_record(contact=contact, kind="contact.created", title=f"Created via the API by {request.user}")
+        _consent_save(request, contact, subscribed)
     return Status(201, contact_out(contact))
 
 
@@ -298,18 +335,21 @@ def contact_update(request: HttpRequest, contact_id: Path[Id], payload: ContactP
     contact = _get_contact(contact_id)
     changes = payload.dict(exclude_unset=True)
     custom_fields = changes.pop("custom_fields", None)
+    subscribed = changes.pop("sms_consent", None)
     current = {name: getattr(contact, name) for name in ContactForm.Meta.fields}
     current["mobile"] = str(contact.mobile or "")
     data = {**current, **{k: ("" if v is None else v) for k, v in changes.items()}}
-    contact = _save_contact(data, custom_fields, contact)
-    if changes or custom_fields is not None:
-        fields = sorted({*changes, *(["custom_fields"] if custom_fields is not None else [])})
-        timeline_record(
-            contact=contact,
-            kind="contact.updated",
-            title=f"Updated via the API by {request.user}",
-            detail={"fields": fields},
-        )
+    with transaction.atomic():
+        contact = _save_contact(data, custom_fields, contact)
+        if changes or custom_fields is not None:
+            fields = sorted({*changes, *(["custom_fields"] if custom_fields is not None else [])})
+            timeline_record(
+                contact=contact,
+                kind="contact.updated",
+                title=f"Updated via the API by {request.user}",
+                detail={"fields": fields},
+            )
+        _consent_save(request, contact, subscribed)
     return contact_out(contact)
 
 

@@ -13,7 +13,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 
 from .filters import FIELDS, FilterError, cycle_message, filters_clean, segment_cycle
-from .importer import CORE_FIELDS, TARGET_LABELS, _custom_key
+from .importer import CORE_FIELDS, FLAG_FIELDS, TARGET_LABELS, _custom_key
 from .models import Contact, ContactImport, DoNotContact, Segment
 from .phones import InvalidPhoneNumber, country_is_known, phone_to_e164, unknown_country_message
 
@@ -289,7 +289,7 @@ class ImportMappingForm(forms.Form):
                 "imported (IMPORT_MAX_COLUMNS). Remove the columns you do not need and upload it again."
             )
             return
-        core = [(name, TARGET_LABELS[name]) for name in [*CORE_FIELDS, "dnc"]]
+        core = [(name, TARGET_LABELS[name]) for name in [*CORE_FIELDS, *FLAG_FIELDS]]
         for index, header in enumerate(self.headers):
             key = _custom_key(header) if header else f"column_{index + 1}"
             choices = [

@@ -62,7 +62,8 @@ class Channel(models.TextChoices):
 
 
 class DoNotContact(models.Model):
-    """One opt-out of one contact on one channel. Lifting it stamps ``lifted_at``; rows are never deleted."""
+    """One opt-out of one contact on one channel. Lifting it stamps ``lifted_at``; rows are never deleted, not even
+    with their contact (the contact becomes NULL; the number's own record is ``Suppression``)."""
 
     class Reason(models.TextChoices):
         UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
@@ -77,7 +78,7 @@ class DoNotContact(models.Model):
         API = "api", "API"
         CAMPAIGN = "campaign", "Campaign"
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="dnc_entries")
+    contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, related_name="dnc_entries")
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
     reason = models.CharField(max_length=16, choices=Reason.choices)
     source = models.CharField(max_length=16, choices=Source.choices)
@@ -101,6 +102,131 @@ class DoNotContact(models.Model):
     @property
     def is_active(self) -> bool:
         return self.lifted_at is None
+
+
+class Suppression(models.Model):
+    """An opt-out of one address (an E.164 number for SMS) on one channel, whoever owns it now.
+
+    Kept by address, not by contact row, so it outlives a contact's deletion, a merge or a re-import: a contact who
+    gets the address is Do Not Contact at once (``contacts.suppression``), and nothing is sent to it meanwhile
+    (``contacts.selectors``). Lifting stamps ``lifted_at``; rows are never deleted.
+    """
+
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
+    address = models.CharField(max_length=128)
+    reason = models.CharField(max_length=16, choices=DoNotContact.Reason.choices)
+    source = models.CharField(max_length=16, choices=DoNotContact.Source.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.CharField(max_length=16, choices=DoNotContact.Source.choices, blank=True)
+    lifted_comment = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "address"],
+                condition=Q(lifted_at__isnull=True),
+                name="one_active_suppression_per_address",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.address} {self.reason}"
+
+
+class ConsentStatus(models.TextChoices):
+    SUBSCRIBED = "subscribed", "Subscribed"
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    NEVER = "never", "Never asked"
+
+
+class ConsentEventStatus(models.TextChoices):
+    """What a consent log entry records: a decision, or a double opt-in request waiting for its confirmation."""
+
+    SUBSCRIBED = "subscribed", "Subscribed"
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    PENDING = "pending", "Confirmation requested"
+
+
+class ConsentSource(models.TextChoices):
+    IMPORT = "import", "Import column"
+    API = "api", "API"
+    WEB_FORM = "web_form", "Web form"
+    KEYWORD = "keyword", "Keyword reply"
+    DOUBLE_OPT_IN = "double_opt_in", "Double opt-in confirmation"
+    MARKETER = "marketer", "Marketer"
+    CAMPAIGN = "campaign", "Campaign action"
+
+
+class Consent(models.Model):
+    """The marketing consent of one address on one channel now (the latest decision by ``at``). No row is "never".
+
+    Kept by address like ``Suppression``, so it outlives the contact; its history is ``ConsentEvent``.
+    """
+
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
+    address = models.CharField(max_length=128)
+    status = models.CharField(max_length=16, choices=ConsentStatus.choices)
+    at = models.DateTimeField(help_text="When the contact gave or withdrew it")
+    source = models.CharField(max_length=16, choices=ConsentSource.choices)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "address"], name="one_consent_per_address")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.address} {self.status}"
+
+
+class ConsentEvent(models.Model):
+    """One entry of the consent log: when, from what source, the consent text shown, and who or what recorded it.
+    Never deleted, not with the contact (``contact`` becomes NULL, ``address`` stays)."""
+
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
+    address = models.CharField(max_length=128)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="consent_events", db_index=False
+    )
+    status = models.CharField(max_length=16, choices=ConsentEventStatus.choices)
+    source = models.CharField(max_length=16, choices=ConsentSource.choices)
+    consent_text = models.TextField(blank=True)
+    recorded_by = models.CharField(max_length=150, blank=True)
+    comment = models.TextField(blank=True)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["contact", "-occurred_at"], name="consent_event_by_contact"),
+            models.Index(fields=["channel", "address"], name="consent_event_by_address"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.address} {self.status} ({self.source})"
+
+
+class ConsentRequest(models.Model):
+    """A double opt-in request (the join keyword or the public form): marketing consent is recorded only when the
+    number answers YES before ``expires_at``; ``confirmed_at`` is set once, by a guarded UPDATE."""
+
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
+    address = models.CharField(max_length=128)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="consent_requests", db_index=False
+    )
+    source = models.CharField(max_length=16, choices=ConsentSource.choices)  # how it was asked: web form, keyword
+    consent_text = models.TextField(blank=True)  # what the person was shown when asking
+    requested_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["channel", "address", "-requested_at"], name="consent_request_by_address")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.address} requested {self.requested_at:%Y-%m-%d %H:%M}"
 
 
 class Segment(models.Model):

@@ -21,6 +21,7 @@ from .filters import FilterError, cycle_message, filters_to_q, segment_cycle, se
 from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
 from .phones import InvalidPhoneNumber, looks_like_phone, phone_to_e164, region_of
 from .signals import dnc_changed
+from .suppression import suppression_add_for, suppression_lift_for
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound="models.Model")
@@ -105,6 +106,7 @@ def dnc_add(
 
     The partial unique constraint makes two concurrent calls produce one active entry.
     """
+    _suppress_addresses_of([contact.pk], channel=channel, reason=reason, source=source, comment=comment)
     existing = dnc_active(channel=channel).filter(contact=contact).first()
     if existing:
         return existing, False
@@ -126,6 +128,29 @@ def dnc_add(
 
 
 ContactSet = QuerySet[Contact] | Iterable[int]
+
+
+def _suppress_addresses_of(contacts: ContactSet, *, channel: str, reason: str, source: str, comment: str) -> None:
+    """Every Do Not Contact mark suppresses the contact's address too (``contacts.suppression``): the opt-out then
+    outlives the contact row. Addresses suppressed already keep their entry."""
+    subquery = _contact_ids_sql(contacts)
+    if subquery is not None:
+        sql, params = subquery
+        suppression_add_for(
+            contacts_sql=sql, params=params, channel=channel, reason=reason, source=source, comment=comment
+        )
+
+
+def _lift_suppressions_of(
+    contacts: ContactSet, *, channel: str, source: str, comment: str, only_sources: set[str] | None = None
+) -> None:
+    """Lifting a contact's Do Not Contact lifts its address's suppression (with the same limits)."""
+    subquery = _contact_ids_sql(contacts)
+    if subquery is not None:
+        sql, params = subquery
+        suppression_lift_for(
+            contacts_sql=sql, params=params, channel=channel, source=source, comment=comment, only_sources=only_sources
+        )
 
 
 def _contacts_of(contacts: ContactSet) -> QuerySet[Contact] | None:
@@ -197,6 +222,14 @@ def _dnc_mark(
         contacts_sql=contacts_sql, channel=channel, reason=reason, source=source, comment=comment
     )
     with transaction.atomic(), connection.cursor() as cursor:
+        suppression_add_for(
+            contacts_sql=contacts_sql,
+            params=contacts_params,
+            channel=channel,
+            reason=reason,
+            source=source,
+            comment=comment,
+        )
         if connection.vendor == "postgresql":
             tail = " RETURNING contact_id" if returning else ""
             cursor.execute(
@@ -281,6 +314,7 @@ def _dnc_lift(*, contacts: ContactSet, source: str, channel: str, comment: str, 
     )
     update_params, record_params = [stamp, source, comment, *entries_params], [title, detail, stamp, stamp]
     with transaction.atomic(), connection.cursor() as cursor:
+        _lift_suppressions_of(queryset, channel=channel, source=source, comment=comment)
         if connection.vendor == "postgresql":
             tail = " RETURNING contact_id" if returning else ""
             cursor.execute(
@@ -341,6 +375,7 @@ def dnc_remove(
     now = timezone.now()
     lifted = entries.update(lifted_at=now, lifted_by=source, lifted_comment=comment)
     if lifted:
+        _lift_suppressions_of([contact.pk], channel=channel, source=source, comment=comment, only_sources=only_sources)
         timeline_record(
             contact=contact,
             kind="dnc.removed",

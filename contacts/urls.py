@@ -11,6 +11,7 @@ urlpatterns = [
     path("contacts/<int:contact_id>/edit/", views.contact_update, name="contact_update"),
     path("contacts/<int:contact_id>/dnc/", views.contact_dnc_add, name="contact_dnc_add"),
     path("contacts/<int:contact_id>/dnc/lift/", views.contact_dnc_remove, name="contact_dnc_remove"),
+    path("contacts/consent-log.csv", views.consent_log_csv, name="consent_log_csv"),
     path("contacts/imports/", views.import_list, name="import_list"),
     path("contacts/imports/<int:import_id>/", views.import_detail, name="import_detail"),
     path("contacts/imports/<int:import_id>/progress/", views.import_progress, name="import_progress"),

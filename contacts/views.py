@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -16,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from smsapp.core.roles import admin_required
 
+from .consent import consent_log, consent_state
 from .filters import FIELDS, OPERATOR_LABELS, FilterError, field_spec
 from .forms import (
     PAGE_SIZE,
@@ -33,7 +36,7 @@ from .forms import (
     rule_field_choices,
 )
 from .importer import MappingError, contact_import_create, contact_import_queue
-from .models import Contact, ContactImport, DoNotContact, Segment
+from .models import ConsentEvent, Contact, ContactImport, DoNotContact, Segment
 from .services import (
     SegmentInUse,
     contact_search,
@@ -182,9 +185,48 @@ def contact_detail(request: HttpRequest, contact_id: int) -> HttpResponse:
         "dnc": active,
         "dnc_add_form": DncAddForm(),
         "dnc_remove_form": DncRemoveForm(),
+        **_consent_context(contact),
     }
     template = "contacts/_timeline.html" if _is_htmx(request) else "contacts/contact_detail.html"
     return render(request, template, context)
+
+
+def _consent_context(contact: Contact) -> dict[str, Any]:
+    """The number's consent and its history (events of earlier contacts with the number included)."""
+    address = str(contact.mobile) if contact.mobile else None
+    events = ConsentEvent.objects.filter(channel="sms", address=address) if address else contact.consent_events.all()
+    return {"consent": consent_state(address=address), "consent_history": events.order_by("-occurred_at", "-id")[:50]}
+
+
+CONSENT_CSV_HEADER = [
+    "occurred_at", "channel", "address", "contact_id", "contact_name", "status", "source", "consent_text",
+    "recorded_by", "comment",
+]  # fmt: skip
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@admin_required
+def consent_log_csv(request: HttpRequest) -> HttpResponse:
+    """Every consent event as CSV, for admins (a compliance officer's export); streamed, one page of rows at a
+    time."""
+    writer = csv.writer(_Echo())
+
+    def rows() -> Iterator[str]:
+        yield writer.writerow(CONSENT_CSV_HEADER)
+        for e in consent_log().iterator(chunk_size=2000):
+            name = e.contact.name if e.contact else ""
+            yield writer.writerow(
+                [e.occurred_at.isoformat(), e.channel, e.address, e.contact_id or "", name, e.status, e.source,
+                 e.consent_text, e.recorded_by, e.comment]
+            )  # fmt: skip
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="consent-log.csv"'
+    return response  # type: ignore[return-value]  # a streamed HttpResponse: admin_required wants HttpResponse
 
 
 @require_POST

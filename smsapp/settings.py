@@ -212,6 +212,33 @@ SMS_PROVIDER = env.str("SMS_PROVIDER", default="twilio")
 # Only with DEBUG on: accept unsigned callbacks (the plugin page says so loudly).
 SMS_CALLBACK_SKIP_SIGNATURE = DEBUG and env.bool("SMS_CALLBACK_SKIP_SIGNATURE", default=False)
 
+# Consent and suppression (issue 17)
+# Marketing texts go only to contacts whose number is subscribed (prior express written consent, as TCPA asks);
+# transactional ones to anyone not opted out. Off: marketing to anyone not opted out, as before.
+SMS_MARKETING_REQUIRES_CONSENT = env.bool("SMS_MARKETING_REQUIRES_CONSENT", default=True)
+# Double opt-in (the join keyword, default JOIN, is managed in Settings > SMS keywords; the form is /join/): the text
+# sent, the consent text the form shows (recorded with the confirmation), the word that confirms, and for how long.
+SMS_DOUBLE_OPT_IN_MESSAGE = env.str(
+    "SMS_DOUBLE_OPT_IN_MESSAGE",
+    default="Reply YES to confirm you want marketing texts from us. Msg&data rates may apply. Reply STOP to opt out.",
+)
+SMS_DOUBLE_OPT_IN_CONSENT_TEXT = env.str(
+    "SMS_DOUBLE_OPT_IN_CONSENT_TEXT",
+    default=(
+        "I agree to receive recurring marketing text messages at this number. Consent is not a condition of "
+        "purchase. Msg&data rates may apply. Reply STOP to opt out, HELP for help."
+    ),
+)
+SMS_DOUBLE_OPT_IN_CONFIRM_WORD = env.str("SMS_DOUBLE_OPT_IN_CONFIRM_WORD", default="YES")
+SMS_DOUBLE_OPT_IN_HOURS = env.float("SMS_DOUBLE_OPT_IN_HOURS", default=24.0)
+# The opt-out footer of marketing texts, on a line of its own: on the first marketing text a contact receives, or on
+# every one (SMS_OPT_OUT_FOOTER_EVERY). Empty: no footer. Counted in the segments the editor and the estimate show.
+SMS_OPT_OUT_FOOTER = env.str("SMS_OPT_OUT_FOOTER", default="Reply STOP to opt out")
+SMS_OPT_OUT_FOOTER_EVERY = env.bool("SMS_OPT_OUT_FOOTER_EVERY", default=False)
+# The public form's limits (django-ratelimit, on the cache: Redis when REDIS_URL is set), per address and per number.
+SMS_JOIN_RATE_PER_IP = env.str("SMS_JOIN_RATE_PER_IP", default="10/h")
+SMS_JOIN_RATE_PER_NUMBER = env.str("SMS_JOIN_RATE_PER_NUMBER", default="3/h")
+
 # SMS sending pipeline (texts)
 # Quiet hours for marketing messages, in each contact's timezone ("HH:MM"; an end before the start spans midnight).
 SMS_QUIET_HOURS_START = env.str("SMS_QUIET_HOURS_START", default="08:00")

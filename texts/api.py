@@ -276,7 +276,7 @@ def text_message_send(request: HttpRequest, text_message_id: Path[Id], payload: 
     contact = Contact.objects.filter(pk=payload.contact_id).first()
     if contact is None:
         raise FieldErrors({"contact_id": [f"No contact with id {payload.contact_id}."]})
-    unreachable = contact_unreachable_reason(contact=contact)
+    unreachable = contact_unreachable_reason(contact=contact, marketing=text.is_marketing)
     if unreachable:
         raise _refusal(f"Contact {contact.pk} {unreachable}.")
     if not text.is_published:

@@ -2,9 +2,10 @@
 
 The recipients are counted by country in one aggregate over the same set the fan-out would queue
 (``broadcasts._eligible_sql``); segments are counted on the body rendered for a sample of those recipients (their
-own field values, links at their short-link length), so ``{{first_name|there}}`` costs what a name costs, not its
-braces; the cost multiplies each country's recipients by the average segments and that country's price from the
-table an admin keeps (``CountryPrice``; ``*`` for any other country).
+own field values, links at their short-link length, the opt-out footer where they get it), so
+``{{first_name|there}}`` costs what a name costs, not its braces; the cost multiplies each country's recipients by
+the average segments and that country's price from the table an admin keeps (``CountryPrice``; ``*`` for any other
+country).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from contacts.models import Contact
 from providers.segments import count_segments
 
 from . import quiet_hours
+from .footer import footer_due, opt_out_footer, with_footer
 from .models import CountryPrice, TextMessage
 from .personalise import personalise_render
 from .services.broadcasts import _eligible_params, _eligible_sql
@@ -57,24 +59,25 @@ class Estimate:
         return text
 
 
-def _by_country(text_message_id: int, segment_ids: list[int]) -> dict[str, int]:
-    sql = f"SELECT COALESCE(c.country, ''), COUNT(*) {_eligible_sql(segment_ids)} GROUP BY COALESCE(c.country, '')"
+def _by_country(text_message_id: int, segment_ids: list[int], *, marketing: bool) -> dict[str, int]:
+    eligible = _eligible_sql(segment_ids, marketing=marketing)
+    sql = f"SELECT COALESCE(c.country, ''), COUNT(*) {eligible} GROUP BY COALESCE(c.country, '')"
     with connection.cursor() as cursor:
         cursor.execute(sql, _eligible_params(text_message_id, 0, segment_ids))
         return {str(country).upper(): int(n) for country, n in cursor.fetchall()}
 
 
-def _sample(text_message_id: int, segment_ids: list[int]) -> list[Contact]:
-    sql = f"SELECT c.id {_eligible_sql(segment_ids)} ORDER BY c.id LIMIT %(size)s"
+def _sample(text_message_id: int, segment_ids: list[int], *, marketing: bool) -> list[Contact]:
+    sql = f"SELECT c.id {_eligible_sql(segment_ids, marketing=marketing)} ORDER BY c.id LIMIT %(size)s"
     with connection.cursor() as cursor:
         cursor.execute(sql, {**_eligible_params(text_message_id, 0, segment_ids), "size": SAMPLE})
         ids = [int(row[0]) for row in cursor.fetchall()]
     return list(Contact.objects.filter(pk__in=ids))
 
 
-def segments_as_sent(body: str, *, contact: object, track_links: bool) -> int:
+def segments_as_sent(body: str, *, contact: object, track_links: bool, footer: str = "") -> int:
     rendered = personalise_render(body, contact=contact)
-    return max(1, count_segments(body_as_sent(rendered) if track_links else rendered).segments)
+    return max(1, count_segments(with_footer(body_as_sent(rendered) if track_links else rendered, footer)).segments)
 
 
 def broadcast_estimate(
@@ -90,10 +93,16 @@ def broadcast_estimate(
     body = text_message.body if body is None else body
     if not segment_ids:
         return Estimate(0, 0, 0, 0.0, when=when)
-    countries = _by_country(text_id, segment_ids)
+    marketing = text_message.is_marketing
+    countries = _by_country(text_id, segment_ids, marketing=marketing)
     recipients = sum(countries.values())
+    sample = _sample(text_id, segment_ids, marketing=marketing)
+    # The opt-out footer, for the sampled recipients who get it (all, or those without an earlier marketing text).
+    footer = opt_out_footer() if marketing else ""
+    due = footer_due(contact_ids=[c.pk for c in sample]) if footer else set()
     counts = [
-        segments_as_sent(body, contact=c, track_links=text_message.tracks_links) for c in _sample(text_id, segment_ids)
+        segments_as_sent(body, contact=c, track_links=text_message.tracks_links, footer=footer if c.pk in due else "")
+        for c in sample
     ]
     if not counts:
         return Estimate(0, 0, 0, 0.0, when=when)
@@ -146,7 +155,7 @@ def sample_recipient(text_message: TextMessage | None) -> Contact | None:
     if text_message is not None and text_message.pk:
         segment_ids = list(text_message.segments.values_list("pk", flat=True))
         if segment_ids:
-            found = _sample(text_message.pk, segment_ids)[:1]
+            found = _sample(text_message.pk, segment_ids, marketing=text_message.is_marketing)[:1]
             if found:
                 return found[0]
     return Contact.objects.exclude(first_name="").order_by("pk").first()
@@ -166,4 +175,7 @@ def editor_sample(contact: Contact | None, *, marketing: bool) -> dict[str, obje
         "short_link_prefix": short_link_prefix(),
         "code_length": CODE_LENGTH,
         "marketing": marketing,
+        # Appended (on its own line) to a marketing text's first message to a contact, or to every one: the counter
+        # counts it for marketing, as the first recipient gets it (texts/footer.py).
+        "opt_out_footer": opt_out_footer(),
     }

@@ -15,12 +15,14 @@ from typing import Any, NamedTuple
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from contacts.models import Contact, DoNotContact, TimelineEvent
+from contacts.consent import consent_record
+from contacts.models import ConsentSource, ConsentStatus, Contact, DoNotContact, TimelineEvent
 from contacts.phones import InvalidPhoneNumber, phone_to_e164
 from contacts.services import contact_get_or_create_by_mobile, dnc_add, dnc_remove, timeline_record
 from providers import registry
 from providers.base import DeliveryState, ErrorKind, InboundEvent, StatusEvent
 
+from .double_opt_in import double_opt_in_confirm, double_opt_in_request
 from .keywords import DEFAULT_HELP_TEXT, OPT_OUT_TYPES, keyword_match
 from .models import TIMESTAMP_FIELD, InboundMessage, Keyword, KeywordKind, OutboundMessage, Status, TextMessage
 from .services.conversations import conversation_inbound
@@ -93,14 +95,27 @@ def _apply_action(action: str, contact: Contact | None, body: str) -> None:
             source=DoNotContact.Source.KEYWORD,
             comment=body[:500],
         )
+        # An opt-out withdraws marketing consent too, in the consent log (the compliance record) with its words.
+        consent_record(
+            contact=contact,
+            status=ConsentStatus.UNSUBSCRIBED,
+            source=ConsentSource.KEYWORD,
+            recorded_by="inbound keyword",
+            comment=body[:500],
+        )
     elif action == KeywordKind.OPT_IN:
-        # Lifts only an opt-out a keyword made: a marketer's or a carrier's (reported by the provider) stays.
+        # Lifts only an opt-out a keyword made: a marketer's or a carrier's (reported by the provider) stays. START
+        # makes the number textable again (as Twilio's START does) but is not consent to marketing: that takes a
+        # double opt-in confirmation (``texts.double_opt_in``) or another recorded consent.
         dnc_remove(
             contact=contact,
             source=DoNotContact.Source.KEYWORD,
             comment=body[:500],
             only_sources={DoNotContact.Source.KEYWORD},
         )
+        double_opt_in_confirm(contact=contact, body=body)
+    elif action == KeywordKind.JOIN:
+        double_opt_in_request(contact=contact, source=ConsentSource.KEYWORD, recorded_by=f"keyword {body.strip()[:40]}")
 
 
 def _too_long(values: dict[str, tuple[str, int]]) -> list[str]:

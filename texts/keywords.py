@@ -1,15 +1,21 @@
 """Keywords: matching a reply against the configured words, and the form that manages them.
 
-A keyword matches when it is the whole message once case, surrounding white space and surrounding punctuation are
-ignored: "Stop", " stop. " and "STOP!" match STOP; "please don't stop" does not (it is a sentence, not an opt-out).
+A keyword matches when it is the whole message once case, width, accents, surrounding white space and surrounding
+punctuation are ignored: "Stop", " stop. ", "STOP!", a full-width STOP (U+FF33 U+FF34 U+FF2F U+FF30) and "stôp" match
+STOP; "please don't stop" does not (it is a sentence, not an opt-out: Twilio too acts on single-word replies only).
+
+The built-in words (``BUILTIN_KEYWORDS``: Twilio's documented STOP, START and HELP families) always exist, active;
+nobody deletes or switches them off (``Keyword.builtin``). Admins add others, such as opt-out words in other
+languages (ARRET, ALTO), which act exactly as STOP does.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from django import forms
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Upper
 
 from .models import Keyword, KeywordKind
 
@@ -22,9 +28,18 @@ OPT_OUT_TYPES = {"STOP": KeywordKind.OPT_OUT, "START": KeywordKind.OPT_IN, "HELP
 DEFAULT_HELP_TEXT = "Reply STOP to unsubscribe, START to subscribe again. Msg&data rates may apply."
 
 
+def keyword_fold(text: str) -> str:
+    """``text`` with width and compatibility forms unified (NFKC: a full-width STOP is "STOP"), accents dropped
+    ("stôp" is "stop") and case folded."""
+    decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text))
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFC", bare).casefold()
+
+
 def keyword_normalise(text: str) -> str:
-    """The message as a candidate keyword: trimmed of white space and punctuation at both ends, lower-cased."""
-    return _EDGES.sub("", text.strip()).lower()
+    """The message as a candidate keyword: folded (``keyword_fold``), trimmed of white space and punctuation at both
+    ends."""
+    return _EDGES.sub("", keyword_fold(text).strip())
 
 
 def keyword_match(body: str) -> Keyword | None:
@@ -36,6 +51,9 @@ def keyword_match(body: str) -> Keyword | None:
 
 
 class KeywordForm(forms.ModelForm):
+    """Adds or edits a keyword (admins). A built-in keyword keeps its word, kind and active flag: only its
+    auto-reply changes, and an attempt at more is refused with the reason."""
+
     class Meta:
         model = Keyword
         fields = ["word", "kind", "auto_reply", "active"]
@@ -60,6 +78,8 @@ class KeywordForm(forms.ModelForm):
 
     def clean(self) -> dict[str, object]:
         cleaned = super().clean() or {}
+        if self.instance.pk and self.instance.builtin:
+            self._keep_builtin(cleaned)
         if cleaned.get("kind") == KeywordKind.CUSTOM and not str(cleaned.get("auto_reply") or "").strip():
             self.add_error("auto_reply", "A custom keyword needs an auto-reply: it is all that it does.")
         reply = str(cleaned.get("auto_reply") or "")
@@ -67,8 +87,20 @@ class KeywordForm(forms.ModelForm):
             self.add_error("auto_reply", f"The auto-reply is {len(reply):,} characters; the limit is 1,600.")
         return cleaned
 
+    def _keep_builtin(self, cleaned: dict[str, object]) -> None:
+        original = self.instance
+        why = f"{original.word} is a built-in {original.get_kind_display().lower()} word carriers expect"
+        if cleaned.get("word") and str(cleaned["word"]) != original.word.upper():
+            self.add_error("word", f"{why}: its word cannot change (add another keyword instead).")
+        if cleaned.get("kind") and cleaned["kind"] != original.kind:
+            self.add_error("kind", f"{why}: its kind cannot change.")
+        if not cleaned.get("active"):
+            self.add_error("active", f"{why}: it cannot be switched off or deleted.")
 
-DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
+
+# Twilio's documented families (help.twilio.com, "Twilio support for opt-out keywords"); the data migration
+# texts/0009 holds the same list.
+BUILTIN_KEYWORDS: dict[str, tuple[str, ...]] = {
     KeywordKind.OPT_OUT: ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"),
     KeywordKind.OPT_IN: ("START", "YES", "UNSTOP"),
     KeywordKind.HELP: ("HELP", "INFO"),
@@ -76,11 +108,15 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 
 
 def keyword_seed_defaults() -> int:
-    """Add the default keywords that are missing (the data migration's set); returns how many were added.
-
-    One INSERT … ON CONFLICT DO NOTHING: a word that exists (in any case, with any kind) is kept as the user left it.
-    """
-    rows = [Keyword(word=word, kind=kind) for kind, words in DEFAULT_KEYWORDS.items() for word in words]
+    """Add the built-in keywords that are missing and flag them built-in and active (the data migration's work, for
+    a database a test flushed); returns how many were added. A word's auto-reply is kept as the user left it."""
+    rows = [Keyword(word=word, kind=kind) for kind, words in BUILTIN_KEYWORDS.items() for word in words]
     before = Keyword.objects.count()
     Keyword.objects.bulk_create(rows, ignore_conflicts=True)
+    for kind, words in BUILTIN_KEYWORDS.items():
+        Keyword.objects.annotate(upper=Upper("word")).filter(upper__in=words).update(
+            builtin=True, active=True, kind=kind
+        )
+    # The default join word of double opt-in (texts/0010), not built in: admins rename or remove it.
+    Keyword.objects.bulk_create([Keyword(word="JOIN", kind=KeywordKind.JOIN)], ignore_conflicts=True)
     return Keyword.objects.count() - before

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import broadcasts, keywords, prices, text_messages
+from .views import broadcasts, join, keywords, prices, text_messages
 
 app_name = "texts"
 urlpatterns = [
@@ -24,4 +24,5 @@ urlpatterns = [
     path("settings/sms-keywords/<int:pk>/", keywords.keyword_edit, name="keyword_edit"),
     path("settings/sms-keywords/<int:pk>/delete/", keywords.keyword_delete, name="keyword_delete"),
     path("settings/sms-prices/", prices.price_list, name="prices"),
+    path("join/", join.join, name="join"),
 ]

@@ -8,13 +8,23 @@ contacts are not written, segment membership and Do Not Contact are added only w
 """
 
 from .base import ImportSummary
-from .mapping import CORE_FIELDS, TARGET_LABELS, MappingError, _custom_key, auto_mapping, custom_key, mapping_clean
+from .mapping import (
+    CORE_FIELDS,
+    FLAG_FIELDS,
+    TARGET_LABELS,
+    MappingError,
+    _custom_key,
+    auto_mapping,
+    custom_key,
+    mapping_clean,
+)
 from .reading import read_headers, text_stream
 from .records import contact_import_create, contact_import_queue, contact_import_run
 from .run import Importer
 
 __all__ = [
     "CORE_FIELDS",
+    "FLAG_FIELDS",
     "TARGET_LABELS",
     "ImportSummary",
     "Importer",

@@ -25,8 +25,10 @@ from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from ..models import Channel, Contact, DoNotContact, TimelineEvent
+from ..consent import consent_record_matching
+from ..models import Channel, ConsentSource, Contact, DoNotContact, TimelineEvent
 from ..services import dnc_add_matching, segment_add_contacts
+from ..suppression import contacts_apply_suppressions
 from .base import ChunkWriter
 from .mapping import CORE_FIELDS
 from .values import Row
@@ -47,6 +49,8 @@ _STAGE_COLUMNS = [
     "inferred_timezone",
     "custom",
     "dnc",
+    "consent",
+    "consent_at",
 ]
 _GIVEN = ["first_name", "last_name", "email", "preferred_language", "country", "timezone"]
 
@@ -62,6 +66,8 @@ def _staged(row: Row) -> tuple[Any, ...]:
         row.inferred_timezone,
         json.dumps(row.custom, ensure_ascii=False) if row.custom else None,
         "t" if row.dnc else "f",
+        None if row.consent is None else ("t" if row.consent else "f"),
+        row.consent_at or None,
     )
 
 
@@ -91,7 +97,8 @@ class CopyWriter(ChunkWriter):
             cursor.execute(
                 f"CREATE TEMP TABLE {STAGE} (line integer NOT NULL, mobile text NOT NULL, "
                 + ", ".join(f"{name} text" for name in _GIVEN)
-                + ", inferred_country text, inferred_timezone text, custom jsonb, dnc boolean NOT NULL)"
+                + ", inferred_country text, inferred_timezone text, custom jsonb, dnc boolean NOT NULL, "
+                "consent boolean, consent_at timestamptz)"
             )
             cursor.execute(f"CREATE TEMP TABLE {SEEN} (mobile text PRIMARY KEY, line integer NOT NULL)")
 
@@ -201,12 +208,32 @@ class CopyWriter(ChunkWriter):
         )
         return max(cursor.rowcount, 0)
 
+    def _consent(self) -> None:
+        """The rows' sms_consent decisions, set-based (``contacts.consent.consent_record_matching``), each at its
+        own timestamp column or now."""
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        rows = (
+            "SELECT c.id AS contact_id, s.mobile AS address, "  # noqa: S608 - names come from the models
+            "CASE WHEN s.consent THEN 'subscribed' ELSE 'unsubscribed' END AS status, COALESCE(s.consent_at, %s) AS at "
+            f"FROM {STAGE} s JOIN {Contact._meta.db_table} c ON c.mobile = s.mobile WHERE s.consent IS NOT NULL"
+        )
+        consent_record_matching(
+            rows_sql=rows,
+            params=[now],
+            source=ConsentSource.IMPORT,
+            recorded_by=f"Import of {self.importer.source_name}"[:150],
+        )
+
     def _memberships_and_dnc(self) -> None:
         importer = self.importer
         staged = f"SELECT c.id FROM {STAGE} s JOIN {Contact._meta.db_table} c ON c.mobile = s.mobile"  # noqa: S608
+        # A new contact with a number that opted out before is Do Not Contact at once (suppression by address).
+        contacts_apply_suppressions(contacts=Contact.objects.filter(pk__in=RawSQL(staged, ())))  # noqa: S611
         if importer.segment is not None:
             contacts = Contact.objects.filter(pk__in=RawSQL(staged, ()))  # noqa: S611 - constant SQL
             segment_add_contacts(segment=importer.segment, contact_ids=contacts)
+        if self.parser.has_consent:
+            self._consent()
         if self.parser.has_dnc:
             contacts = Contact.objects.filter(pk__in=RawSQL(f"{staged} WHERE s.dnc", ()))  # noqa: S611 - constant SQL
             dnc_add_matching(

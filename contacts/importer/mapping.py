@@ -19,7 +19,11 @@ TARGET_LABELS = {
     "timezone": "Timezone",
     "preferred_language": "Preferred language",
     "dnc": "SMS Do Not Contact (yes/no)",
+    "sms_consent": "SMS marketing consent (yes/no)",
+    "sms_consent_at": "When SMS consent was given (date or date-time)",
 }
+# Targets of a contact's own columns beside its fields (checked like them, never custom fields).
+FLAG_FIELDS = ("dnc", "sms_consent", "sms_consent_at")
 # The longest value each text field of a contact holds (PostgreSQL refuses a longer one, and would fail the batch).
 MAX_LENGTHS = {
     name: cast(int, cast(CharField[str, str], Contact._meta.get_field(name)).max_length)
@@ -62,6 +66,15 @@ SYNONYMS = {
     "optout": "dnc",
     "optedout": "dnc",
     "unsubscribed": "dnc",
+    "smsconsent": "sms_consent",
+    "consent": "sms_consent",
+    "marketingconsent": "sms_consent",
+    "optin": "sms_consent",
+    "smsconsentat": "sms_consent_at",
+    "consentat": "sms_consent_at",
+    "consentdate": "sms_consent_at",
+    "consenttimestamp": "sms_consent_at",
+    "smsconsentdate": "sms_consent_at",
 }
 
 

@@ -12,7 +12,7 @@ from django.db import connection
 from ..models import Segment
 from .base import ChunkWriter, ImportSummary
 from .copy import CopyWriter
-from .mapping import CORE_FIELDS, mapping_clean
+from .mapping import CORE_FIELDS, FLAG_FIELDS, mapping_clean
 from .reading import RecordReader, header_row, text_stream
 from .streamed import StreamedWriter
 from .values import RowParser
@@ -37,7 +37,7 @@ class Importer:
         try:
             headers = header_row(stream)
             self.mapping = mapping_clean(self.mapping, headers)
-            contact_columns = {int(i) for i, target in self.mapping.items() if target in (*CORE_FIELDS, "dnc")}
+            contact_columns = {int(i) for i, target in self.mapping.items() if target in (*CORE_FIELDS, *FLAG_FIELDS)}
             reader = RecordReader(headers=headers, core_columns=frozenset(contact_columns))
             parser = RowParser(headers=headers, mapping=self.mapping, region=self.region)
             writer: ChunkWriter = (CopyWriter if connection.vendor == "postgresql" else StreamedWriter)(self, parser)

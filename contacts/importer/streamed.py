@@ -11,8 +11,10 @@ from django.db import connection, transaction
 from django.db.models import Field
 from django.utils import timezone
 
-from ..models import Channel, Contact, DoNotContact, TimelineEvent
+from ..consent import consent_record
+from ..models import Channel, ConsentSource, ConsentStatus, Contact, DoNotContact, TimelineEvent
 from ..services import dnc_add_many, segment_add_contacts, timeline_record_many
+from ..suppression import contacts_apply_suppressions
 from .base import ChunkWriter
 from .mapping import CORE_FIELDS
 from .reading import Record
@@ -77,6 +79,20 @@ class StreamedWriter(ChunkWriter):
         self.seen[row.mobile] = row.number
         return row
 
+    def _consent(self, rows: list[Row], by_mobile: dict[str, int]) -> None:
+        """The rows' sms_consent decisions. One write per decision: this writer is SQLite's (``make run``), whose
+        imports are small; PostgreSQL's (``copy.CopyWriter``) records them set-based."""
+        decided = [r for r in rows if r.consent is not None and r.mobile in by_mobile]
+        contacts = Contact.objects.in_bulk([by_mobile[r.mobile] for r in decided])
+        for row in decided:
+            consent_record(
+                contact=contacts[by_mobile[row.mobile]],
+                status=ConsentStatus.SUBSCRIBED if row.consent else ConsentStatus.UNSUBSCRIBED,
+                source=ConsentSource.IMPORT,
+                at=dt.datetime.fromisoformat(row.consent_at) if row.consent_at else None,
+                recorded_by=f"Import of {self.importer.source_name}"[:150],
+            )
+
     @transaction.atomic
     def write(self, rows: list[Row]) -> list[tuple[int, str]]:
         importer, summary = self.importer, self.summary
@@ -137,6 +153,9 @@ class StreamedWriter(ChunkWriter):
         )
         imported = [r for r in rows if not (importer.mode == "skip" and r.mobile in existing)]
         ids = [by_mobile[r.mobile] for r in imported if r.mobile in by_mobile]
+        self._consent(imported, by_mobile)
+        if new_ids:  # a new contact with a number that opted out before is Do Not Contact at once
+            contacts_apply_suppressions(contacts=Contact.objects.filter(pk__in=new_ids))
         if importer.segment is not None and ids:
             segment_add_contacts(segment=importer.segment, contact_ids=ids)
         dnc_ids = [by_mobile[r.mobile] for r in imported if r.dnc and r.mobile in by_mobile]

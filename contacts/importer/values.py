@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from ..phones import InvalidPhoneNumber
 from ..phones_fast import quick_mobile_with_location, quick_mobiles_with_location
@@ -26,6 +28,8 @@ from .reading import Record
 
 TRUE_WORDS = {"yes", "y", "true", "1", "x", "dnc", "unsubscribed", "opted out"}
 FALSE_WORDS = {"", "no", "n", "false", "0"}
+CONSENT_YES = {"yes", "y", "true", "1", "x", "subscribed", "opted in"}
+CONSENT_NO = {"no", "n", "false", "0", "unsubscribed", "opted out"}
 _ZONES = zoneinfo.available_timezones()
 # A strict subset of what Django's validate_email accepts (plain ASCII dot-atoms at host names), tested against it:
 # almost every address passes this one match, and only the others are handed to the validator.
@@ -51,6 +55,32 @@ class Row:
     dnc: bool = False
     inferred_country: str = ""
     inferred_timezone: str = ""
+    consent: bool | None = None  # the sms_consent column: None when the row gives no decision
+    consent_at: str = ""  # ISO 8601 with its offset (UTC when the file gave none)
+
+
+def _consent(cell: str) -> bool:
+    word = cell.lower()
+    if word not in CONSENT_YES and word not in CONSENT_NO:
+        raise RowError(f"SMS consent must be yes or no, not “{cell}”")
+    return word in CONSENT_YES
+
+
+def _consent_at(cell: str) -> str:
+    """A consent timestamp as ISO 8601 with an offset; a date alone is midnight UTC, a naive time is UTC."""
+    try:
+        when = parse_datetime(cell)
+        if when is None:
+            day = parse_date(cell.replace("/", "-"))
+            when = dt.datetime(day.year, day.month, day.day) if day else None
+    except ValueError:  # well formed but no such day (2024-02-31)
+        when = None
+    if when is None:
+        raise RowError(f"bad consent date “{cell}” (use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM])")
+    when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    if when > timezone.now() + dt.timedelta(days=1):
+        raise RowError(f"consent date “{cell}” is in the future")
+    return when.isoformat()
 
 
 class RowParser:
@@ -63,6 +93,7 @@ class RowParser:
         self.plan = [(int(index), target) for index, target in sorted(mapping.items(), key=lambda i: int(i[0]))]
         self.plan = [(index, target) for index, target in self.plan if target]
         self.has_dnc = any(target == "dnc" for _, target in self.plan)
+        self.has_consent = any(target == "sms_consent" for _, target in self.plan)
         targets = {target: index for index, target in self.plan}
         self._mobile_column, self._country_column = targets.get("mobile"), targets.get("country")
         self._phones: dict[tuple[str, str | None], tuple[str, str, str] | str] = {}
@@ -72,6 +103,8 @@ class RowParser:
         values: dict[str, str] = {}
         custom: dict[str, str] = {}
         dnc = False
+        consent: bool | None = None
+        consent_at = ""
         for index, target in self.plan:
             cell = cells[index].strip()
             if not cell and target != "mobile":
@@ -85,6 +118,10 @@ class RowParser:
                 if word not in TRUE_WORDS and word not in FALSE_WORDS:
                     raise RowError(f"Do Not Contact must be yes or no, not “{cell}”")
                 dnc = word in TRUE_WORDS
+            elif target == "sms_consent":
+                consent = _consent(cell)
+            elif target == "sms_consent_at":
+                consent_at = _consent_at(cell)
             else:
                 values[target] = cell
         self._check_values(values)
@@ -92,7 +129,9 @@ class RowParser:
         if not raw_mobile:
             raise RowError("no mobile number")
         mobile, country, zone = self._mobile(raw_mobile, values.get("country") or self.region)
-        return Row(number, mobile, values, custom, dnc, country, zone)
+        return Row(
+            number, mobile, values, custom, dnc, country, zone, consent, consent_at if consent is not None else ""
+        )
 
     def _check_values(self, values: dict[str, str]) -> None:
         if "email" in values:

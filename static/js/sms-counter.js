@@ -90,6 +90,23 @@
     return tracked && sample ? shortenLinks(rendered, sample.short_link_prefix, sample.code_length) : rendered;
   }
 
+  // texts/footer.py's with_footer: the opt-out footer on a line of its own, unless the body already ends with it.
+  function withFooter(body, footer) {
+    if (!footer || body.replace(/\s+$/, "").slice(-footer.length) === footer) { return body; }
+    return body ? body + "\n" + footer : footer;
+  }
+
+  function isMarketing(sample) {
+    var category = document.getElementById("id_category");
+    return category ? category.value === "marketing" : !!(sample && sample.marketing);
+  }
+
+  // What the counter counts: the body as sent, with the footer a marketing text's first message carries.
+  function asCounted(body, sample, isTracked, marketing) {
+    var sent = sample ? asSent(body, sample, isTracked) : body;
+    return marketing && sample ? withFooter(sent, sample.opt_out_footer || "") : sent;
+  }
+
   function sampleOf(output) {
     var source = document.getElementById(output.getAttribute("data-sms-sample") || "");
     return source ? JSON.parse(source.textContent) : null;
@@ -108,11 +125,14 @@
   function render(output, body) {
     var sample = sampleOf(output);
     var isTracked = tracked(sample);
-    var r = count(sample ? asSent(body, sample, isTracked) : body);
+    var marketing = isMarketing(sample);
+    var footed = marketing && sample && sample.opt_out_footer;
+    var r = count(asCounted(body, sample, isTracked, marketing));
     output.textContent = r.characters + " characters · " + r.segments + " segment" + (r.segments === 1 ? "" : "s") +
       " · " + r.encoding + " · " + r.remaining + " left in this segment" +
       (r.too_long ? " · too long: at most " + MAX_CHARACTERS + " characters" : "") +
       (sample && sample.name ? " · as sent to " + sample.name : "") +
+      (footed ? " · with the opt-out footer" : "") +
       (isTracked && body.search(URL) >= 0 ? " · links as " + (sample.short_link_prefix.length + sample.code_length) +
         "-character short links" : "");
     output.classList.toggle("error", r.too_long);
@@ -146,6 +166,6 @@
     });
   }
 
-  window.SmsCounter = { count: count, bind: bind, asSent: asSent };
+  window.SmsCounter = { count: count, bind: bind, asSent: asSent, withFooter: withFooter, asCounted: asCounted };
   document.addEventListener("DOMContentLoaded", function () { bind(document); });
 })();

@@ -39,6 +39,7 @@ from contacts.models import Contact, Segment
 from contacts.services import segment_add_contacts
 from smsapp.api import api as ninja_api
 from smsapp.models import ApiToken
+from tests.consent_helpers import give_consent
 from texts.models import InboundMessage, OutboundMessage, TextMessage
 
 pytestmark = pytest.mark.django_db
@@ -84,6 +85,7 @@ def seeded(db: None) -> Seeded:
     """Realistic data for every operation: contactable contacts, a segment with members, a published text message,
     a campaign, an outbound and an inbound message, so that generated requests reach the success paths."""
     contacts = [Contact.objects.create(first_name=f"C{i}", mobile=f"+4479110{i:05d}") for i in range(1, 4)]
+    give_consent(contacts)  # the text message below is marketing
     segment = Segment.objects.create(name="Seg")
     segment_add_contacts(segment=segment, contact_ids=[c.pk for c in contacts[:2]], record=False)
     campaign = Campaign.objects.create(name="Camp")

@@ -18,6 +18,7 @@ from django.utils import timezone
 from contacts.models import Contact, Segment
 from contacts.services import segment_add_contacts
 from providers.base import InboundEvent
+from tests.consent_helpers import give_consent
 from texts.inbound import inbound_receive
 from texts.models import CountryPrice, OutboundMessage, ShortLink, TextMessage
 
@@ -38,6 +39,7 @@ def test_saving_a_broadcast_asks_with_count_segments_and_cost(
     segment = Segment.objects.create(name="Regulars")
     people = [Contact.objects.create(first_name=f"Ada{i}", mobile=f"+1415555{i:04d}", country="US") for i in range(12)]
     segment_add_contacts(segment=segment, contact_ids=[c.pk for c in people], record=False)
+    give_consent(people)  # marketing: the estimate counts those the fan-out would queue, the consented
     CountryPrice.objects.create(country="US", price_per_segment=Decimal("0.0083"), currency="USD")
     page = login(marketer_user)
     page.goto(f"{live_server.url}/text-messages/new/")

@@ -10,6 +10,7 @@ import pytest
 from campaigns import services
 from campaigns.models import Campaign, CampaignEvent, CampaignEventLog
 from contacts.models import Contact, Segment, SegmentMembership
+from tests.consent_helpers import give_consent
 
 
 @pytest.fixture
@@ -27,6 +28,7 @@ def make_contacts(segment: Segment) -> Callable[..., list[Contact]]:
             ]
         )
         SegmentMembership.objects.bulk_create([SegmentMembership(segment=segment, contact=c) for c in contacts])
+        give_consent(contacts)  # campaigns send marketing: subscribed, as the API records it
         return contacts
 
     return _make

@@ -14,6 +14,7 @@ from campaigns import services
 from campaigns.models import Campaign, CampaignEvent, CampaignEventLog, LogStatus
 from contacts.models import Contact, Segment, SegmentMembership
 from smsapp.testing import procs
+from tests.consent_helpers import give_consent
 from texts.models import InboundMessage, OutboundMessage, TextMessage
 
 CALLBACK = "/sms/twilio/callback"
@@ -140,6 +141,7 @@ def test_seed_create_a_new_text_message_then_send_and_follow_a_reply(
     twilio_settings.PUBLIC_BASE_URL = live_server.url  # the callback view checks signatures against this URL
     segment = Segment.objects.create(name="Newsletter")
     ann = Contact.objects.create(first_name="Ann", mobile=ANN, timezone="UTC")
+    give_consent([ann])  # the campaign's text is marketing (the default category)
     SegmentMembership.objects.create(segment=segment, contact=ann)
     TextMessage.objects.create(name="Thanks for replying", body="Thanks {{first_name}}, we will call you.")
     worker = procs.start_worker(name="seed", env=_worker_env(fake_twilio, live_server))
@@ -199,7 +201,8 @@ def test_seed_create_a_new_text_message_then_send_and_follow_a_reply(
         assert summary.waiting == 1
         _wait_until(lambda: len(fake_twilio.messages()) == 1, "the first text at fake_twilio", worker)
         first = fake_twilio.messages()[0]
-        assert (first["to"], first["body"]) == (ANN, "Hello Ann, reply YES for a call.")
+        # Her first marketing text: with the opt-out footer (texts/footer.py).
+        assert (first["to"], first["body"]) == (ANN, "Hello Ann, reply YES for a call.\nReply STOP to opt out")
         _wait_until(
             lambda: OutboundMessage.objects.filter(contact=ann, provider_sid=first["sid"]).exists(),
             "the outbound row to record the provider's sid",

@@ -74,13 +74,14 @@ def _e164(i: int) -> str:
 
 
 def _csv(path: Path) -> Path:
-    lines = ["First name,Last name,Mobile,Country"]
+    # The campaign's texts are marketing: every contact signed up for them (the file's SMS consent column).
+    lines = ["First name,Last name,Mobile,Country,SMS consent,Consent date"]
     for i in range(GOOD_CONTACTS):
         last = "Lovelace" if i % 5 < 3 else "Other"
-        lines.append(f"Ada{i},{last},{_number(i)},US")
+        lines.append(f"Ada{i},{last},{_number(i)},US,yes,2025-01-15")
     # Bad rows: invalid numbers, a wrong column count, and duplicates of rows above (the same number again).
-    lines += ["Bad1,Lovelace,not a number,US", "Bad2,Lovelace,+1 12,US", "Short,Row"]
-    lines += [f"Dup{i},Lovelace,{_number(i)},US" for i in range(3)]
+    lines += ["Bad1,Lovelace,not a number,US,yes,", "Bad2,Lovelace,+1 12,US,yes,", "Short,Row"]
+    lines += [f"Dup{i},Lovelace,{_number(i)},US,yes," for i in range(3)]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -413,7 +414,7 @@ def _mark_dnc(page: Any, stack: Stack, contact_id: int, *, lift: bool = False) -
 
 def _expected_timeline(i: int, expected_status: dict[int, str]) -> Counter[str]:
     """Exactly the timeline entries contact ``i`` must have at the end, by kind."""
-    kinds: Counter[str] = Counter({"contact.imported": 1})
+    kinds: Counter[str] = Counter({"contact.imported": 1, "consent.subscribed": 1})
     if i % 5 < 3:
         # Add to "Contacted", the decision (yes or no), then the action on the path taken.
         kinds["campaign.event"] = 3
@@ -429,6 +430,9 @@ def _expected_timeline(i: int, expected_status: dict[int, str]) -> Counter[str]:
         kinds["sms.reply"] = replies
     if i in OPTED_OUT | {STOPPED_AT_CARRIER, DNC_BEFORE, DNC_LIFTED_BEFORE}:
         kinds["dnc.added"] = 1
+    if i in OPTED_OUT:
+        # A STOP withdraws marketing consent in the consent log too; START (12) lifts the opt-out, not that.
+        kinds["consent.unsubscribed"] = 1
     if i in (12, DNC_LIFTED_BEFORE):
         kinds["dnc.removed"] = 1
     return kinds

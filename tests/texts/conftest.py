@@ -11,6 +11,7 @@ import pytest
 from contacts.models import Contact
 from providers.base import ErrorKind, ProviderError, Sender, SendRequest, SendResult
 from providers.ratelimit import Ask, Handout, Slot
+from tests.consent_helpers import give_consent
 from texts.models import TextMessage
 
 
@@ -119,12 +120,17 @@ def marketing_text(db: None) -> TextMessage:
 def make_contact(db: None) -> Callable[..., Contact]:
     numbers = itertools.count(100)
 
-    def _make(**kwargs: Any) -> Contact:
+    def _make(*, sms_consent: bool = True, **kwargs: Any) -> Contact:
+        """A contact; ``sms_consent``: subscribed to SMS marketing, as the API records it (the default: most tests
+        here send marketing)."""
         kwargs.setdefault("mobile", f"+1415555{next(numbers):04d}")
         kwargs.setdefault("first_name", "Ada")
         kwargs.setdefault("country", "US")
         kwargs.setdefault("timezone", "America/Los_Angeles")
-        return Contact.objects.create(**kwargs)
+        contact = Contact.objects.create(**kwargs)
+        if sms_consent:
+            give_consent([contact])
+        return contact
 
     return _make
 

@@ -26,6 +26,7 @@ from contacts.models import Contact, DoNotContact, Segment
 from contacts.services import dnc_add, segment_add_contacts
 from smsapp.testing import procs
 from smsapp.testing.services import free_port
+from tests.consent_helpers import give_consent
 from texts.models import OutboundMessage, Status, TextMessage
 
 pytestmark = [
@@ -39,10 +40,12 @@ OUTBOUND = OutboundMessage._meta.db_table
 
 
 def make_contacts(n: int, *, zone: str = "America/New_York", first: int = 0) -> list[Contact]:
-    return Contact.objects.bulk_create(
+    contacts = Contact.objects.bulk_create(
         Contact(first_name=f"C{i}", mobile=f"+1212{300 + i // 10000:03d}{i % 10000:04d}", country="US", timezone=zone)
         for i in range(first, first + n)
     )
+    give_consent(contacts)  # the broadcasts are marketing
+    return contacts
 
 
 def make_broadcast(contacts: list[Contact], *, name: str = "Broadcast") -> TextMessage:

@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from contacts.models import Contact, DoNotContact, Segment
 from contacts.services import dnc_add, segment_add_contacts
+from tests.consent_helpers import give_consent
 from texts.models import OutboundMessage, TextMessage
 from texts.services import broadcasts
 
@@ -85,6 +86,7 @@ def test_send_now_runs_the_job_on_a_real_worker_and_the_panel_follows(
     contacts = Contact.objects.bulk_create(
         Contact(first_name=f"C{i}", mobile=f"+1212555{i:04d}", country="US") for i in range(30)
     )
+    give_consent(contacts)
     text = make_broadcast(contacts)
     url = reverse("texts:broadcast_send", args=[text.pk])
 

@@ -256,8 +256,8 @@ def test_custom_keyword_replies_without_dnc(twilio: Client) -> None:
 
 
 def test_inactive_keyword_does_nothing(twilio: Client) -> None:
-    Keyword.objects.filter(word="END").update(active=False)
-    post(twilio, inbound_params("end"))
+    Keyword.objects.create(word="ARRET", kind="opt_out", active=False)  # built-in words are never inactive
+    post(twilio, inbound_params("arret"))
     assert not DoNotContact.objects.exists()
 
 
@@ -406,7 +406,12 @@ def test_seeding_defaults_again_adds_nothing_and_keeps_edits() -> None:
     from texts.keywords import keyword_seed_defaults
 
     Keyword.objects.filter(word="STOP").update(auto_reply="Bye")
+    # A database from before the built-in flag: INFO missing, END switched off.
+    Keyword.objects.filter(word__in=["INFO", "END"]).update(builtin=False)
     Keyword.objects.filter(word="INFO").delete()
+    Keyword.objects.filter(word="END").update(active=False)
     assert keyword_seed_defaults() == 1
     assert Keyword.objects.get(word="STOP").auto_reply == "Bye"
-    assert Keyword.objects.count() == 13
+    assert Keyword.objects.get(word="INFO").builtin
+    assert Keyword.objects.get(word="END").active
+    assert Keyword.objects.count() == 14  # the 13 built-in words and JOIN

@@ -88,8 +88,10 @@ def signed_by(got: dict[str, Any], secret: str) -> bool:
 
 
 def test_clicks_replies_webhooks_and_cost_on_real_parts(stack: Stack, django_db_blocker: Any) -> None:
+    from django.utils.timezone import now
+
     from campaigns.models import Campaign, CampaignEvent, CampaignEventLog
-    from contacts.models import Contact, Segment, SegmentMembership
+    from contacts.models import Consent, Contact, Segment, SegmentMembership
     from texts.models import Conversation, OutboundMessage, ShortLink, TextMessage
 
     alias = stack.db_alias()
@@ -111,6 +113,8 @@ def test_clicks_replies_webhooks_and_cost_on_real_parts(stack: Stack, django_db_
         ]
         for person in people:
             SegmentMembership.objects.using(db).create(segment=audience, contact=person)
+            # The shoes text is marketing: their numbers consent, as the API would record it.
+            Consent.objects.using(db).create(address=person.mobile, status="subscribed", at=now(), source="api")
         text = TextMessage.objects.using(db).create(
             name="Spring shoes", body=f"Hi {{{{first_name}}}}, new shoes: {SHOP}"
         )
@@ -135,7 +139,7 @@ def test_clicks_replies_webhooks_and_cost_on_real_parts(stack: Stack, django_db_
     link = re.search(r"(http://127\.0\.0\.1:\d+/l/[A-Za-z0-9]{12})", body)
     assert link is not None, body
     assert SHOP not in body
-    assert body == f"Hi Ada, new shoes: {link.group(1)}"
+    assert body == f"Hi Ada, new shoes: {link.group(1)}\nReply STOP to opt out"  # her first marketing text
 
     # A link preview first (not counted), then the person, twice (counted once as a unique click).
     preview = requests.get(

@@ -1,4 +1,5 @@
-"""Settings > SMS keywords: marketers manage the words; bad input is refused with a reason."""
+"""Settings > SMS keywords: everyone sees the words, admins manage them; bad input is refused with a reason.
+The built-in words' protection: test_protected_keywords.py."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ def test_marketer_sees_seeded_keywords_and_settings_link(marketer_client: Client
     assert "signatures are NOT checked" not in page
 
 
-def test_add_custom_keyword_normalised(marketer_client: Client) -> None:
-    response = marketer_client.post(
+def test_add_custom_keyword_normalised(admin_client: Client) -> None:
+    response = admin_client.post(
         "/settings/sms-keywords/", {"word": " hours! ", "kind": "custom", "auto_reply": "9-5", "active": "on"}
     )
     assert response.status_code == 302
@@ -36,20 +37,20 @@ def test_add_custom_keyword_normalised(marketer_client: Client) -> None:
         ({"word": "PROMO", "kind": "custom", "auto_reply": ""}, "needs an auto-reply"),
     ],
 )
-def test_bad_keyword_is_refused(marketer_client: Client, data: dict[str, str], error: str) -> None:
+def test_bad_keyword_is_refused(admin_client: Client, data: dict[str, str], error: str) -> None:
     before = Keyword.objects.count()
-    response = marketer_client.post("/settings/sms-keywords/", data)
+    response = admin_client.post("/settings/sms-keywords/", data)
     assert response.status_code == 200
     assert error in response.content.decode()
     assert Keyword.objects.count() == before
 
 
-def test_edit_and_delete(marketer_client: Client) -> None:
-    keyword = Keyword.objects.get(word="END")
-    marketer_client.post(f"/settings/sms-keywords/{keyword.pk}/", {"word": "END", "kind": "opt_out", "auto_reply": ""})
+def test_edit_and_delete(admin_client: Client) -> None:
+    keyword = Keyword.objects.create(word="ARRET", kind="opt_out")
+    admin_client.post(f"/settings/sms-keywords/{keyword.pk}/", {"word": "ARRET", "kind": "opt_out", "auto_reply": ""})
     keyword.refresh_from_db()
     assert keyword.active is False
-    marketer_client.post(f"/settings/sms-keywords/{keyword.pk}/delete/")
+    admin_client.post(f"/settings/sms-keywords/{keyword.pk}/delete/")
     assert not Keyword.objects.filter(pk=keyword.pk).exists()
 
 

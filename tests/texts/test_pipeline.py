@@ -375,7 +375,8 @@ def test_test_send_goes_to_any_number_on_priority(
     run(pipeline, [message.pk])
     message.refresh_from_db()
     assert message.status == Status.SENT
-    assert message.body == "Hi , 20% off today!"
+    # A test of a marketing text shows what its first recipient gets: the opt-out footer too (texts/footer.py).
+    assert message.body == "Hi , 20% off today!\nReply STOP to opt out"
 
 
 def test_a_bulk_message_whose_slot_is_far_is_parked_without_calling_the_provider(

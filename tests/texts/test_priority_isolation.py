@@ -28,6 +28,7 @@ from smsapp.models import ApiToken
 from smsapp.testing import procs
 from smsapp.testing.deploy import shipped_workers
 from smsapp.testing.services import free_port
+from tests.consent_helpers import give_consent
 from texts import services
 from texts.models import OutboundMessage, Status, TextMessage
 
@@ -81,6 +82,7 @@ def _nothing_waits_behind_a_broadcast(fake: Any, processes: list[procs.Proc]) ->
         for i in range(BACKLOG)
     )
     urgent = Contact.objects.create(mobile=URGENT, first_name="Grace", country="US")
+    give_consent(Contact.objects.exclude(pk=urgent.pk).values_list("pk", flat=True))  # the sale is marketing
     broadcast = TextMessage.objects.create(name="Sale", body="Sale today!", category="marketing")
     receipt = TextMessage.objects.create(name="Receipt", body="Paid, {{first_name}}.", category="transactional")
     started_at = time.time()

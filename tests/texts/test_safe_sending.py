@@ -13,6 +13,7 @@ from django.test import Client
 
 from contacts.models import Contact, Segment
 from contacts.services import segment_add_contacts
+from tests.consent_helpers import give_consent
 from texts.estimates import broadcast_estimate
 from texts.models import CountryPrice, OutboundMessage, TextMessage
 from texts.services.broadcasts import broadcasts_send_all
@@ -52,9 +53,22 @@ def test_segments_are_counted_on_rendered_recipients_and_links_at_their_short_le
     assert estimate.cost == {"USD": Decimal("0.0749")}
     long_link = "https://shop.example.com/" + "a" * 150
     text = TextMessage(name="S", body=f"Hi {{{{first_name}}}} {long_link}", category="marketing")
+    give_consent(Contact.objects.all())  # marketing is estimated for the consented only (test below)
     tracked = broadcast_estimate(text_message=text, segment_ids=[audience.pk])
     assert tracked.segments_max == 1  # the 175-character link goes as a 38-character short link
     assert tracked.quiet_hours == "08:00 and 21:00"  # a marketing message waits for them
+
+
+def test_a_marketing_estimate_counts_only_the_consented(audience: Segment) -> None:
+    # The fan-out queues marketing only for subscribed numbers (SMS_MARKETING_REQUIRES_CONSENT): so does the estimate.
+    text = TextMessage(name="S", body="Sale today", category="marketing")
+    assert broadcast_estimate(text_message=text, segment_ids=[audience.pk]).recipients == 0
+    give_consent(Contact.objects.filter(country="US")[:2])
+    estimate = broadcast_estimate(text_message=text, segment_ids=[audience.pk])
+    assert estimate.recipients == 2
+    assert estimate.cost == {"USD": Decimal("0.0166")}
+    receipt = TextMessage(name="R", body="Paid", category="transactional")
+    assert broadcast_estimate(text_message=receipt, segment_ids=[audience.pk]).recipients == 4
 
 
 def test_saving_a_broadcast_that_would_go_by_itself_asks_first(marketer_client: Client, audience: Segment) -> None:

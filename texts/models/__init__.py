@@ -2,7 +2,7 @@
 tracked links, the conversations inbox and the price table (``engagement``)."""
 
 from .engagement import Conversation, CountryPrice, ShortLink
-from .inbound import InboundMessage, Keyword, KeywordKind
+from .inbound import InboundMessage, Keyword, KeywordKind, ProtectedKeyword
 from .outbound import (
     ALLOWED_FROM,
     RANK,
@@ -24,6 +24,7 @@ __all__ = [
     "Keyword",
     "KeywordKind",
     "OutboundMessage",
+    "ProtectedKeyword",
     "Schedule",
     "ShortLink",
     "Source",

@@ -5,6 +5,8 @@ The inbound side of ``texts.models``, beside the outbound one (``outbound.py``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -13,11 +15,30 @@ class KeywordKind(models.TextChoices):
     OPT_OUT = "opt_out", "Opt-out"
     OPT_IN = "opt_in", "Opt-in"
     HELP = "help", "Help"
+    JOIN = "join", "Join (double opt-in)"
     CUSTOM = "custom", "Custom"
 
 
+class ProtectedKeyword(Exception):
+    """A built-in keyword (the STOP, START and HELP families) was to be deleted: nobody may."""
+
+
+class KeywordQuerySet(models.QuerySet["Keyword"]):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        # A bulk delete skips ``Keyword.delete``: refuse it here too (PostgreSQL's trigger is the last guard).
+        protected = list(self.filter(builtin=True).values_list("word", flat=True)[:3])
+        if protected:
+            raise ProtectedKeyword(f"Built-in keywords cannot be deleted: {', '.join(protected)}.")
+        return super().delete()
+
+
 class Keyword(models.Model):
-    """A word that, sent alone, makes something happen (Dynamics' "SMS keywords")."""
+    """A word that, sent alone, makes something happen (Dynamics' "SMS keywords").
+
+    ``builtin``: one of the words carriers and Twilio honour whatever we do (STOP, START and HELP families). Such a
+    keyword is never deleted or switched off (a check constraint, a PostgreSQL trigger, and the model); only its
+    auto-reply can change.
+    """
 
     Kind = KeywordKind
 
@@ -25,18 +46,29 @@ class Keyword(models.Model):
     kind = models.CharField(max_length=16, choices=KeywordKind.choices)
     auto_reply = models.TextField("auto-reply", blank=True)
     active = models.BooleanField(default=True)
+    builtin = models.BooleanField("built-in", default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = KeywordQuerySet.as_manager()
 
     class Meta:
         ordering = ["kind", "word"]
         constraints = [
             # "Stop" and "STOP" are the same keyword: the database refuses the second one.
             models.UniqueConstraint(Lower("word"), name="keyword_word_unique_ci"),
+            models.CheckConstraint(
+                condition=models.Q(builtin=False) | models.Q(active=True), name="keyword_builtin_active"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.word
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        if self.builtin:
+            raise ProtectedKeyword(f"{self.word} is a built-in keyword: it cannot be deleted.")
+        return super().delete(*args, **kwargs)
 
 
 class InboundMessage(models.Model):

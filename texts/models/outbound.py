@@ -110,6 +110,7 @@ class Source(models.TextChoices):
     TEST = "test", "Test send"
     API = "api", "API"
     CONVERSATION = "conversation", "Conversation reply"
+    DOUBLE_OPT_IN = "double_opt_in", "Double opt-in request"
 
 
 class OutboundMessage(models.Model):

@@ -27,7 +27,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, SegmentMembership
-from contacts.selectors import dnc_active_for, textable_sql, without_address
+from contacts.selectors import consent_required, consented_for, dnc_active_for, textable_sql, without_address
 from smsapp.core.celery import task
 from smsapp.core.locks import job_lock
 
@@ -83,6 +83,7 @@ class Audience:
     no_number: int
     dnc: int
     will_receive: int
+    no_consent: int = 0  # marketing without the contact's consent (SMS_MARKETING_REQUIRES_CONSENT)
 
 
 def _segment_ids(text_message: TextMessage) -> list[int]:
@@ -100,31 +101,39 @@ def broadcast_audience(*, text_message: TextMessage) -> Audience:
     sent = OutboundMessage.objects.filter(text_message=text_message, source=Source.BROADCAST, contact_id=OuterRef("pk"))
     rows = Contact.objects.filter(Exists(member)).annotate(is_sent=Exists(sent), is_dnc=dnc_active_for())
     no_number = without_address()
-    totals = rows.aggregate(
-        contacts=Count("pk"),
-        already_sent=Count("pk", filter=Q(is_sent=True)),
-        no_number=Count("pk", filter=Q(is_sent=False) & no_number),
-        dnc=Count("pk", filter=Q(is_sent=False, is_dnc=True) & ~no_number),
-    )
+    needs_consent = consent_required(marketing=text_message.is_marketing)
+    if needs_consent:
+        rows = rows.annotate(has_consent=consented_for())
+    counts = {
+        "contacts": Count("pk"),
+        "already_sent": Count("pk", filter=Q(is_sent=True)),
+        "no_number": Count("pk", filter=Q(is_sent=False) & no_number),
+        "dnc": Count("pk", filter=Q(is_sent=False, is_dnc=True) & ~no_number),
+    }
+    if needs_consent:
+        counts["no_consent"] = Count("pk", filter=Q(is_sent=False, is_dnc=False, has_consent=False) & ~no_number)
+    totals = rows.aggregate(**counts)
     contacts, already, no_number_count, dnc_count = (
         totals["contacts"],
         totals["already_sent"],
         totals["no_number"],
         totals["dnc"],
     )
+    no_consent = totals.get("no_consent", 0)
     return Audience(
         contacts=contacts,
         already_sent=already,
         no_number=no_number_count,
         dnc=dnc_count,
-        will_receive=contacts - already - no_number_count - dnc_count,
+        will_receive=contacts - already - no_number_count - dnc_count - no_consent,
+        no_consent=no_consent,
     )
 
 
 # The fan-out
 
 
-def _eligible_sql(segment_ids: list[int]) -> str:
+def _eligible_sql(segment_ids: list[int], *, marketing: bool) -> str:
     """FROM/WHERE of the contacts who would receive the broadcast, after a contact id; alias ``c``.
 
     Named parameters: ``text`` (the text message id), ``after`` (the contact id to start after) and ``segment0`` …
@@ -144,7 +153,7 @@ def _eligible_sql(segment_ids: list[int]) -> str:
     return f"""
         FROM {contact} c
         WHERE c.id > %(after)s
-          AND {textable_sql(alias="c", after="%(after)s")}
+          AND {textable_sql(alias="c", after="%(after)s", marketing=marketing)}
           AND EXISTS (
             SELECT 1 FROM {membership} m
             WHERE m.contact_id = c.id AND m.contact_id > %(after)s
@@ -162,16 +171,18 @@ def _eligible_params(text_message_id: int, after: int, segment_ids: list[int]) -
     return params
 
 
-def _any_left(*, text_message_id: int, segment_ids: list[int], after: int) -> bool:
+def _any_left(*, text_message_id: int, segment_ids: list[int], after: int, marketing: bool) -> bool:
     """Whether an eligible contact with an id above ``after`` is still waiting for the broadcast."""
-    sql = f"SELECT EXISTS (SELECT 1 {_eligible_sql(segment_ids)})"
+    sql = f"SELECT EXISTS (SELECT 1 {_eligible_sql(segment_ids, marketing=marketing)})"
     with connection.cursor() as cursor:
         cursor.execute(sql, _eligible_params(text_message_id, after, segment_ids))
         row = cursor.fetchone()
     return bool(row and row[0])
 
 
-def _insert_batch(*, text_message_id: int, segment_ids: list[int], after: int, size: int) -> list[tuple[int, int]]:
+def _insert_batch(
+    *, text_message_id: int, segment_ids: list[int], after: int, size: int, marketing: bool
+) -> list[tuple[int, int]]:
     """Queue the next ``size`` eligible contacts after contact id ``after`` in one INSERT … SELECT; returns the new
     rows as (row id, contact id)."""
     sql = queued_insert_sql(
@@ -184,7 +195,7 @@ def _insert_batch(*, text_message_id: int, segment_ids: list[int], after: int, s
             "stamp": "%(stamp)s",
         },
         rest=f"""
-        {_eligible_sql(segment_ids)}
+        {_eligible_sql(segment_ids, marketing=marketing)}
         ORDER BY c.id
         LIMIT %(size)s
         ON CONFLICT DO NOTHING
@@ -218,6 +229,7 @@ class BroadcastRun:
     queued: int = 0
     already_sent: int = 0
     dnc: int = 0
+    no_consent: int = 0
     no_number: int = 0
     contacts: int = 0
     remaining: int = 0  # eligible contacts left for a later run (--limit)
@@ -231,7 +243,9 @@ class BroadcastRun:
             return f"{head}: skipped, another run is sending it"
         verb = "would queue" if self.dry_run else "queued"
         return (
-            f"{head}: {verb} {self.queued}, skipped {self.dnc} Do Not Contact, {self.no_number} without a number, "
+            f"{head}: {verb} {self.queued}, skipped {self.dnc} Do Not Contact, "
+            + (f"{self.no_consent} without marketing consent, " if self.no_consent else "")
+            + f"{self.no_number} without a number, "
             f"{self.already_sent} already sent, {self.remaining} left for a later run "
             f"({self.contacts} contacts in its segments, {self.batches} batch{'' if self.batches == 1 else 'es'})"
         )
@@ -263,7 +277,7 @@ def broadcast_send(
             return run
         audience = broadcast_audience(text_message=text_message)
         run.contacts, run.already_sent = audience.contacts, audience.already_sent
-        run.dnc, run.no_number = audience.dnc, audience.no_number
+        run.dnc, run.no_number, run.no_consent = audience.dnc, audience.no_number, audience.no_consent
         target = audience.will_receive if limit is None else min(limit, audience.will_receive)
         segment_ids = _segment_ids(text_message)
         after = 0
@@ -271,7 +285,13 @@ def broadcast_send(
         while segment_ids and (limit is None or run.queued < limit):
             size = batch if limit is None else min(batch, limit - run.queued)
             with transaction.atomic():
-                rows = _insert_batch(text_message_id=text_message.pk, segment_ids=segment_ids, after=after, size=size)
+                rows = _insert_batch(
+                    text_message_id=text_message.pk,
+                    segment_ids=segment_ids,
+                    after=after,
+                    size=size,
+                    marketing=text_message.is_marketing,
+                )
                 ids = [row_id for row_id, _ in rows]
                 if ids:
                     transaction.on_commit(lambda ids=ids: enqueue(ids))  # type: ignore[misc]
@@ -286,7 +306,10 @@ def broadcast_send(
             # One statement per batch. A short batch means the audience ran out, unless rows another writer had just
             # queued were skipped (ON CONFLICT): look once more before stopping.
             if len(rows) < size and not _any_left(
-                text_message_id=text_message.pk, segment_ids=segment_ids, after=after
+                text_message_id=text_message.pk,
+                segment_ids=segment_ids,
+                after=after,
+                marketing=text_message.is_marketing,
             ):
                 break
         run.remaining = max(0, audience.will_receive - run.queued)
@@ -302,7 +325,7 @@ def broadcast_dry_run(
     segment_ids = _segment_ids(text_message)
     if not segment_ids:
         return
-    where = _eligible_sql(segment_ids)
+    where = _eligible_sql(segment_ids, marketing=text_message.is_marketing)
     after, given = 0, 0
     while limit is None or given < limit:
         size = batch if limit is None else min(batch, limit - given)

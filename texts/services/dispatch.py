@@ -48,7 +48,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from contacts.models import DoNotContact, TimelineEvent
-from contacts.services import dnc_active, dnc_add, timeline_record_many
+from contacts.selectors import consent_required, consented_addresses, unreachable_at_claim
+from contacts.services import dnc_add, timeline_record_many
 from providers import registry
 from providers.base import callback_url_for
 from providers.ratelimit import Ask, Lane, Limiter
@@ -56,6 +57,7 @@ from providers.segments import MAX_BODY_CHARACTERS, count_segments
 from providers.senders import NoSender, SenderRules, choose_sender, sender_rules
 
 from .. import quiet_hours
+from ..footer import footer_add
 from ..models import TIMESTAMP_FIELD, OutboundMessage, Schedule, Source, Status
 from ..personalise import personalise_render
 from ..selectors import last_numbers
@@ -562,11 +564,37 @@ def _lane(row: OutboundMessage) -> Lane:
 
 def _drop_dnc(rows: list[OutboundMessage], outcome: BatchOutcome) -> list[OutboundMessage]:
     contact_ids = {r.contact_id for r in rows if r.contact_id}
-    dnc = set(dnc_active().filter(contact_id__in=contact_ids).values_list("contact_id", flat=True))
+    dnc, suppressed = unreachable_at_claim(contact_ids=contact_ids, addresses={r.to_number for r in rows})
     blocked = [r for r in rows if r.contact_id in dnc]
     if blocked:
         _fail_rows(blocked, code="do_not_contact", message="The contact is Do Not Contact for SMS.", outcome=outcome)
-    return [r for r in rows if r.contact_id not in dnc]
+    opted_out = [r for r in rows if r.contact_id not in dnc and r.to_number in suppressed]
+    if opted_out:
+        _fail_rows(opted_out, code="do_not_contact", message="The number opted out of SMS.", outcome=outcome)
+    rows = [r for r in rows if r.contact_id not in dnc and r.to_number not in suppressed]
+    return _drop_unconsented(rows, outcome)
+
+
+def _is_marketing(row: OutboundMessage) -> bool:
+    return row.source != Source.TEST and bool(row.text_message and row.text_message.is_marketing)
+
+
+def _drop_unconsented(rows: list[OutboundMessage], outcome: BatchOutcome) -> list[OutboundMessage]:
+    """Marketing rows whose number has no consent (withdrawn since they were queued) fail with the reason; one
+    query per chunk."""
+    marketing = [r for r in rows if _is_marketing(r) and consent_required(marketing=True)]
+    if not marketing:
+        return rows
+    consented = consented_addresses(addresses={r.to_number for r in marketing})
+    refused = {r.pk for r in marketing if r.to_number not in consented}
+    if refused:
+        _fail_rows(
+            [r for r in rows if r.pk in refused],
+            code="no_consent",
+            message="The contact has not consented to marketing texts.",
+            outcome=outcome,
+        )
+    return [r for r in rows if r.pk not in refused]
 
 
 def _apply_quiet_hours(rows: list[OutboundMessage], outcome: BatchOutcome) -> list[OutboundMessage]:
@@ -641,9 +669,12 @@ def _prepare(
     no_sender: dict[str, list[OutboundMessage]] = defaultdict(list)
     for row in rows:
         row.body = _render(row)
-    # Rendered for the first time (``encoding`` is set below): links become this recipient's short links, one INSERT
-    # for the chunk, before the count, so segments are those of the body as sent.
-    links_track(rows=[r for r in rows if not r.encoding])
+    # Rendered for the first time (``encoding`` is set below): the opt-out footer where it is due (one query) and
+    # links as this recipient's short links (one INSERT for the chunk), before the count, so segments are those of
+    # the body as sent.
+    first_render = [r for r in rows if not r.encoding]
+    footer_add(first_render)
+    links_track(rows=first_render)
     for row in rows:
         if len(row.body) > MAX_BODY_CHARACTERS:
             too_long.append(row)

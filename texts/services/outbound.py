@@ -108,7 +108,7 @@ def outbound_enqueue(
         rest=f"""
         FROM {Contact._meta.db_table} c
         WHERE c.id IN ({subquery})
-          AND {textable_sql(alias="c")}
+          AND {textable_sql(alias="c", marketing=text_message.is_marketing)}
         ORDER BY c.id
         ON CONFLICT DO NOTHING
         RETURNING id""",

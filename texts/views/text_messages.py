@@ -18,6 +18,7 @@ from .. import services
 from ..engagement import charts_context, cost_for, links_for
 from ..errors import explain
 from ..estimates import Estimate, broadcast_estimate, editor_sample, sample_recipient, when_it_goes
+from ..footer import opt_out_footer, with_footer
 from ..forms import OutboundFilterForm, PreviewForm, SearchForm, TestSendForm, TextMessageForm
 from ..models import OutboundMessage, Status, TextMessage
 from ..personalise import MalformedToken, UnknownTokens, personalise_render, personalise_validate
@@ -107,7 +108,10 @@ def _unconfirmed_broadcast(request: HttpRequest, form: TextMessageForm) -> Estim
 def _count_as_sent(form: TextMessageForm, contact: Contact | None) -> SegmentInfo:
     """The counter before any script runs: the body as the sample recipient gets it (links shortened if tracked)."""
     rendered = personalise_render(form["body"].value() or "", contact=contact)
-    return count_segments(body_as_sent(rendered) if form.instance.tracks_links else rendered)
+    as_sent = body_as_sent(rendered) if form.instance.tracks_links else rendered
+    # A marketing text's first message to a contact carries the opt-out footer: the count is that one's.
+    marketing = (form["category"].value() or "marketing") == "marketing"
+    return count_segments(with_footer(as_sent, opt_out_footer()) if marketing else as_sent)
 
 
 def _editor_context(form: TextMessageForm, text: TextMessage | None) -> dict[str, object]:

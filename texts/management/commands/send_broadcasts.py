@@ -99,7 +99,8 @@ class Command(BaseCommand):
             audience = broadcast_audience(text_message=text)
             self.stdout.write(
                 f"text message {text.pk} “{text.name}”: would send to {audience.will_receive} "
-                f"(skipping {audience.dnc} Do Not Contact, {audience.no_number} without a number, "
+                f"(skipping {audience.dnc} Do Not Contact, {audience.no_consent} without marketing consent, "
+                f"{audience.no_number} without a number, "
                 f"{audience.already_sent} already sent)"
             )
             shown = 0
