@@ -72,10 +72,11 @@ NEW_ROWS_PRIORITY = 9
 def _enqueue_tasks(ids: list[int], *, priority: bool, countdown: float = 0, new_rows: bool = False) -> None:
     outbound_send_batch = task("texts.outbound_send_batch")
     queue = "sms_priority" if priority else "sms_bulk"
-    order = {"priority": NEW_ROWS_PRIORITY} if new_rows else {}
     for start in range(0, len(ids), BATCH_SIZE):
         chunk = ids[start : start + BATCH_SIZE]
-        outbound_send_batch.apply_async(args=(chunk,), queue=queue, countdown=max(0.0, countdown), **order)
+        outbound_send_batch.apply_async(
+            args=(chunk,), queue=queue, countdown=max(0.0, countdown), priority=NEW_ROWS_PRIORITY if new_rows else 0
+        )
 
 
 def enqueue_after_commit(ids: list[int], *, priority: bool, countdown: float = 0, new_rows: bool = False) -> None:
