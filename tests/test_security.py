@@ -12,7 +12,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 pytestmark = pytest.mark.django_db
 
 # The only URLs an anonymous request may use; each still refuses what it must (the callback checks signatures).
-PUBLIC = {"login/", "healthz", "l/x"}  # l/<code>: a tracked link (a made-up code is a 404, tested in texts)
+# l/<code>: a tracked link (a made-up code is a 404); join/: the double opt-in form (rate-limited, CSRF-checked).
+PUBLIC = {"login/", "healthz", "l/x", "join/"}
 CONVERTER_SAMPLES = {"int": "1", "str": "x", "slug": "x", "uuid": "00000000-0000-0000-0000-000000000001", "path": "x"}
 
 

@@ -1,7 +1,7 @@
 """Double opt-in: a join request (the join keyword, or the public form at /join/) sends "Reply YES to confirm" as a
 priority transactional text through the pipeline and records a pending request; marketing consent is recorded only
 when that number answers YES within ``SMS_DOUBLE_OPT_IN_HOURS`` (source ``double_opt_in``, with the consent text
-the person was shown). A YES without an open request changes no consent (it is still Twilio's opt-in word, so it
+the person was shown). A YES without an open request changes no consent (it is still the carriers' opt-in word, so it
 lifts a keyword's opt-out as START does).
 
 The confirmation text is transactional: it goes to any number that is not opted out, and a suppressed number gets

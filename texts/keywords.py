@@ -2,9 +2,9 @@
 
 A keyword matches when it is the whole message once case, width, accents, surrounding white space and surrounding
 punctuation are ignored: "Stop", " stop. ", "STOP!", a full-width STOP (U+FF33 U+FF34 U+FF2F U+FF30) and "stôp" match
-STOP; "please don't stop" does not (it is a sentence, not an opt-out: Twilio too acts on single-word replies only).
+STOP; "please don't stop" does not (it is a sentence, not an opt-out: providers act on single-word replies only).
 
-The built-in words (``BUILTIN_KEYWORDS``: Twilio's documented STOP, START and HELP families) always exist, active;
+The built-in words (``BUILTIN_KEYWORDS``: the providers' documented STOP, START and HELP families) always exist, active;
 nobody deletes or switches them off (``Keyword.builtin``). Admins add others, such as opt-out words in other
 languages (ARRET, ALTO), which act exactly as STOP does.
 """

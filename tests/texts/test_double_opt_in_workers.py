@@ -73,6 +73,9 @@ def test_join_keyword_then_yes_subscribes_through_a_real_worker(
     keyword_seed_defaults()  # the flushed database's keywords, JOIN included
     url = live_server.url + PATH
     worker = procs.start_worker(queues="sms_priority,sms_bulk", concurrency=1, env=worker_env(fake))
+    # Beat runs the pacer, which wakes a bulk message parked behind its sender's last one (the confirmation used the
+    # long code's slot a moment ago): as deployed.
+    beat = procs.start_beat(env=worker_env(fake))
     try:
         joined = fake.send_inbound(NUMBER, OURS, "Join", url=url)
         assert joined["status"] == 200
@@ -103,4 +106,5 @@ def test_join_keyword_then_yes_subscribes_through_a_real_worker(
         wait_for(lambda: OutboundMessage.objects.get(pk=sale_row.pk).status != Status.QUEUED, "the sale's outcome")
         assert OutboundMessage.objects.get(pk=sale_row.pk).status in {Status.SENDING, Status.SENT, Status.DELIVERED}
     finally:
+        beat.stop()
         worker.stop()

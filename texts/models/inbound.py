@@ -35,7 +35,7 @@ class KeywordQuerySet(models.QuerySet["Keyword"]):
 class Keyword(models.Model):
     """A word that, sent alone, makes something happen (Dynamics' "SMS keywords").
 
-    ``builtin``: one of the words carriers and Twilio honour whatever we do (STOP, START and HELP families). Such a
+    ``builtin``: one of the words carriers and providers honour whatever we do (STOP, START and HELP families). Such a
     keyword is never deleted or switched off (a check constraint, a PostgreSQL trigger, and the model); only its
     auto-reply can change.
     """
