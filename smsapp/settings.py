@@ -260,6 +260,8 @@ SMS_RECONCILE_AFTER_SECONDS = env.float("SMS_RECONCILE_AFTER_SECONDS", default=9
 SMS_RECONCILE_MAX_AGE_HOURS = env.float("SMS_RECONCILE_MAX_AGE_HOURS", default=72.0)
 SMS_RECONCILE_RECHECK_SECONDS = env.float("SMS_RECONCILE_RECHECK_SECONDS", default=3600.0)
 SMS_RECONCILE_BATCH = env.int("SMS_RECONCILE_BATCH", default=500)
+# Of a run's asks, at most this many for a price alone (asked last: statuses and unknown messages come first).
+SMS_RECONCILE_PRICE_BATCH = env.int("SMS_RECONCILE_PRICE_BATCH", default=500)
 # Status callbacks out of the request (texts.status_buffer): with Redis and PostgreSQL the callback appends a status
 # to a Redis list and a flush task on sms_priority applies them in batches of SMS_STATUS_FLUSH_BATCH, about
 # SMS_STATUS_FLUSH_DELAY_SECONDS after the first one; beat runs it every SMS_STATUS_FLUSH_INTERVAL_SECONDS too. A

@@ -20,9 +20,10 @@ statuses); several candidates leave it as it is.
 
 **Prices.** A provider's create answer may have no price yet (some price a message once it has left), so the same
 fetch is the one place the price comes from: every answer that carries one is stored with its currency (one
-statement for the run), and messages already past ``sent`` whose price is still unknown are asked too, on the same
-schedule (after ``SMS_RECONCILE_AFTER_SECONDS``, at most once per ``SMS_RECONCILE_RECHECK_SECONDS``, for
-``SMS_RECONCILE_MAX_AGE_HOURS``), through the partial index ``outbound_price_pending``.
+statement for the run), and messages already past ``sent`` whose price is still unknown are asked too, last and at
+most ``SMS_RECONCILE_PRICE_BATCH`` a run, on the same schedule (after ``SMS_RECONCILE_AFTER_SECONDS``, at most once
+per ``SMS_RECONCILE_RECHECK_SECONDS``, for ``SMS_RECONCILE_MAX_AGE_HOURS``), through the partial index
+``outbound_price_pending``.
 """
 
 from __future__ import annotations
@@ -232,8 +233,56 @@ def _look_for(
         )
 
 
-def outbound_reconcile(*, limit: int | None = None, after: float | None = None) -> ReconcileResult:
-    """Ask the providers about up to ``limit`` messages whose final status never arrived; see the module docstring."""
+def _fetch_each(
+    rows: list[tuple[int, str, str]],
+    providers: _Providers,
+    result: ReconcileResult,
+    *,
+    asked: list[int],
+    told: dict[int, StatusEvent],
+    renew: Callable[[], None],
+    price_only: bool,
+) -> None:
+    """Fetch each (id, SID, provider): apply the status, keep the price; ``price_only`` rows are counted apart."""
+    for pk, sid, name in rows:
+        provider = providers.get(name)
+        if provider is None:
+            continue
+        try:
+            event = _ask(partial(provider.fetch_status, sid))
+        except ProviderError as exc:
+            if exc.kind == ErrorKind.NOT_FOUND:
+                result.not_found += 1
+                logger.warning("reconcile: the provider does not know message %s (SID %s)", pk, sid)
+            elif providers.stops(name, exc):
+                continue
+            else:
+                result.errors += 1
+                logger.warning("reconcile: fetching message %s failed: %s %s", pk, exc.code, exc.message)
+            asked.append(pk)
+            continue
+        if event is None:  # a provider that cannot be asked (the console)
+            providers.cannot_ask(name, provider)
+            continue
+        asked.append(pk)
+        if price_only:
+            result.price_asked += 1
+        else:
+            result.checked += 1
+        if event.price is not None:
+            told[pk] = event
+        if outbound_status_apply(event=event, outbound_id=pk):
+            result.moved += 1
+        if len(asked) % 50 == 0:
+            renew()
+
+
+def outbound_reconcile(*, limit: int | None = None, after: float | None = None, prices: bool = True) -> ReconcileResult:
+    """Ask the providers about up to ``limit`` messages whose final status never arrived; see the module docstring.
+
+    In order of what matters: statuses, then the ``unknown`` messages without a SID (may they have been sent?), then
+    prices (``SMS_RECONCILE_PRICE_BATCH`` at most; none with ``prices=False``), so that a provider throttling the run
+    while a large broadcast's prices are asked has already answered the rest."""
     limit = int(settings.SMS_RECONCILE_BATCH if limit is None else limit)
     after = float(settings.SMS_RECONCILE_AFTER_SECONDS if after is None else after)
     result = ReconcileResult()
@@ -246,41 +295,9 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
         now = timezone.now()
         providers = _Providers(result)
         asked: list[int] = []
-        prices: dict[int, StatusEvent] = {}
+        told: dict[int, StatusEvent] = {}
         candidates = reconcile_candidates(now=now, after=after, limit=limit)
-        price_only = price_candidates(now=now, after=after, limit=max(0, limit - len(candidates)))
-        price_only_ids = {pk for pk, _, _ in price_only}
-        for pk, sid, name in candidates + price_only:
-            provider = providers.get(name)
-            if provider is None:
-                continue
-            try:
-                event = _ask(partial(provider.fetch_status, sid))
-            except ProviderError as exc:
-                if exc.kind == ErrorKind.NOT_FOUND:
-                    result.not_found += 1
-                    logger.warning("reconcile: the provider does not know message %s (SID %s)", pk, sid)
-                elif providers.stops(name, exc):
-                    continue
-                else:
-                    result.errors += 1
-                    logger.warning("reconcile: fetching message %s failed: %s %s", pk, exc.code, exc.message)
-                asked.append(pk)
-                continue
-            if event is None:  # a provider that cannot be asked (the console)
-                providers.cannot_ask(name, provider)
-                continue
-            asked.append(pk)
-            if pk in price_only_ids:
-                result.price_asked += 1
-            else:
-                result.checked += 1
-            if event.price is not None:
-                prices[pk] = event
-            if outbound_status_apply(event=event, outbound_id=pk):
-                result.moved += 1
-            if len(asked) % 50 == 0:
-                renew()
+        _fetch_each(candidates, providers, result, asked=asked, told=told, renew=renew, price_only=False)
         for row in lost_sid_candidates(now=now, after=after, limit=limit):
             provider = providers.get(row.provider)
             if provider is None:
@@ -301,7 +318,12 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None) 
                 _look_for(row, found, now, result, provider=provider.name)
             asked.append(row.pk)
             renew()
-        result.priced = _write_prices(prices)
+        if prices:
+            room = min(limit - len(candidates), int(getattr(settings, "SMS_RECONCILE_PRICE_BATCH", limit)))
+            done = set(asked)  # a message this run just asked about told its price then, if it had one
+            price_only = [c for c in price_candidates(now=now, after=after, limit=max(0, room)) if c[0] not in done]
+            _fetch_each(price_only, providers, result, asked=asked, told=told, renew=renew, price_only=True)
+        result.priced = _write_prices(told)
         if asked:
             OutboundMessage.objects.filter(pk__in=asked).update(status_checked_at=now)
     if asked or result.stopped:

@@ -306,3 +306,42 @@ def test_a_full_answer_from_the_provider_is_not_taken_as_never_sent(twilio_setti
     assert row.status == "unknown"
     assert NEVER_SENT not in row.error_message
     assert row.status_checked_at is not None  # asked; asked again after the recheck interval
+
+
+def test_unknown_messages_are_looked_for_before_any_price_is_asked(
+    twilio_settings: Any, fake_twilio: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A large broadcast leaves many final messages without a price; a run that a provider throttles while asking for
+    # them must already have looked for the messages that may or may not have been sent.
+    priced_later = [sent_without_callback(fake_twilio, to=f"+1415555016{i}", status=Status.DELIVERED) for i in range(3)]
+    to = "+14155550171"
+    accepted = get_provider().send(SendRequest(to=to, body="Hi Lin, 20% off today", sender=SENDER))
+    lost = unknown_without_sid(to=to, body="Hi Lin, 20% off today", minutes_ago=1)
+    wait_final_at_fake(fake_twilio, 4)
+    provider = get_provider()
+    calls: list[str] = []
+    fetch, find = provider.fetch_status, provider.find_sent
+    monkeypatch.setattr(provider, "fetch_status", lambda sid: calls.append(f"fetch {sid}") or fetch(sid))
+    monkeypatch.setattr(provider, "find_sent", lambda **kw: calls.append("find") or find(**kw))
+
+    result = outbound_reconcile(after=0)
+
+    assert calls[0] == "find"
+    assert sorted(calls[1:]) == sorted(f"fetch {row.provider_sid}" for row in priced_later)
+    assert (result.found, result.price_asked) == (1, 3)
+    lost.refresh_from_db()
+    assert lost.provider_sid == accepted.sid
+
+
+def test_price_asks_have_their_own_bound_and_can_be_left_out(
+    twilio_settings: Any, fake_twilio: Any, settings: Any
+) -> None:
+    fake_twilio.control(price_delay_ms=0)
+    rows = [sent_without_callback(fake_twilio, to=f"+1415555018{i}", status=Status.DELIVERED) for i in range(3)]
+    wait_final_at_fake(fake_twilio, 3)
+    settings.SMS_RECONCILE_PRICE_BATCH = 2
+    assert outbound_reconcile(after=0, prices=False).price_asked == 0
+    assert outbound_reconcile(after=0).price_asked == 2
+    assert outbound_reconcile(after=0).price_asked == 1  # the third, next run
+    call_command("reconcile_statuses", "--after", "0", "--no-prices")  # the command takes the option
+    assert OutboundMessage.objects.filter(pk__in=[r.pk for r in rows], price__isnull=False).count() == 3

@@ -25,9 +25,16 @@ class Command(BaseCommand):
             help="Only messages the provider was called for at least this many seconds ago "
             "(SMS_RECONCILE_AFTER_SECONDS)",
         )
+        parser.add_argument(
+            "--no-prices",
+            action="store_true",
+            help="Only statuses and unknown messages: ask for no price (after an outage, when statuses are urgent)",
+        )
 
-    def handle(self, *args: Any, limit: int | None = None, after: float | None = None, **options: Any) -> None:
-        result = outbound_reconcile(limit=limit, after=after)
+    def handle(
+        self, *args: Any, limit: int | None = None, after: float | None = None, no_prices: bool = False, **options: Any
+    ) -> None:
+        result = outbound_reconcile(limit=limit, after=after, prices=not no_prices)
         self.stdout.write(result.summary())
         if result.stopped:
             raise CommandError(f"stopped early: {result.stopped}")
