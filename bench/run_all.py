@@ -126,7 +126,7 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def _merge_with_previous(rows: str, runs: list[str], *, ran: set[str]) -> tuple[str, list[str]]:
+def _merge_with_previous(rows: str, runs: list[str]) -> tuple[str, list[str]]:
     """Keep the previous RESULTS.md rows (and run dates) of the benchmarks this ``--only`` run did not run."""
     path = HERE / "RESULTS.md"
     if not path.exists():
@@ -136,9 +136,16 @@ def _merge_with_previous(rows: str, runs: list[str], *, ran: set[str]) -> tuple[
     def bench_of(line: str) -> str:
         return line.removeprefix("| ").removeprefix("- ").split(" ", 1)[0].rstrip(":")
 
+    def label_of(line: str) -> str:
+        """ "dispatch (--latency-ms 150)": the benchmark and its arguments (two variants of one script differ here)."""
+        return line.removeprefix("| ").split(" | ", 1)[0] if line.startswith("| ") else line[2:].split(": ", 1)[0]
+
+    # What this run measured replaces its own variants only: one script (dispatch) runs under several names with
+    # different arguments.
+    fresh = {label_of(line) for line in rows.splitlines()[2:]} | {label_of(line) for line in runs}
     kept_rows = [line for line in previous if line.startswith("| ") and bench_of(line) in BENCHMARKS]
-    kept_rows = [line for line in kept_rows if bench_of(line) not in ran]
-    kept_runs = [line for line in previous if line.startswith("- ") and bench_of(line) not in ran]
+    kept_rows = [line for line in kept_rows if label_of(line) not in fresh]
+    kept_runs = [line for line in previous if line.startswith("- ") and label_of(line) not in fresh]
     if not kept_runs:  # a file from before run dates were listed per benchmark: its one date holds for all
         stamp = next((line.split(" on ", 1)[1].rstrip(".") for line in previous if " on " in line), "unknown")
         kept_runs = [f"- {name}: {stamp}" for name in dict.fromkeys(bench_of(line) for line in kept_rows)]
@@ -182,7 +189,7 @@ def main() -> int:
     rows = table(results)
     runs = [f"- {r['bench']} ({r.get('args', '')}): {when}" for r in results]
     if options.only:
-        rows, runs = _merge_with_previous(rows, runs, ran={r["bench"] for r in results})
+        rows, runs = _merge_with_previous(rows, runs)
     report = (
         "# Benchmark results\n\n"
         f"Written by `bench/run_all.py`. Machine: {machine()}.\n\n"
