@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from .models import Contact, ContactImport, ContactImportError, DoNotContact, Segment, SegmentMembership, TimelineEvent
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from .models import (
+    AddressFailure,
+    Contact,
+    ContactImport,
+    ContactImportError,
+    DoNotContact,
+    Segment,
+    SegmentMembership,
+    Suppression,
+    TimelineEvent,
+)
+from .services import OptOutProtected, dnc_remove
 
 
-class DoNotContactInline(admin.TabularInline):
+class _Record:
+    """Opt-outs, suppressions and failure counts are records: never added, changed or deleted by hand here (a
+    changed ``lifted_at`` would lift a STOP behind the rules' back). Lifting goes through ``dnc_remove``."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DoNotContactInline(_Record, admin.TabularInline):
     model = DoNotContact
     extra = 0
     readonly_fields = ["created_at"]
@@ -23,12 +52,43 @@ class ContactAdmin(admin.ModelAdmin):
     show_full_result_count = False  # no COUNT(*) of a million rows per page
 
 
+@admin.action(description="Lift (a bounce or a marketer's mark; never the person's own opt-out)")
+def lift_do_not_contact(modeladmin: Any, request: HttpRequest, queryset: QuerySet[DoNotContact]) -> None:
+    lifted, refused = 0, []
+    for entry in queryset.filter(lifted_at__isnull=True, contact__isnull=False).select_related("contact"):
+        assert entry.contact is not None
+        try:
+            lifted += dnc_remove(
+                contact=entry.contact, source=DoNotContact.Source.MARKETER, channel=entry.channel, comment="admin"
+            )
+        except OptOutProtected as exc:
+            refused.append(exc)
+    if lifted:
+        modeladmin.message_user(request, f"Lifted {lifted}.", messages.SUCCESS)
+    if refused:
+        modeladmin.message_user(request, f"{len(refused)} not lifted: {refused[0]}", messages.ERROR)
+
+
 @admin.register(DoNotContact)
-class DoNotContactAdmin(admin.ModelAdmin):
+class DoNotContactAdmin(_Record, admin.ModelAdmin):
     list_display = ["contact", "channel", "reason", "source", "created_at", "lifted_at"]
     list_filter = ["channel", "reason", "source"]
     raw_id_fields = ["contact"]
     search_fields = ["=contact__mobile"]
+    actions = [lift_do_not_contact]
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(_Record, admin.ModelAdmin):
+    list_display = ["address", "channel", "reason", "source", "created_at", "lifted_at", "lifted_by"]
+    list_filter = ["channel", "reason", "source"]
+    search_fields = ["=address"]
+
+
+@admin.register(AddressFailure)
+class AddressFailureAdmin(_Record, admin.ModelAdmin):
+    list_display = ["address", "channel", "failures", "last_code", "last_failed_at"]
+    search_fields = ["=address"]
 
 
 @admin.register(Segment)

@@ -40,6 +40,7 @@ from .forms import ContactForm
 from .models import ConsentSource, ConsentStatus, Contact, DoNotContact, Segment
 from .phones import InvalidPhoneNumber, phone_to_e164
 from .services import (
+    OptOutProtected,
     SegmentInUse,
     contact_search,
     contacts_in_segment,
@@ -385,13 +386,18 @@ class DncRemoveQuery(Schema):
 
 @router.delete(
     "/contacts/{contact_id}/dnc",
-    response=responses({200: ContactOut}, 400, 404),
+    response=responses({200: ContactOut}, 400, 403, 404),
     tags=["do not contact"],
-    summary="Lift a contact's SMS Do Not Contact (history is kept)",
+    summary="Lift a contact's SMS Do Not Contact (history is kept; 403 for the person's own opt-out, STOP)",
 )
 def contact_dnc_remove(request: HttpRequest, contact_id: Path[Id], query: Query[DncRemoveQuery]) -> ContactOut:
     contact = _get_contact(contact_id)
-    dnc_remove(contact=contact, source=DoNotContact.Source.API, comment=query.comment)
+    try:
+        dnc_remove(contact=contact, source=DoNotContact.Source.API, comment=query.comment)
+    except OptOutProtected as exc:
+        raise FieldErrors(
+            {"dnc": [str(exc)]}, status=403, detail="The person's own opt-out cannot be lifted."
+        ) from None
     return contact_out(contact)
 
 

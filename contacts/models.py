@@ -103,6 +103,26 @@ class DoNotContact(models.Model):
     def is_active(self) -> bool:
         return self.lifted_at is None
 
+    @property
+    def is_protected(self) -> bool:
+        """The person's own opt-out (a STOP reply, or one the provider reported): nobody lifts it but the person."""
+        return is_protected_opt_out(reason=self.reason, source=self.source)
+
+
+# An opt-out the person made (a keyword reply like STOP, or the provider's report that they replied STOP to it) is
+# theirs: no marketer, API client, admin, import or campaign may lift it; only the person's own opt-in keyword.
+PROTECTED_REASON = DoNotContact.Reason.UNSUBSCRIBED
+PROTECTED_SOURCES = (DoNotContact.Source.KEYWORD, DoNotContact.Source.PROVIDER)
+
+
+def is_protected_opt_out(*, reason: str, source: str) -> bool:
+    return reason == PROTECTED_REASON and source in PROTECTED_SOURCES
+
+
+def protected_q() -> Q:
+    """The protected opt-outs among ``DoNotContact`` or ``Suppression`` rows."""
+    return Q(reason=PROTECTED_REASON, source__in=PROTECTED_SOURCES)
+
 
 class Suppression(models.Model):
     """An opt-out of one address (an E.164 number for SMS) on one channel, whoever owns it now.
@@ -133,6 +153,30 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.address} {self.reason}"
+
+    @property
+    def is_protected(self) -> bool:
+        return is_protected_opt_out(reason=self.reason, source=self.source)
+
+
+class AddressFailure(models.Model):
+    """Permanent delivery failures of one address on one channel: the provider said the address cannot receive (not
+    a mobile, unknown, a landline, invalid; ``ErrorKind.BAD_ADDRESS``). ``failures`` counts them since the address's
+    last suppression was lifted; at ``SMS_BAD_ADDRESS_FAILURES`` the address is suppressed with reason "bounced"
+    (``contacts.bounces``). Kept by address, like ``Suppression``."""
+
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
+    address = models.CharField(max_length=128)
+    failures = models.PositiveIntegerField(default=0)
+    last_code = models.CharField(max_length=32, blank=True)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "address"], name="one_failure_count_per_address")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.address} {self.failures}x {self.last_code}"
 
 
 class ConsentStatus(models.TextChoices):

@@ -18,10 +18,11 @@ from django.utils import timezone
 from smsapp.core.locks import job_lock
 
 from .filters import FilterError, cycle_message, filters_to_q, segment_cycle, segments_in_loops
-from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, TimelineEvent
+from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, Suppression, TimelineEvent, protected_q
 from .phones import InvalidPhoneNumber, looks_like_phone, phone_to_e164, region_of
+from .selectors import ADDRESS_FIELD
 from .signals import dnc_changed
-from .suppression import suppression_add_for, suppression_lift_for
+from .suppression import address_opt_out_protected, suppression_add_for, suppression_lift_for
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound="models.Model")
@@ -290,13 +291,43 @@ def dnc_add_matching(
     return marked
 
 
+class OptOutProtected(Exception):
+    """A lift of the person's own opt-out (STOP) by anyone else: refused, with the words to show."""
+
+    def __init__(self, contact: Contact) -> None:
+        self.contact = contact
+        super().__init__(
+            "This number opted out itself (it replied STOP, or the carrier reported its STOP): nobody can lift that "
+            "opt-out, not a marketer, an admin, the API, an import or a campaign. It can receive texts again only "
+            "when the person texts START."
+        )
+
+
+def contact_opt_out_protected(*, contact: Contact, channel: str = Channel.SMS) -> bool:
+    """Whether the contact's active Do Not Contact, or its address's suppression, is the person's own opt-out."""
+    if dnc_active(channel=channel).filter(protected_q(), contact=contact).exists():
+        return True
+    field = ADDRESS_FIELD.get(channel)
+    return bool(field) and address_opt_out_protected(address=getattr(contact, field or "", None), channel=channel)
+
+
 def _dnc_lift(*, contacts: ContactSet, source: str, channel: str, comment: str, returning: bool) -> list[int] | int:
     """Lift the active Do Not Contact of a set of contacts (history stays); the ids lifted (``returning``) or how
-    many. As ``_dnc_mark``: one statement with its timeline entries on PostgreSQL, entries then update on SQLite."""
+    many. As ``_dnc_mark``: one statement with its timeline entries on PostgreSQL, entries then update on SQLite.
+    Protected opt-outs (the person's STOP) stay, unless the person's own keyword lifts them (``source`` "keyword");
+    so do the marks of contacts whose address keeps such an opt-out."""
     queryset = _contacts_of(contacts)
     if queryset is None:
         return [] if returning else 0
     entries = dnc_active(channel=channel).filter(contact_id__in=queryset.order_by().values("id"))
+    if source != DoNotContact.Source.KEYWORD:
+        entries = entries.exclude(protected_q())
+        field = ADDRESS_FIELD.get(channel)
+        if field is not None:
+            kept = Suppression.objects.filter(
+                protected_q(), channel=channel, lifted_at__isnull=True, address=OuterRef(f"contact__{field}")
+            )
+            entries = entries.exclude(Exists(kept))
     try:
         entries_sql, entries_params = entries.order_by().values("id").query.sql_with_params()
     except EmptyResultSet:
@@ -365,8 +396,11 @@ def dnc_remove(
 ) -> bool:
     """Lift a contact's active Do Not Contact on a channel; history stays. Returns whether one was lifted.
 
-    ``only_sources`` restricts what may be lifted: an opt-in keyword lifts only an opt-out a keyword made.
+    ``only_sources`` restricts what may be lifted: an opt-in keyword lifts only an opt-out a keyword made. Anyone but
+    the person (``source`` other than "keyword") lifting the person's own opt-out gets ``OptOutProtected``.
     """
+    if source != DoNotContact.Source.KEYWORD and contact_opt_out_protected(contact=contact, channel=channel):
+        raise OptOutProtected(contact)
     entries = dnc_active(channel=channel).filter(contact=contact).select_for_update()
     if only_reasons is not None:
         entries = entries.filter(reason__in=only_reasons)

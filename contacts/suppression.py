@@ -17,7 +17,8 @@ from django.db import connection, models
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from .models import Channel, Contact, DoNotContact, Suppression
+from .bounces import address_failures_reset_sql
+from .models import PROTECTED_REASON, PROTECTED_SOURCES, Channel, Contact, DoNotContact, Suppression, protected_q
 from .selectors import ADDRESS_FIELD
 
 # Why a contact is marked Do Not Contact on getting an address that was suppressed before: the timeline says it.
@@ -95,7 +96,9 @@ def suppression_lift_for(
     only_sources: set[str] | None = None,
 ) -> int:
     """Lift the active suppression of a set of contacts' addresses (history stays); returns how many were lifted.
-    ``only_sources`` limits it, as for Do Not Contact (an opt-in keyword lifts only an opt-out a keyword made)."""
+    ``only_sources`` limits it, as for Do Not Contact (an opt-in keyword lifts only an opt-out a keyword made). A
+    protected opt-out (the person's STOP, ``models.protected_q``) is lifted only by the person's own keyword
+    (``source`` "keyword"). A lifted address's count of permanent failures starts again from zero (``bounces``)."""
     column = _column(channel)
     if column is None:
         return 0
@@ -103,15 +106,28 @@ def suppression_lift_for(
     if only_sources is not None:
         only = f" AND source IN ({', '.join(['%s'] * len(only_sources))})" if only_sources else " AND false"
         only_params = sorted(only_sources)
+    if source != DoNotContact.Source.KEYWORD:
+        only += f" AND NOT (reason = %s AND source IN ({', '.join(['%s'] * len(PROTECTED_SOURCES))}))"
+        only_params += [PROTECTED_REASON, *PROTECTED_SOURCES]
+    addresses = f"SELECT c.{column} FROM {Contact._meta.db_table} c WHERE c.id IN ({contacts_sql})"  # noqa: S608
     stamp = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Suppression._meta.db_table} SET lifted_at = %s, lifted_by = %s, lifted_comment = %s "  # noqa: S608
-            f"WHERE channel = %s AND lifted_at IS NULL{only} AND address IN "
-            f"(SELECT c.{column} FROM {Contact._meta.db_table} c WHERE c.id IN ({contacts_sql}))",
+            f"WHERE channel = %s AND lifted_at IS NULL{only} AND address IN ({addresses})",
             [stamp, source, comment, channel, *only_params, *params],
         )
-        return max(cursor.rowcount, 0)
+        lifted = max(cursor.rowcount, 0)
+        if lifted:
+            cursor.execute(address_failures_reset_sql(channel=channel, addresses_sql=addresses), list(params))
+        return lifted
+
+
+def address_opt_out_protected(*, address: str | None, channel: str = Channel.SMS) -> bool:
+    """Whether the address's active suppression is the person's own opt-out (see ``models.protected_q``)."""
+    if not address:
+        return False
+    return suppression_active(channel=channel).filter(protected_q(), address=str(address)).exists()
 
 
 def suppression_add(

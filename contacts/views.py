@@ -38,7 +38,9 @@ from .forms import (
 from .importer import MappingError, contact_import_create, contact_import_queue
 from .models import ConsentEvent, Contact, ContactImport, DoNotContact, Segment
 from .services import (
+    OptOutProtected,
     SegmentInUse,
+    contact_opt_out_protected,
     contact_search,
     contacts_in_segment,
     contacts_with_dnc_flag,
@@ -172,7 +174,10 @@ def contact_update(request: HttpRequest, contact_id: int) -> HttpResponse:
 
 @require_GET
 def contact_detail(request: HttpRequest, contact_id: int) -> HttpResponse:
-    contact = get_object_or_404(Contact, pk=contact_id)
+    return _detail_response(request, get_object_or_404(Contact, pk=contact_id))
+
+
+def _detail_response(request: HttpRequest, contact: Contact, *, status: int = 200) -> HttpResponse:
     timeline = Paginator(contact.timeline.all(), 25).get_page(request.GET.get("page"))
     memberships = contact.memberships.filter(manually_removed=False).select_related("segment")
     dnc_history = contact.dnc_entries.order_by("-created_at", "-id")
@@ -183,12 +188,13 @@ def contact_detail(request: HttpRequest, contact_id: int) -> HttpResponse:
         "memberships": memberships,
         "dnc_history": dnc_history,
         "dnc": active,
+        "dnc_protected": bool(active) and contact_opt_out_protected(contact=contact),
         "dnc_add_form": DncAddForm(),
         "dnc_remove_form": DncRemoveForm(),
         **_consent_context(contact),
     }
     template = "contacts/_timeline.html" if _is_htmx(request) else "contacts/contact_detail.html"
-    return render(request, template, context)
+    return render(request, template, context, status=status)
 
 
 def _consent_context(contact: Contact) -> dict[str, Any]:
@@ -251,7 +257,11 @@ def contact_dnc_remove(request: HttpRequest, contact_id: int) -> HttpResponse:
     contact = get_object_or_404(Contact, pk=contact_id)
     form = DncRemoveForm(request.POST)
     comment = form.cleaned_data["comment"] if form.is_valid() else ""
-    lifted = dnc_remove(contact=contact, source=DoNotContact.Source.MARKETER, comment=comment)
+    try:
+        lifted = dnc_remove(contact=contact, source=DoNotContact.Source.MARKETER, comment=comment)
+    except OptOutProtected as exc:
+        messages.error(request, str(exc))
+        return _detail_response(request, contact, status=403)
     messages.success(request, "Do Not Contact lifted: the contact can receive SMS." if lifted else "Nothing to lift.")
     return redirect("contacts:contact_detail", contact_id=contact.pk)
 

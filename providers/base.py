@@ -37,6 +37,9 @@ class ErrorKind(enum.StrEnum):
     OPT_OUT = "opt_out"  # the recipient unsubscribed at the carrier or the provider: fail and mark Do Not Contact
     AUTH = "auth"  # bad credentials: fail, and tell the admin
     NOT_FOUND = "not_found"  # the provider has no such message (a fetch by an unknown id)
+    # The address itself cannot receive: not a mobile, unknown, a landline, invalid. Permanent for the message; the
+    # product counts these per address and suppresses it after ``SMS_BAD_ADDRESS_FAILURES`` (a "bounce").
+    BAD_ADDRESS = "bad_address"
 
 
 class ProviderError(Exception):
@@ -259,7 +262,8 @@ class Provider(Protocol):
         ...
 
     def error_kind(self, code: str) -> ErrorKind | None:
-        """What an error code of a status callback means for the recipient (``OPT_OUT``…); None if unknown."""
+        """What an error code of a status callback means for the recipient (``OPT_OUT``, ``BAD_ADDRESS``…); None if
+        unknown."""
         ...
 
     def sender_reaches(self, sender: Sender, country: str) -> bool:

@@ -235,6 +235,17 @@ SMS_DOUBLE_OPT_IN_HOURS = env.float("SMS_DOUBLE_OPT_IN_HOURS", default=24.0)
 # every one (SMS_OPT_OUT_FOOTER_EVERY). Empty: no footer. Counted in the segments the editor and the estimate show.
 SMS_OPT_OUT_FOOTER = env.str("SMS_OPT_OUT_FOOTER", default="Reply STOP to opt out")
 SMS_OPT_OUT_FOOTER_EVERY = env.bool("SMS_OPT_OUT_FOOTER_EVERY", default=False)
+# Bounces: after this many permanent delivery failures of an address (not a mobile, unknown, landline, invalid: the
+# provider's ErrorKind.BAD_ADDRESS), it is suppressed with reason "bounced" (a marketer may lift a bounce).
+SMS_BAD_ADDRESS_FAILURES = env.int("SMS_BAD_ADDRESS_FAILURES", default=2)
+# Frequency caps of marketing texts per contact and channel, over the last 24 hours / 7 days of messages handed to
+# the provider (0: no cap), checked when a worker claims a message; transactional texts are never capped. Over the
+# cap, "defer" waits until the window has room, "skip" fails the message with the reason.
+SMS_MARKETING_CAP_PER_DAY = env.int("SMS_MARKETING_CAP_PER_DAY", default=0)
+SMS_MARKETING_CAP_PER_WEEK = env.int("SMS_MARKETING_CAP_PER_WEEK", default=0)
+SMS_MARKETING_CAP_ACTION = env.str("SMS_MARKETING_CAP_ACTION", default="defer")
+if SMS_MARKETING_CAP_ACTION not in {"defer", "skip"}:
+    raise ImproperlyConfigured(f"SMS_MARKETING_CAP_ACTION must be defer or skip, not {SMS_MARKETING_CAP_ACTION!r}.")
 # The public form's limits (django-ratelimit, on the cache: Redis when REDIS_URL is set), per address and per number.
 SMS_JOIN_RATE_PER_IP = env.str("SMS_JOIN_RATE_PER_IP", default="10/h")
 SMS_JOIN_RATE_PER_NUMBER = env.str("SMS_JOIN_RATE_PER_NUMBER", default="3/h")

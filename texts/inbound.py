@@ -22,6 +22,7 @@ from contacts.services import contact_get_or_create_by_mobile, dnc_add, dnc_remo
 from providers import registry
 from providers.base import DeliveryState, ErrorKind, InboundEvent, StatusEvent
 
+from .bounces import FAILURES, bad_address_failures_record
 from .double_opt_in import double_opt_in_confirm, double_opt_in_request
 from .keywords import DEFAULT_HELP_TEXT, OPT_OUT_TYPES, keyword_match
 from .models import TIMESTAMP_FIELD, InboundMessage, Keyword, KeywordKind, OutboundMessage, Status, TextMessage
@@ -265,7 +266,20 @@ def outbound_status_apply(*, event: StatusEvent, outbound_id: int | None = None)
         )
     if found.moved and found.contact_id and target in FINAL and not found.recorded:
         _record_status(found, found.contact_id, target, event.error_code)
+    if found.moved and target in FAILURES and _bad_address(event):
+        row = OutboundMessage.objects.filter(pk=found.id).values_list("channel", "to_number", "provider").first()
+        if row is not None:
+            channel, address, provider = row
+            bad_address_failures_record(failures=[(channel, address, event.error_code, provider or event.provider)])
     return found.moved
+
+
+def _bad_address(event: StatusEvent) -> bool:
+    """The error code says the address cannot receive (counted towards a bounce; the provider decides)."""
+    return (
+        bool(event.error_code)
+        and registry.error_kind(event.error_code, provider=event.provider) == ErrorKind.BAD_ADDRESS
+    )
 
 
 def _opted_out(event: StatusEvent) -> bool:

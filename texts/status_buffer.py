@@ -54,6 +54,7 @@ from providers import registry
 from providers.base import ErrorKind, StatusEvent
 from smsapp.core.celery import task
 
+from .bounces import FAILURES, bad_address_failures_record
 from .inbound import FINAL, STATUS_OF_STATE, outbound_status_apply
 from .models import ALLOWED_FROM, RANK, TIMESTAMP_FIELD, OutboundMessage, Status, TextMessage
 from .signals import message_status_changed
@@ -104,6 +105,7 @@ class BatchResult:
     moved: dict[str, list[int]] = field(default_factory=dict)  # status -> ids of the messages that moved to it
     unknown: list[str] = field(default_factory=list)  # SIDs no message has (logged, ignored, as synchronously)
     opted_out: list[int] = field(default_factory=list)  # contacts newly Do Not Contact by an opt-out error
+    bounced: list[tuple[str, str]] = field(default_factory=list)  # (channel, address) newly suppressed as bounced
 
 
 @dataclass
@@ -466,7 +468,8 @@ WITH v AS (
     provider_sid = COALESCE(m.provider_sid, w.sid), updated_at = %(now)s
   FROM winner w
   WHERE m.id = w.mid AND m.status = ANY(w.froms) AND (m.provider_sid = w.sid OR m.provider_sid IS NULL)
-  RETURNING m.id, m.contact_id, m.status, m.text_message_id, w.error_code AS event_error, w.at
+  RETURNING m.id, m.contact_id, m.status, m.text_message_id, w.error_code AS event_error, w.at, m.to_number,
+    m.channel, m.provider
 ), entry AS (
   INSERT INTO {_TIMELINE} (contact_id, kind, title, detail, occurred_at, created_at)
   SELECT mv.contact_id,
@@ -478,9 +481,10 @@ WITH v AS (
   FROM moved mv LEFT JOIN {_TEXTS} t ON t.id = mv.text_message_id
   WHERE mv.contact_id IS NOT NULL AND mv.status IN ({finals})
 )
-SELECT 'moved', mv.id, mv.contact_id, mv.status FROM moved mv
+SELECT 'moved', mv.id, mv.contact_id, mv.status, mv.event_error, mv.to_number, mv.channel, mv.provider FROM moved mv
 UNION ALL
-SELECT 'status', r.seq, r.contact_id, CASE WHEN r.mid IS NULL THEN NULL ELSE 'found' END FROM resolved r
+SELECT 'status', r.seq, r.contact_id, CASE WHEN r.mid IS NULL THEN NULL ELSE 'found' END, NULL, NULL, NULL, NULL
+FROM resolved r
 """  # noqa: S608 (table and status names from the models)
 
 
@@ -532,9 +536,12 @@ def _apply(statuses: Sequence[BufferedStatus]) -> BatchResult:
         cursor.execute(_statement(), _params(statuses))
         rows = cursor.fetchall()
     opted_out: dict[tuple[str, str], set[int]] = {}  # (provider, error code) -> contacts
-    for tag, n, contact_id, text in rows:
+    failures: list[tuple[str, str, str, str]] = []  # a move to a failure: (channel, address, code, provider)
+    for tag, n, contact_id, text, error, address, channel, provider in rows:
         if tag == "moved":
             result.moved.setdefault(text, []).append(int(n))
+            if error and text in FAILURES:
+                failures.append((str(channel), str(address), str(error), str(provider or "")))
             continue
         status = statuses[n]
         if text is None:
@@ -550,6 +557,8 @@ def _apply(statuses: Sequence[BufferedStatus]) -> BatchResult:
             source=DoNotContact.Source.PROVIDER,
             comment=registry.describe_error(code, provider=provider)[:500],
         )
+    # Counted on the move, once per message, however often the provider repeats the callback.
+    result.bounced = bad_address_failures_record(failures=failures)
     if result.unknown:
         logger.info(
             "status callbacks for %d unknown message SIDs ignored: %s",

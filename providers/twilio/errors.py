@@ -5,6 +5,9 @@ from __future__ import annotations
 
 # Codes that mean something other than "permanent" for a 4xx answer.
 OPT_OUT_CODES = {21610}  # the recipient replied STOP to this sender
+# The address cannot receive texts: not a mobile (21614), unknown destination (30005), landline or unreachable
+# carrier (30006), invalid 'To' (21211). Counted per address; enough of them suppress it as "bounced".
+BAD_ADDRESS_CODES = {21211, 21614, 30005, 30006}
 NOT_FOUND_CODES = {20404}  # the requested resource was not found
 AUTH_CODES = {20003, 20005}  # authenticate; account suspended / not active
 TRANSIENT_CODES = {20429, 20500, 20503, 30001, 14107}  # too many requests, server errors, queue overflow

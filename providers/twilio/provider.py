@@ -47,7 +47,7 @@ from ..base import (
     WebhookRejected,
 )
 from .config import ALPHANUMERIC_UNSUPPORTED, TwilioConfig, get_config
-from .errors import AUTH_CODES, NOT_FOUND_CODES, OPT_OUT_CODES, TRANSIENT_CODES, explain
+from .errors import AUTH_CODES, BAD_ADDRESS_CODES, NOT_FOUND_CODES, OPT_OUT_CODES, TRANSIENT_CODES, explain
 from .webhooks import delivery_state, parse_twilio_params
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ def classify(status: int, code: int | None) -> ErrorKind:
     """Twilio's answer -> what the sender should do with the message."""
     if code in OPT_OUT_CODES:
         return ErrorKind.OPT_OUT
+    if code in BAD_ADDRESS_CODES:
+        return ErrorKind.BAD_ADDRESS
     if code in NOT_FOUND_CODES:
         return ErrorKind.NOT_FOUND
     if code in AUTH_CODES or status == 401:
@@ -331,7 +333,8 @@ class TwilioProvider:
         return explain(code)
 
     def error_kind(self, code: str) -> ErrorKind | None:
-        """A status callback's ErrorCode: 21610 is an opt-out; a delivery error (30003 …) is permanent."""
+        """A status callback's ErrorCode: 21610 is an opt-out; 30005, 30006 a bad address; another delivery error
+        (30003 …) is permanent."""
         return classify(400, int(code)) if code.isdigit() else None
 
     def sender_reaches(self, sender: Sender, country: str) -> bool:

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from contacts.models import Contact, DoNotContact, TimelineEvent
-from contacts.services import contact_get_or_create_by_mobile, contact_is_dnc, dnc_add, dnc_remove
+from contacts.services import OptOutProtected, contact_get_or_create_by_mobile, contact_is_dnc, dnc_add, dnc_remove
 
 pytestmark = pytest.mark.django_db
 
@@ -67,11 +67,15 @@ def test_dnc_history_is_kept_and_on_the_timeline(make_contact: Callable[..., Con
     assert contact_is_dnc(contact=contact)
     # An opt-in keyword may not lift a marketer's block, only a keyword's.
     assert dnc_remove(contact=contact, source=DoNotContact.Source.KEYWORD, only_sources={"marketer"}) is False
-    assert dnc_remove(contact=contact, source=DoNotContact.Source.MARKETER, comment="asked by phone") is True
+    # The person's STOP is theirs: a marketer cannot lift it (issue 17), their own START can.
+    with pytest.raises(OptOutProtected):
+        dnc_remove(contact=contact, source=DoNotContact.Source.MARKETER, comment="asked by phone")
+    assert contact_is_dnc(contact=contact)
+    assert dnc_remove(contact=contact, source=DoNotContact.Source.KEYWORD, comment="START") is True
     assert not contact_is_dnc(contact=contact)
     dnc_add(contact=contact, reason=DoNotContact.Reason.BOUNCED, source=DoNotContact.Source.PROVIDER)
     history = list(DoNotContact.objects.filter(contact=contact).order_by("id").values_list("reason", "lifted_by"))
-    assert history == [("unsubscribed", "marketer"), ("bounced", "")]
+    assert history == [("unsubscribed", "keyword"), ("bounced", "")]
     kinds = list(
         TimelineEvent.objects.filter(contact=contact).order_by("occurred_at", "id").values_list("kind", flat=True)
     )

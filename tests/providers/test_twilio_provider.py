@@ -90,17 +90,35 @@ def test_undeliverable_number_ends_undelivered_with_its_error_code(twilio_settin
     assert callbacks[-1]["params"]["ErrorCode"] == "30005"
 
 
-def test_invalid_number_is_permanent_21211(twilio_settings: Any, fake_twilio: Any) -> None:
+def test_invalid_number_is_a_bad_address_21211(twilio_settings: Any, fake_twilio: Any) -> None:
     error = _error("+1555")
-    assert (error.kind, error.code, error.status) == (ErrorKind.PERMANENT, "21211", 400)
+    assert (error.kind, error.code, error.status) == (ErrorKind.BAD_ADDRESS, "21211", 400)
     assert "Invalid 'To' Phone Number" in error.message
     assert fake_twilio.messages() == []
 
 
-def test_landline_is_permanent_21614(twilio_settings: Any, fake_twilio: Any) -> None:
+def test_landline_is_a_bad_address_21614(twilio_settings: Any, fake_twilio: Any) -> None:
     fake_twilio.control(landlines=[TO])
     error = _error()
-    assert (error.kind, error.code) == (ErrorKind.PERMANENT, "21614")
+    assert (error.kind, error.code) == (ErrorKind.BAD_ADDRESS, "21614")
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("30005", ErrorKind.BAD_ADDRESS),
+        ("30006", ErrorKind.BAD_ADDRESS),
+        ("21614", ErrorKind.BAD_ADDRESS),
+        ("21211", ErrorKind.BAD_ADDRESS),
+        ("30003", ErrorKind.PERMANENT),
+        ("21610", ErrorKind.OPT_OUT),
+        ("", None),
+    ],
+)
+def test_status_callback_error_kinds(code: str, kind: ErrorKind | None) -> None:
+    from providers import registry
+
+    assert registry.error_kind(code, provider="twilio") == kind
 
 
 def test_unsubscribed_recipient_is_an_opt_out_21610(twilio_settings: Any, fake_twilio: Any) -> None:

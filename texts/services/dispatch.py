@@ -57,6 +57,7 @@ from providers.segments import MAX_BODY_CHARACTERS, count_segments
 from providers.senders import NoSender, SenderRules, choose_sender, sender_rules
 
 from .. import quiet_hours
+from ..bounces import bad_address_failures_record
 from ..footer import footer_add
 from ..models import TIMESTAMP_FIELD, OutboundMessage, Schedule, Source, Status
 from ..personalise import personalise_render
@@ -914,6 +915,7 @@ def _write_outcomes(finished: list[tuple[OutboundMessage, Any]], outcome: BatchO
     unknown: list[tuple[OutboundMessage, str, str]] = []
     retry: list[tuple[OutboundMessage, str, str, float]] = []
     opted_out: list[tuple[OutboundMessage, ProviderError]] = []
+    bad_address: dict[int, tuple[str, str, str, str]] = {}  # counted towards a bounce once the failure is written
     max_attempts = int(_setting("SMS_MAX_ATTEMPTS", 5))
     # A refusal for coming too fast says nothing about the message: it gets a budget of its own, hours of backoff at
     # the default delays, so that a burst of 429s (a busy account, other senders on it) does not fail a broadcast's
@@ -941,17 +943,19 @@ def _write_outcomes(finished: list[tuple[OutboundMessage, Any]], outcome: BatchO
             failed.append((row, code, message))
             if result.kind == ErrorKind.OPT_OUT:
                 opted_out.append((row, result))
+            elif result.kind == ErrorKind.BAD_ADDRESS:
+                bad_address[row.pk] = (row.channel, row.to_number, code, row.provider)
     if sent:
         outcome.sent.extend(_write_sent(sent))
     if failed:
-        outcome.failed.extend(
-            _update_each(
-                to=Status.FAILED,
-                rows=[(r.pk, r.claim, [code, message]) for r, code, message in failed],
-                columns=["error_code", "error_message"],
-                sets=["error_code = v.error_code", "error_message = v.error_message"],
-            )
+        moved = _update_each(
+            to=Status.FAILED,
+            rows=[(r.pk, r.claim, [code, message]) for r, code, message in failed],
+            columns=["error_code", "error_message"],
+            sets=["error_code = v.error_code", "error_message = v.error_message"],
         )
+        outcome.failed.extend(moved)
+        bad_address_failures_record(failures=[bad_address[pk] for pk in moved if pk in bad_address])
     if unknown:
         outcome.unknown.extend(
             _update_each(
