@@ -10,6 +10,7 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Abs, Coalesce
 
 from .models import InboundMessage, KeywordKind, OutboundMessage, Status, TextMessage
+from .services.caps import CAP_CODE
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Report:
     pending: int  # queued + sending: not yet with the provider
     replies: int
     opt_outs: int
+    capped: int  # deferred or skipped by a marketing frequency cap (their error code says so)
     delivery_rate: float | None  # delivered / (delivered + undelivered + failed-after-sending), None before any
     segments: int
     cost: Decimal | None
@@ -35,6 +37,7 @@ def report_for(text_message: TextMessage) -> Report:
         # Failed after the provider accepted it (it has a SID): a delivery that did not happen. A refusal at the API
         # (an invalid number, an opt-out: no SID) never reached a carrier and says nothing about delivery.
         failed_after_sending=Count("id", filter=Q(status=Status.FAILED, provider_sid__isnull=False)),
+        capped=Count("id", filter=Q(error_code=CAP_CODE, status__in=[Status.QUEUED, Status.FAILED])),
     )
     units = list(messages.exclude(price_unit="").values_list("price_unit", flat=True).distinct()[:2])
     # Replies and opt-outs are the inbound messages linked (in_reply_to) to this text message's sends.
@@ -48,6 +51,7 @@ def report_for(text_message: TextMessage) -> Report:
         pending=counts[Status.QUEUED] + counts[Status.SENDING],
         replies=replies,
         opt_outs=opt_outs,
+        capped=int(totals["capped"] or 0),
         delivery_rate=(counts[Status.DELIVERED] / finished) if finished else None,
         segments=int(totals["segments"] or 0),
         cost=totals["cost"],

@@ -434,8 +434,8 @@ def test_batches_claim_in_small_chunks(
     claimed_sizes: list[int] = []
     real_claim = dispatch.outbound_claim
 
-    def spy(*, message_ids: list[int]) -> Any:
-        token, rows = real_claim(message_ids=message_ids)
+    def spy(*, message_ids: list[int], **kwargs: Any) -> Any:
+        token, rows = real_claim(message_ids=message_ids, **kwargs)
         claimed_sizes.append(len(rows))
         return token, rows
 

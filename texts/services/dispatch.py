@@ -63,6 +63,7 @@ from ..models import TIMESTAMP_FIELD, OutboundMessage, Schedule, Source, Status
 from ..personalise import personalise_render
 from ..selectors import last_numbers
 from ..signals import message_status_changed
+from .caps import CAP_CODE, Caps, caps, caps_defer, caps_over
 from .links import links_track
 from .outbound import enqueue_after_commit, outbound_transition
 
@@ -90,8 +91,12 @@ class BatchOutcome:
     held: list[int] = field(default_factory=list)  # priority: its slot is reserved, a task comes back then
 
 
-def outbound_claim(*, message_ids: list[int]) -> tuple[uuid.UUID, list[OutboundMessage]]:
-    """Claim the due, queued, unparked rows among ``message_ids`` for this worker (``queued -> sending``)."""
+def outbound_claim(
+    *, message_ids: list[int], outcome: BatchOutcome | None = None
+) -> tuple[uuid.UUID, list[OutboundMessage]]:
+    """Claim the due, queued, unparked rows among ``message_ids`` for this worker (``queued -> sending``). With a
+    frequency cap on (``texts.services.caps``), marketing rows over it are deferred or skipped in the same
+    transaction, race-free, and counted in ``outcome``."""
     token = uuid.uuid4()
     now = timezone.now()
     # Due now or within the horizon: a task timed to a slot may run a moment early (its countdown is rounded, the
@@ -104,16 +109,49 @@ def outbound_claim(*, message_ids: list[int]) -> tuple[uuid.UUID, list[OutboundM
     )
     # One statement: UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED); the inner lock makes two workers that
     # hold the same ids split them rather than queue behind each other.
+    limits = caps()
     with transaction.atomic():
-        OutboundMessage.objects.filter(
-            pk__in=due.select_for_update(skip_locked=True).values("pk"), status=Status.QUEUED
-        ).update(status=Status.SENDING, sending_at=now, updated_at=now, claim=token, provider_called_at=None)
+        if not limits.on:
+            OutboundMessage.objects.filter(
+                pk__in=due.select_for_update(skip_locked=True).values("pk"), status=Status.QUEUED
+            ).update(status=Status.SENDING, sending_at=now, updated_at=now, claim=token, provider_called_at=None)
+        else:
+            _claim_capped(due=due, limits=limits, token=token, now=now, outcome=outcome or BatchOutcome())
     rows = list(
         OutboundMessage.objects.filter(claim=token, status=Status.SENDING)
         .select_related("contact", "text_message")
         .order_by("pk")
     )
     return token, rows
+
+
+def _claim_capped(*, due: Any, limits: Caps, token: uuid.UUID, now: dt.datetime, outcome: BatchOutcome) -> None:
+    """The claim with the caps: lock the rows, find those over a cap (``caps_over``: the contacts' locks and one
+    counting statement), claim the others, and defer or fail those over it, all in the caller's transaction."""
+    locked = list(due.select_for_update(skip_locked=True).values_list("pk", flat=True))
+    over = caps_over(message_ids=locked, limits=limits, now=now)
+    allowed = [pk for pk in locked if pk not in over.ids]
+    if allowed:
+        OutboundMessage.objects.filter(pk__in=allowed, status=Status.QUEUED).update(
+            status=Status.SENDING, sending_at=now, updated_at=now, claim=token, provider_called_at=None
+        )
+    if over.deferred:
+        countdowns = caps_defer(over=over, now=now)
+        outcome.deferred.extend(sorted(over.deferred))
+        _wake(countdowns, countdowns, priority=dict.fromkeys(countdowns, False))
+    for reason, ids in _by_reason(over.skipped).items():
+        outcome.failed.extend(
+            outbound_transition(
+                message_ids=ids, to=Status.FAILED, error_code=CAP_CODE, error_message=reason, claim=None
+            )
+        )
+
+
+def _by_reason(rows: dict[int, str]) -> dict[str, list[int]]:
+    grouped: dict[str, list[int]] = defaultdict(list)
+    for pk, reason in sorted(rows.items()):
+        grouped[reason].append(pk)
+    return grouped
 
 
 def outbound_process_batch(
@@ -220,7 +258,7 @@ class _Engine:
     # 1-3: claim, check, prepare, schedule
 
     def _claim_and_schedule(self, ids: list[int]) -> None:
-        _, rows = outbound_claim(message_ids=ids)
+        _, rows = outbound_claim(message_ids=ids, outcome=self.outcome)
         rows = _drop_dnc(rows, self.outcome)
         if not rows:
             return
