@@ -58,6 +58,8 @@ DEFAULT_FRIENDLY_NAME = "fake_twilio development account"
 _ACCOUNT_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)\.json$")
 _MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json$")
 _MESSAGE_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages/(?P<sid>[^/]+)\.json$")
+# Lookup v2 (lookups.twilio.com, redirected here by TWILIO_API_BASE_URL): line type intelligence of a number.
+_LOOKUP_PATH = re.compile(r"^/v2/PhoneNumbers/(?P<number>[^/]+)$")
 
 # Error codes Twilio answers for final delivery failures, used when a number is marked undeliverable / failing.
 DEFAULT_UNDELIVERED_CODE = 30003  # Unreachable destination handset
@@ -660,6 +662,39 @@ class FakeTwilio:
             "uri": f"{uri}?{kept}&Page={number}",
         }
 
+    def handle_lookup(self, number: str, query: Mapping[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        """``GET /v2/PhoneNumbers/{number}?Fields=line_type_intelligence``. Deterministic: a number in ``landlines``
+        (``control(landlines=[...])``, ``POST /_control/config``) is a "landline", every other valid one "mobile"."""
+        with self._lock:
+            self._requests.append({"to": number, "body": "", "status": 200, "at": time.time(), "lookup": True})
+            landline = number in self.behaviour.landlines
+        valid = _valid_number(number)
+        fields = ",".join(query.get("Fields", []))
+        intelligence = None
+        if "line_type_intelligence" in fields and valid:
+            intelligence = {
+                "carrier_name": "Fake Carrier",
+                "error_code": None,
+                "mobile_country_code": None if landline else "310",
+                "mobile_network_code": None if landline else "456",
+                "type": "landline" if landline else "mobile",
+            }
+        return 200, {
+            "calling_country_code": "1" if number.startswith("+1") else "",
+            "country_code": _region(number) if valid else None,
+            "phone_number": number,
+            "national_format": number,
+            "valid": valid,
+            "validation_errors": [] if valid else ["NOT_A_NUMBER"],
+            "caller_name": None,
+            "sim_swap": None,
+            "call_forwarding": None,
+            "line_type_intelligence": intelligence,
+            "identity_match": None,
+            "sms_pumping_risk": None,
+            "url": f"{self.base_url}/v2/PhoneNumbers/{urllib.parse.quote(number)}",
+        }
+
     def handle_fetch_account(self, account: str) -> tuple[int, dict[str, Any]]:
         uri = f"/{API_VERSION}/Accounts/{account}.json"
         # Twilio's answer includes the auth token; ours leaves it out so that nothing can echo it to a page.
@@ -802,6 +837,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _api_answer(self, method: str, path: str, form: Mapping[str, list[str]]) -> None:
         fake = self.fake
         failure = fake.injected_failure()
+        lookup = _LOOKUP_PATH.match(path)
+        if lookup is not None and method == "GET":
+            if not fake.authorised(self.headers.get("Authorization", ""), fake.account_sid):
+                self._json(401, error_body(401, 20003, "Authenticate"))
+            elif failure is not None:
+                self._json(*failure)
+            else:
+                self._json(*fake.handle_lookup(urllib.parse.unquote(lookup.group("number")), form))
+            return
         match = _MESSAGES_PATH.match(path) or _MESSAGE_PATH.match(path) or _ACCOUNT_PATH.match(path)
         if match is None:
             self._json(404, error_body(404, 20404, f"The requested resource {path} was not found"))

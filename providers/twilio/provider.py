@@ -210,7 +210,9 @@ class TwilioProvider:
         else:
             client = Client(config.account_sid, config.auth_token, http_client=http_client)
         if config.api_base_url:
+            # Every Twilio domain the app calls goes to the compatible server: the REST API and Lookup.
             client.api.base_url = config.api_base_url
+            client.lookups.base_url = config.api_base_url
         return client
 
     def _require_credentials(self) -> None:
@@ -261,6 +263,15 @@ class TwilioProvider:
             return ConnectionCheck(ok=False, message=error.message)
         name = str(account.friendly_name or account.sid)
         return ConnectionCheck(ok=True, message=f"Connected to account “{name}”.", account_name=name)
+
+    def line_type(self, number: str) -> str:
+        """Lookup v2 line type intelligence of ``number``: "mobile", "landline", "fixedVoip", "nonFixedVoip", … or ""
+        when Twilio does not say. Raises ``ProviderError``."""
+        self._require_credentials()
+        with _twilio_errors():
+            found = self.client.lookups.v2.phone_numbers(number).fetch(fields="line_type_intelligence")
+        intelligence = found.line_type_intelligence or {}
+        return str(intelligence.get("type") or "")
 
     def fetch_status(self, message_sid: str) -> StatusEvent:
         """``GET …/Messages/{sid}.json``: the status (and error code) Twilio holds for the message now, and its price

@@ -313,3 +313,15 @@ def test_a_signature_costs_one_hmac_in_the_common_case_and_the_port_variant_is_s
         provider.parse_webhook(
             url=url, params={**params, "MessageStatus": "failed"}, headers=fake_twilio.sign(url, params)
         )
+
+
+def test_lookup_line_type_through_the_official_client_goes_to_the_configured_server(
+    twilio_settings: Any, fake_twilio: Any
+) -> None:
+    fake_twilio.control(landlines=[TO])
+    provider = get_provider()
+    assert isinstance(provider, TwilioProvider)
+    assert provider.line_type(TO) == "landline"
+    assert provider.line_type("+14155552672") == "mobile"
+    looked_up = [r["to"] for r in fake_twilio.requests() if r.get("lookup")]
+    assert looked_up == [TO, "+14155552672"]  # both reached fake_twilio, not lookups.twilio.com
