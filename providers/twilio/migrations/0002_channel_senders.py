@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('twilio', '0001_initial'),
+        ("twilio", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='twiliosettings',
-            name='messenger_from',
-            field=models.CharField(blank=True, max_length=64, verbose_name='Messenger Sender ID'),
+            model_name="twiliosettings",
+            name="messenger_from",
+            field=models.CharField(blank=True, max_length=64, verbose_name="Messenger Sender ID"),
         ),
         migrations.AddField(
-            model_name='twiliosettings',
-            name='whatsapp_from',
-            field=models.CharField(blank=True, max_length=20, verbose_name='WhatsApp sender number'),
+            model_name="twiliosettings",
+            name="whatsapp_from",
+            field=models.CharField(blank=True, max_length=20, verbose_name="WhatsApp sender number"),
         ),
     ]
