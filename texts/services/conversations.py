@@ -17,7 +17,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact
-from contacts.selectors import contact_unreachable_reason
+from contacts.selectors import CHANNEL_LABEL, contact_unreachable_reason
 from contacts.services import dnc_active
 
 from ..models import Conversation, InboundMessage, OutboundMessage, Source, Status
@@ -84,6 +84,11 @@ class Entry:
     status: str = ""  # outbound: queued, sent, delivered, failed...
     detail: str = ""  # outbound: the error in words; inbound: the keyword's action
     source: str = ""
+    channel: str = "sms"
+
+    @property
+    def channel_label(self) -> str:
+        return CHANNEL_LABEL.get(self.channel, self.channel)
 
 
 def thread(*, contact: Contact, limit: int = THREAD_LENGTH) -> list[Entry]:
@@ -104,10 +109,13 @@ def thread(*, contact: Contact, limit: int = THREAD_LENGTH) -> list[Entry]:
             status=m.status,
             detail=explain(m.error_code, m.error_message) if m.error_code else "",
             source=m.get_source_display(),
+            channel=m.channel,
         )
         for m in outbound
     ]
-    entries += [Entry("in", m.received_at, m.body, detail=m.action) for m in inbound]
+    entries += [
+        Entry("in", m.received_at, m.body or m.button_text, detail=m.action, channel=m.channel) for m in inbound
+    ]
     return sorted(entries, key=lambda e: e.at)[-limit:]
 
 
