@@ -97,7 +97,7 @@ class TextMessageForm(forms.ModelForm):
     def clean_body(self) -> str:
         body: str = self.cleaned_data["body"]
         try:
-            validate_length(body)
+            # The length is the channel's (checked in clean, which knows it); tokens are every channel's.
             personalise_validate(body, custom_field_exists=custom_field_exists)
         except (UnknownTokens, ValueError) as exc:
             raise forms.ValidationError(str(exc)) from None
@@ -124,7 +124,7 @@ class TextMessageForm(forms.ModelForm):
         up, down = data.get("publish_up"), data.get("publish_down")
         if up and down and down <= up:
             self.add_error("publish_down", "Publish until must be after publish from.")
-        # The channel's own limit (clean_body checked what every channel shares).
+        # The channel's own limit (``texts.channels``): SMS's words as before, the others name their channel.
         problem = body_length_problem(str(data.get("channel") or "sms"), str(data.get("body") or ""))
         if problem and "body" not in self.errors:
             self.add_error("body", problem)
