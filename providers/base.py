@@ -110,7 +110,7 @@ SMS, WHATSAPP, MESSENGER = "sms", "whatsapp", "messenger"
 @dataclass(frozen=True)
 class SendRequest:
     """One message to send. ``to`` is the bare address on ``channel`` (E.164, or a Messenger ID) and the sender's
-    value is bare too: the provider writes them as its API wants them (Twilio: ``whatsapp:+E164``)."""
+    value is bare too: the provider writes them as its API wants them (e.g. ``whatsapp:+E164``)."""
 
     to: str
     body: str

@@ -1,9 +1,8 @@
 """What each channel of a text message allows, checked when the message is saved (the editor and the API).
 
 SMS keeps its carrier rules: a body is counted in GSM-7 or UCS-2 segments (160/70 characters each, see
-``providers.segments``) up to the 1,600 characters Twilio accepts. WhatsApp and Messenger have no segments: Twilio
-documents 1,600 characters as the limit of a message body on every Programmable Messaging channel, WhatsApp and
-Facebook Messenger included (its "Maximum Message Length" article; longer requests fail with 21617).
+``providers.segments``) up to 1,600 characters. WhatsApp and Messenger have no segments and the same 1,600-character
+limit on a message body, as the provider documents it for every messaging channel.
 """
 
 from __future__ import annotations

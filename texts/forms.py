@@ -48,8 +48,9 @@ class TextMessageForm(forms.ModelForm):
         model = TextMessage
         fields = [
             "name",
-            "channel",
             "body",
+            # After the body: the keyboard goes from the name to the message, as before channels.
+            "channel",
             "language",
             "category",
             "track_links",

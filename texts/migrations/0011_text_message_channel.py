@@ -50,11 +50,6 @@ class Migration(migrations.Migration):
             field=models.CharField(max_length=128),
         ),
         migrations.AlterField(
-            model_name="inboundmessage",
-            name="to_number",
-            field=models.CharField(blank=True, max_length=128),
-        ),
-        migrations.AlterField(
             model_name="outboundmessage",
             name="channel",
             field=models.CharField(

@@ -82,7 +82,7 @@ class InboundMessage(models.Model):
     # A quick-reply button's label and payload (WhatsApp ButtonText / ButtonPayload), "" for typed text.
     button_text = models.CharField(max_length=255, blank=True)
     button_payload = models.CharField(max_length=255, blank=True)
-    to_number = models.CharField(max_length=128, blank=True)
+    to_number = models.CharField(max_length=32, blank=True)
     body = models.TextField(blank=True)
     media_urls = models.JSONField(default=list, blank=True)
     media_content_types = models.JSONField(default=list, blank=True)

@@ -608,7 +608,7 @@ def _uses_template(row: OutboundMessage) -> bool:
 
 def _drop_outside_window(rows: list[OutboundMessage], outcome: BatchOutcome) -> list[OutboundMessage]:
     """Free-form WhatsApp rows to contacts who have not written on WhatsApp in 24 hours fail before the provider is
-    called (it would refuse them: Twilio's 63016); one query per chunk."""
+    called (the provider would refuse them); one query per chunk."""
     free_form = [r for r in rows if needs_window(channel=r.channel, template=_uses_template(r))]
     if not free_form:
         return rows
@@ -714,7 +714,9 @@ def _channel_sender(senders: Sequence[Any], channel: str) -> Any:
     if not senders:
         label = CHANNEL_LABEL.get(channel, channel)
         what = "WhatsApp sender number" if channel == "whatsapp" else f"{label} Sender ID"
-        raise NoSender(f"No {label} sender is configured: set the {what} (or a Messaging Service) on the Twilio page.")
+        raise NoSender(
+            f"No {label} sender is configured: set the {what} (or a Messaging Service) on the provider's settings page."
+        )
     return senders[0]
 
 
