@@ -39,11 +39,18 @@ class CampaignForm(forms.ModelForm):
         help_texts = {"segments": "Contacts in these segments join the campaign; they leave it when they leave them."}
 
 
+class _TextMessageChoice(forms.ModelChoiceField):
+    """Every channel's text messages, each saying its channel when it is not SMS ("Order update (WhatsApp)")."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        return obj.name if obj.channel == "sms" else f"{obj.name} ({obj.get_channel_display()})"
+
+
 class EventForm(forms.Form):
     """One event; the fields shown depend on its kind (``FIELDS_BY_KIND``)."""
 
     name = forms.CharField(label="Label on the canvas", max_length=200, required=False)
-    text_message = forms.ModelChoiceField(
+    text_message = _TextMessageChoice(
         label="Text message",
         queryset=TextMessage.objects.order_by("name"),
         required=False,
@@ -64,6 +71,12 @@ class EventForm(forms.Form):
         "is ignored (e.g. <code>yes*</code>).",
     )
     keyword = forms.CharField(label="Keyword", max_length=100, required=False)
+    button = forms.CharField(
+        label="Button",
+        max_length=255,
+        required=False,
+        help_text="The button's payload or label (case is ignored); leave empty for any button.",
+    )
     url_pattern = forms.CharField(
         label="Link pattern",
         max_length=500,
@@ -108,6 +121,7 @@ class EventForm(forms.Form):
         EventKind.REMOVE_DNC: ("name", *TRIGGER),
         EventKind.REPLIED_TO_TEXT: ("pattern", "wait_amount", "wait_unit", "name"),
         EventKind.REPLY_CONTAINS_KEYWORD: ("keyword", "wait_amount", "wait_unit", "name"),
+        EventKind.REPLIED_WITH_BUTTON: ("button", "wait_amount", "wait_unit", "name"),
         EventKind.CLICKED_LINK: ("url_pattern", "wait_amount", "wait_unit", "name"),
         EventKind.CONTACT_FIELD: ("field", "operator", "value", "name", *TRIGGER),
         EventKind.IN_SEGMENT: ("segments", "name", *TRIGGER),
@@ -121,6 +135,7 @@ class EventForm(forms.Form):
         "value": "value",
         "pattern": "pattern",
         "keyword": "keyword",
+        "button": "button",
         "url_pattern": "url_pattern",
     }
 

@@ -44,6 +44,7 @@ class EventKind(models.TextChoices):
     REMOVE_DNC = "remove_dnc", "Remove Do Not Contact"
     REPLIED_TO_TEXT = "replied_to_text", "Replies to a text message"
     REPLY_CONTAINS_KEYWORD = "reply_contains_keyword", "Reply contains a keyword"
+    REPLIED_WITH_BUTTON = "replied_with_button", "Replies with a quick-reply button"
     CLICKED_LINK = "clicked_link", "Clicks a link in a text message"
     CONTACT_FIELD = "contact_field", "Contact field value"
     IN_SEGMENT = "in_segment", "Contact in segment"
@@ -58,6 +59,7 @@ EVENT_TYPE_OF_KIND: dict[str, str] = {
     EventKind.REMOVE_DNC: EventType.ACTION,
     EventKind.REPLIED_TO_TEXT: EventType.DECISION,
     EventKind.REPLY_CONTAINS_KEYWORD: EventType.DECISION,
+    EventKind.REPLIED_WITH_BUTTON: EventType.DECISION,
     EventKind.CLICKED_LINK: EventType.DECISION,
     EventKind.CONTACT_FIELD: EventType.CONDITION,
     EventKind.IN_SEGMENT: EventType.CONDITION,
@@ -72,6 +74,7 @@ KIND_DESCRIPTIONS: dict[str, str] = {
     EventKind.REMOVE_DNC: "Lift the contact's Do Not Contact for SMS.",
     EventKind.REPLIED_TO_TEXT: "Wait for any reply, or a reply matching a pattern.",
     EventKind.REPLY_CONTAINS_KEYWORD: "Wait for a reply that contains a keyword.",
+    EventKind.REPLIED_WITH_BUTTON: "Wait for a tap on a quick-reply button (WhatsApp), any or one in particular.",
     EventKind.CLICKED_LINK: "Wait for a click on a tracked link, any or one matching a pattern.",
     EventKind.CONTACT_FIELD: "Compare a contact field to a value.",
     EventKind.IN_SEGMENT: "Check whether the contact is in a segment.",

@@ -20,7 +20,12 @@ def on_inbound_received(sender: Any, **kwargs: Any) -> None:
         body = getattr(inbound, "body", "") or ""
     if not contact_id:
         return
-    moved = engine.reply_received(contact_id=int(contact_id), body=str(body))
+    moved = engine.reply_received(
+        contact_id=int(contact_id),
+        body=str(body),
+        button_text=str(kwargs.get("button_text") or ""),
+        button_payload=str(kwargs.get("button_payload") or ""),
+    )
     if moved:
         from .tasks import run_contact_events
 

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
+from django.utils.html import strip_tags
 from ninja import Path, Query, Router, Schema, Status
 from pydantic import AfterValidator, Field
 
@@ -90,6 +91,10 @@ class ContactOut(Schema):
     last_name: str
     email: str
     mobile: str | None = Field(description="E.164, e.g. +447911123456")
+    whatsapp: str | None = Field(None, description="The WhatsApp number, E.164 (kept apart from the mobile).")
+    messenger_id: str | None = Field(
+        None, description="The Messenger ID, learnt from the contact's first Messenger message (read-only)."
+    )
     country: str
     timezone: str
     preferred_language: str
@@ -111,6 +116,9 @@ class ContactIn(InputSchema):
     last_name: Text = Field("", max_length=100)
     email: Text = Field("", max_length=254)
     mobile: Text | None = Field(None, max_length=40, description="Any format; national numbers read in `country`.")
+    whatsapp: Text | None = Field(
+        None, max_length=40, description='The WhatsApp number in any format, or "mobile" to use the mobile number.'
+    )
     country: Text = Field("", max_length=2, description="ISO 3166-1 alpha-2")
     timezone: Text = Field("", max_length=64, description="IANA name, e.g. Europe/London")
     preferred_language: Text = Field("", max_length=16)
@@ -126,6 +134,9 @@ class ContactPatch(InputSchema):
     last_name: Text | None = Field(None, max_length=100)
     email: Text | None = Field(None, max_length=254)
     mobile: Text | None = Field(None, max_length=40)
+    whatsapp: Text | None = Field(
+        None, max_length=40, description='Any format, "mobile" for the mobile number, null or "" to remove it.'
+    )
     country: Text | None = Field(None, max_length=2)
     timezone: Text | None = Field(None, max_length=64)
     preferred_language: Text | None = Field(None, max_length=16)
@@ -201,6 +212,8 @@ def contact_out(contact: Contact) -> ContactOut:
         last_name=contact.last_name,
         email=contact.email,
         mobile=str(contact.mobile) if contact.mobile else None,
+        whatsapp=str(contact.whatsapp) if contact.whatsapp else None,
+        messenger_id=contact.messenger_id,
         country=contact.country,
         timezone=contact.timezone,
         preferred_language=contact.preferred_language,
@@ -260,14 +273,18 @@ def _mobile_conflict(form: ContactForm, contact: Contact | None) -> FieldErrors 
 
 
 def _form_errors(form: ContactForm) -> dict[str, list[str]]:
-    return {field: [str(error) for error in errors] for field, errors in form.errors.items()}
+    renamed = {"whatsapp_is_mobile": "whatsapp"}  # the API's "mobile" value is the form's box
+    return {renamed.get(field, field): [strip_tags(str(e)) for e in errors] for field, errors in form.errors.items()}
 
 
 def _save_contact(data: dict[str, Any], custom_fields: dict[str, str] | None, contact: Contact | None) -> Contact:
     """Validate through the UI's own form (same rules, same messages) and save; 400 per field, 409 on a duplicate.
     ``custom_fields`` None keeps the contact's custom fields as they are; a dict replaces them."""
     kept = dict(contact.custom_fields) if contact else {}
-    form = ContactForm({**data, "mobile": data.get("mobile") or ""}, instance=contact)
+    whatsapp = str(data.get("whatsapp") or "")
+    as_mobile = whatsapp.strip().lower() == "mobile"
+    form_data = {**data, "mobile": data.get("mobile") or "", "whatsapp": "" if as_mobile else whatsapp}
+    form = ContactForm({**form_data, "whatsapp_is_mobile": "on" if as_mobile else ""}, instance=contact)
     if not form.is_valid():
         raise _mobile_conflict(form, contact) or FieldErrors(_form_errors(form))
     saved = form.save(commit=False)
@@ -339,6 +356,7 @@ def contact_update(request: HttpRequest, contact_id: Path[Id], payload: ContactP
     subscribed = changes.pop("sms_consent", None)
     current = {name: getattr(contact, name) for name in ContactForm.Meta.fields}
     current["mobile"] = str(contact.mobile or "")
+    current["whatsapp"] = str(contact.whatsapp or "")
     data = {**current, **{k: ("" if v is None else v) for k, v in changes.items()}}
     with transaction.atomic():
         contact = _save_contact(data, custom_fields, contact)

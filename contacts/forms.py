@@ -40,6 +40,13 @@ class ContactForm(forms.ModelForm):
         label="Mobile number",
         help_text="Any format; numbers without a country code are read in the contact's country.",
     )
+    whatsapp = forms.CharField(
+        required=False,
+        max_length=40,
+        label="WhatsApp number",
+        help_text="Kept apart from the mobile; leave empty for none, or tick the box below to use the mobile.",
+    )
+    whatsapp_is_mobile = forms.BooleanField(required=False, label="WhatsApp on the mobile number")
     custom_fields_text = forms.CharField(
         required=False,
         label="Custom fields",
@@ -55,6 +62,10 @@ class ContactForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["mobile"] = str(self.instance.mobile or "")
+            self.initial["whatsapp"] = str(self.instance.whatsapp or "")
+        # The mobile is offered as the WhatsApp number: shown in the empty box, taken with the box ticked.
+        if self.instance.mobile:
+            self.fields["whatsapp"].widget.attrs["placeholder"] = str(self.instance.mobile)
             self.initial["custom_fields_text"] = "\n".join(f"{k} = {v}" for k, v in self.instance.custom_fields.items())
 
     def clean_country(self) -> str:
@@ -103,11 +114,39 @@ class ContactForm(forms.ModelForm):
             data["mobile"] = e164
         else:
             data["mobile"] = None
+        self._clean_whatsapp(data)
         return data
+
+    def _clean_whatsapp(self, data: dict[str, Any]) -> None:
+        raw = str(data.get("whatsapp") or "").strip().removeprefix("whatsapp:")
+        if data.get("whatsapp_is_mobile") and not raw:
+            if not data.get("mobile"):
+                self.add_error("whatsapp_is_mobile", "The contact has no mobile number to use for WhatsApp.")
+                return
+            raw = str(data["mobile"])
+        if not raw:
+            data["whatsapp"] = None
+            return
+        try:
+            e164 = phone_to_e164(raw, region=data.get("country") or None)
+        except InvalidPhoneNumber as exc:
+            self.add_error("whatsapp", str(exc))
+            return
+        owner = Contact.objects.filter(whatsapp=e164).exclude(pk=self.instance.pk).first()
+        if owner:
+            self.add_error(
+                "whatsapp",
+                format_html(
+                    '{} (read as {}) already belongs to <a href="/contacts/{}/">{}</a>.', raw, e164, owner.pk, owner
+                ),
+            )
+            return
+        data["whatsapp"] = e164
 
     def save(self, commit: bool = True) -> Contact:
         contact = super().save(commit=False)
         contact.mobile = self.cleaned_data["mobile"]
+        contact.whatsapp = self.cleaned_data.get("whatsapp")
         # The box shows every custom field: what it holds is the whole set, so a cleared line removes that field.
         contact.custom_fields = self.cleaned_data["custom_fields_text"]
         if commit:

@@ -21,6 +21,13 @@ class Contact(models.Model):
     email = models.EmailField(blank=True, db_index=True)
     # E.164. At most one contact per number: inbound replies are matched by it.
     mobile = PhoneNumberField(null=True, blank=True, unique=True)
+    # The WhatsApp number (E.164), kept apart from the mobile: the forms offer the mobile, but a person may use
+    # WhatsApp on another number. Unique like the mobile: inbound WhatsApp messages are matched by it.
+    whatsapp = PhoneNumberField("WhatsApp number", null=True, blank=True, unique=True)
+    # The page-scoped Messenger ID, learnt from the contact's first Messenger message (nobody types it).
+    messenger_id = models.CharField("Messenger ID", max_length=128, null=True, blank=True, unique=True, editable=False)
+    # When the contact last wrote on WhatsApp: free-form WhatsApp messages may go only within 24 hours of it.
+    whatsapp_inbound_at = models.DateTimeField("last WhatsApp message received", null=True, blank=True, editable=False)
     country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2, e.g. GB")
     timezone = models.CharField(max_length=64, blank=True, help_text="IANA name, e.g. Europe/London")
     preferred_language = models.CharField(max_length=16, blank=True)
@@ -59,6 +66,8 @@ class Contact(models.Model):
 class Channel(models.TextChoices):
     SMS = "sms", "SMS"
     EMAIL = "email", "Email"
+    WHATSAPP = "whatsapp", "WhatsApp"
+    MESSENGER = "messenger", "Messenger"
 
 
 class DoNotContact(models.Model):

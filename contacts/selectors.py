@@ -10,15 +10,32 @@ set-based INSERT … SELECTs put in their WHERE.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from .models import Channel, Consent, ConsentStatus, Contact, DoNotContact, Suppression
 
 # The contact's column holding its address on each channel.
-ADDRESS_FIELD: dict[str, str] = {Channel.SMS: "mobile"}
-CHANNEL_LABEL: dict[str, str] = {Channel.SMS: "SMS"}
+ADDRESS_FIELD: dict[str, str] = {Channel.SMS: "mobile", Channel.WHATSAPP: "whatsapp", Channel.MESSENGER: "messenger_id"}
+CHANNEL_LABEL: dict[str, str] = {Channel.SMS: "SMS", Channel.WHATSAPP: "WhatsApp", Channel.MESSENGER: "Messenger"}
+# How a marketer reads a missing address ("has no mobile number").
+ADDRESS_LABEL: dict[str, str] = {
+    Channel.SMS: "mobile number",
+    Channel.WHATSAPP: "WhatsApp number",
+    Channel.MESSENGER: "Messenger ID (learnt when the contact writes on Messenger)",
+}
+
+# WhatsApp's customer service window: a free-form (non-template) message may go only this long after the contact's
+# last inbound WhatsApp message; outside it only an approved template may.
+WHATSAPP_WINDOW = dt.timedelta(hours=24)
+OUTSIDE_WINDOW = (
+    "is outside WhatsApp's 24-hour window: the contact has not written on WhatsApp in the last 24 hours, "
+    "so only an approved WhatsApp template can be sent to them"
+)
 
 
 def address_field(channel: str = Channel.SMS) -> str:
@@ -45,6 +62,29 @@ def suppressed_for(channel: str = Channel.SMS) -> Exists:
     return Exists(
         Suppression.objects.filter(channel=channel, address=OuterRef(address_field(channel)), lifted_at__isnull=True)
     )
+
+
+def needs_window(*, channel: str, template: bool) -> bool:
+    """Whether a message must fall inside WhatsApp's 24-hour window (a free-form WhatsApp message)."""
+    return channel == Channel.WHATSAPP and not template
+
+
+def window_opens_after(now: dt.datetime | None = None) -> dt.datetime:
+    """A contact whose last inbound WhatsApp message is later than this is inside the window."""
+    return (now or timezone.now()) - WHATSAPP_WINDOW
+
+
+def in_window() -> Q:
+    """Contacts inside WhatsApp's 24-hour window now."""
+    return Q(whatsapp_inbound_at__gt=window_opens_after())
+
+
+def in_window_sql(*, alias: str = "c", param: str = "%(window)s") -> str:
+    """``in_window`` as SQL over ``Contact`` rows aliased ``alias``; ``param`` is the placeholder of
+    ``window_opens_after()``."""
+    column = Contact._meta.get_field("whatsapp_inbound_at")
+    assert isinstance(column, models.Field)
+    return f"{alias}.{column.column} > {param}"
 
 
 def consent_required(*, marketing: bool) -> bool:
@@ -101,13 +141,14 @@ def contact_unreachable_reason(*, contact: Contact, channel: str = Channel.SMS, 
     with a marketing message."""
     field = address_field(channel)
     if not getattr(contact, field):
-        return f"has no {field} number" if field == "mobile" else f"has no {field}"
+        return f"has no {ADDRESS_LABEL[channel]}"
     if DoNotContact.objects.filter(contact=contact, channel=channel, lifted_at__isnull=True).exists():
         return f"is Do Not Contact for {CHANNEL_LABEL[channel]}"
     if Suppression.objects.filter(
         channel=channel, address=str(getattr(contact, field)), lifted_at__isnull=True
     ).exists():
-        return f"has a number that opted out of {CHANNEL_LABEL[channel]}"
+        address = "number" if channel != Channel.MESSENGER else "Messenger ID"
+        return f"has a {address} that opted out of {CHANNEL_LABEL[channel]}"
     if (
         consent_required(marketing=marketing)
         and not Consent.objects.filter(
@@ -116,6 +157,22 @@ def contact_unreachable_reason(*, contact: Contact, channel: str = Channel.SMS, 
     ):
         return NO_CONSENT
     return ""
+
+
+def window_closed_reason(*, contact: Contact, channel: str, template: bool) -> str:
+    """``OUTSIDE_WINDOW`` when a free-form WhatsApp message may not go to ``contact`` now, "" otherwise."""
+    if not needs_window(channel=channel, template=template):
+        return ""
+    last = contact.whatsapp_inbound_at
+    return "" if last is not None and last > window_opens_after() else OUTSIDE_WINDOW
+
+
+def in_window_contacts(*, contact_ids: set[int]) -> set[int]:
+    """For a claimed chunk: which of these contacts are inside WhatsApp's 24-hour window (one query)."""
+    if not contact_ids:
+        return set()
+    rows = Contact.objects.filter(in_window(), pk__in=sorted(contact_ids))
+    return set(rows.values_list("pk", flat=True))
 
 
 def unreachable_at_claim(

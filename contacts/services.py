@@ -20,7 +20,7 @@ from smsapp.core.locks import job_lock
 from .filters import FilterError, cycle_message, filters_to_q, segment_cycle, segments_in_loops
 from .models import Channel, Contact, DoNotContact, Segment, SegmentMembership, Suppression, TimelineEvent, protected_q
 from .phones import InvalidPhoneNumber, looks_like_phone, phone_to_e164, region_of
-from .selectors import ADDRESS_FIELD
+from .selectors import ADDRESS_FIELD, CHANNEL_LABEL
 from .signals import dnc_changed
 from .suppression import address_opt_out_protected, suppression_add_for, suppression_lift_for
 
@@ -436,6 +436,47 @@ def contact_get_or_create_by_mobile(*, mobile: str, country: str = "") -> tuple[
         return Contact.objects.get(mobile=e164), False
     timeline_record(contact=contact, kind="contact.created", title="Contact created from an inbound message")
     return contact, True
+
+
+def contact_get_or_create_by_address(
+    *, channel: str, address: str, country: str = "", name: str = ""
+) -> tuple[Contact, bool]:
+    """The contact who owns this address on ``channel`` (a mobile, a WhatsApp number, a Messenger ID), created if
+    unknown, with ``name`` (a chat app's profile name) as its first name. A WhatsApp number nobody has yet is learnt
+    by the contact whose mobile it is. Safe under concurrency (each address column is unique).
+
+    Raises ``InvalidPhoneNumber`` for an SMS or WhatsApp address that is not a phone number.
+    """
+    if channel == Channel.SMS:
+        return contact_get_or_create_by_mobile(mobile=address, country=country)
+    if channel == Channel.WHATSAPP:
+        address = phone_to_e164(address, region=country or None)
+    field = ADDRESS_FIELD[channel]
+    contact = Contact.objects.filter(**{field: address}).first()
+    if contact:
+        return contact, False
+    if channel == Channel.WHATSAPP and Contact.objects.filter(mobile=address, whatsapp__isnull=True).update(
+        whatsapp=address, updated_at=timezone.now()
+    ):
+        return Contact.objects.get(whatsapp=address), False
+    values: dict[str, Any] = {field: address, "first_name": name.strip()[:100]}
+    if channel == Channel.WHATSAPP:
+        values["country"] = country.upper() or region_of(address)
+    try:
+        with transaction.atomic():
+            contact = Contact.objects.create(**values)
+    except IntegrityError:
+        return Contact.objects.get(**{field: address}), False
+    label = CHANNEL_LABEL[channel]
+    timeline_record(contact=contact, kind="contact.created", title=f"Contact created from an inbound {label} message")
+    return contact, True
+
+
+def contact_whatsapp_heard(*, contact_id: int, at: dt.datetime) -> None:
+    """The contact wrote on WhatsApp at ``at``: its 24-hour window runs from the latest such message."""
+    Contact.objects.filter(pk=contact_id).filter(
+        Q(whatsapp_inbound_at__isnull=True) | Q(whatsapp_inbound_at__lt=at)
+    ).update(whatsapp_inbound_at=at)
 
 
 def contact_search(*, queryset: QuerySet[Contact], text: str) -> QuerySet[Contact]:

@@ -106,13 +106,39 @@ class ProviderConfig(Protocol):
     def help_text(self) -> str: ...
 
 
+# The channels a provider may carry (``contacts.models.Channel`` names them for the product).
+SMS, WHATSAPP, MESSENGER = "sms", "whatsapp", "messenger"
+
+
 @dataclass(frozen=True)
 class SendRequest:
-    to: str  # E.164
+    """One message to send. ``to`` is the bare address on ``channel`` (E.164, or a Messenger ID) and the sender's
+    value is bare too: the provider writes them as its API wants them (e.g. ``whatsapp:+E164``)."""
+
+    to: str
     body: str
     sender: Sender
     media_urls: Sequence[str] = ()
     status_callback: str | None = None
+    channel: str = SMS
+
+
+def senders_for(config: ProviderConfig, channel: str) -> Sequence[SenderConfig]:
+    """The senders that may send on ``channel``: a provider's ``senders`` are its SMS senders; one that carries other
+    channels says which of its senders serve them (``senders_for(channel)``)."""
+    own = getattr(config, "senders_for", None)
+    if own is not None:
+        return tuple(own(channel))
+    return tuple(config.senders) if channel == SMS else ()
+
+
+def every_sender(config: ProviderConfig) -> list[SenderConfig]:
+    """Each distinct sender on any channel (the pacer serves each one's line)."""
+    seen: dict[str, SenderConfig] = {}
+    for channel in (SMS, WHATSAPP, MESSENGER):
+        for sender_config in senders_for(config, channel):
+            seen.setdefault(sender_config.sender.value, sender_config)
+    return list(seen.values())
 
 
 @dataclass(frozen=True)
@@ -154,8 +180,11 @@ class InboundEvent:
     opt_out_type: str = ""  # a keyword the provider answered itself ("STOP", "START", "HELP"), or ""
     raw: Mapping[str, str] = field(default_factory=dict)
     provider: str = ""  # the registered name of the provider that received it ("": the configured one)
-    channel: str = "sms"
+    channel: str = SMS  # ``from_number`` is the bare address on it (E.164, a Messenger ID)
     field_names: Mapping[str, str] = field(default_factory=dict)
+    profile_name: str = ""  # the display name a chat app shows (WhatsApp, Messenger)
+    button_text: str = ""  # a quick-reply button's label, when the message is a tap on one
+    button_payload: str = ""  # and its payload
 
     @property
     def media_urls(self) -> tuple[str, ...]:

@@ -195,6 +195,9 @@ TWILIO_API_KEY_SID = env.str("TWILIO_API_KEY_SID", default="")
 TWILIO_API_KEY_SECRET = _secret("TWILIO_API_KEY_SECRET")
 TWILIO_FROM = env.str("TWILIO_FROM", default="")
 TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
+# The WhatsApp sender number (E.164) and the Messenger Sender ID (the Facebook Page ID), bare: no "whatsapp:" prefix.
+TWILIO_WHATSAPP_FROM = env.str("TWILIO_WHATSAPP_FROM", default="").removeprefix("whatsapp:")
+TWILIO_MESSENGER_FROM = env.str("TWILIO_MESSENGER_FROM", default="").removeprefix("messenger:")
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="").rstrip("/")
 TWILIO_TIMEOUT_SECONDS = env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)
 # `make run`: while no credentials are configured (environment or plugin page), send through the local fake_twilio

@@ -20,7 +20,7 @@ from ninja import Path, Query, Router, Schema, Status
 from pydantic import Field
 
 from contacts.models import Contact, Segment
-from contacts.selectors import contact_unreachable_reason
+from contacts.selectors import CHANNEL_LABEL, contact_unreachable_reason, window_closed_reason
 from providers.segments import MAX_BODY_CHARACTERS
 from smsapp.core.api import FieldErrors, Id, InputSchema, PageQuery, Text, When, keyset_page, responses
 
@@ -32,11 +32,15 @@ from .services import outbound_enqueue
 router = Router()
 
 Category = Literal["marketing", "transactional"]
+ChannelName = Literal["sms", "whatsapp", "messenger"]
 OutboundStatusName = Literal["queued", "sending", "sent", "delivered", "undelivered", "failed", "unknown"]
 
 
 class TextMessageIn(InputSchema):
     name: Text = Field(min_length=1, max_length=200, description="Internal name")
+    channel: ChannelName = Field(
+        "sms", description="sms, whatsapp or messenger: which of the contact's addresses it goes to."
+    )
     body: Text = Field(
         min_length=1,
         max_length=10_000,
@@ -63,6 +67,7 @@ class TextMessagePatch(InputSchema):
     """Only the fields sent change."""
 
     name: Text | None = Field(None, min_length=1, max_length=200)
+    channel: ChannelName | None = None
     body: Text | None = Field(None, min_length=1, max_length=10_000)
     language: Text | None = Field(None, max_length=16)
     category: Category | None = None
@@ -78,6 +83,7 @@ class TextMessagePatch(InputSchema):
 class TextMessageOut(Schema):
     id: int
     name: str
+    channel: str
     body: str
     language: str
     category: str
@@ -109,7 +115,8 @@ class OutboundOut(Schema):
     id: int
     contact_id: int | None
     text_message_id: int | None
-    to_number: str
+    channel: str = Field("sms", description="sms, whatsapp or messenger")
+    to_number: str = Field(description="The address on the channel: E.164, or a Messenger ID.")
     sender: str
     source: str
     status: str
@@ -157,6 +164,7 @@ def text_out(text: TextMessage) -> TextMessageOut:
     return TextMessageOut(
         id=text.pk,
         name=text.name,
+        channel=text.channel,
         body=text.body,
         language=text.language,
         category=text.category,
@@ -200,6 +208,7 @@ def _save_text(data: dict[str, Any], *, request: HttpRequest, text: TextMessage 
 def _current(text: TextMessage) -> dict[str, Any]:
     return {
         "name": text.name,
+        "channel": text.channel,
         "body": text.body,
         "language": text.language,
         "category": text.category,
@@ -252,7 +261,17 @@ def text_message_read(request: HttpRequest, text_message_id: Path[Id]) -> TextMe
 def text_message_update(request: HttpRequest, text_message_id: Path[Id], payload: TextMessagePatch) -> TextMessageOut:
     text = _get_text(text_message_id)
     data = {**_current(text), **payload.dict(exclude_unset=True)}
-    keep = ("name", "body", "language", "category", "is_published", "media_urls", "segment_ids", "send_to_new_members")
+    keep = (
+        "name",
+        "channel",
+        "body",
+        "language",
+        "category",
+        "is_published",
+        "media_urls",
+        "segment_ids",
+        "send_to_new_members",
+    )
     for key in keep:
         # null for a field that cannot be empty means "leave it as it is".
         if data[key] is None:
@@ -276,7 +295,9 @@ def text_message_send(request: HttpRequest, text_message_id: Path[Id], payload: 
     contact = Contact.objects.filter(pk=payload.contact_id).first()
     if contact is None:
         raise FieldErrors({"contact_id": [f"No contact with id {payload.contact_id}."]})
-    unreachable = contact_unreachable_reason(contact=contact, marketing=text.is_marketing)
+    unreachable = contact_unreachable_reason(
+        contact=contact, channel=text.channel, marketing=text.is_marketing
+    ) or window_closed_reason(contact=contact, channel=text.channel, template=text.uses_template)
     if unreachable:
         raise _refusal(f"Contact {contact.pk} {unreachable}.")
     if not text.is_published:
@@ -296,7 +317,8 @@ def text_message_send(request: HttpRequest, text_message_id: Path[Id], payload: 
         )
         if not created:
             # The contact opted out or lost the number between the checks and the insert.
-            raise _refusal(f"Contact {contact.pk} cannot receive SMS now (Do Not Contact or no number).")
+            label = CHANNEL_LABEL.get(text.channel, text.channel)
+            raise _refusal(f"Contact {contact.pk} cannot receive {label} now (Do Not Contact or no address).")
         message = OutboundMessage.objects.filter(contact=contact, text_message=text, source=Source.API).latest("pk")
     return Status(202, OutboundOut.model_validate(message, from_attributes=True))
 
@@ -351,9 +373,13 @@ def _with_clicks(rows: QuerySet[OutboundMessage]) -> QuerySet[OutboundMessage]:
 class InboundOut(Schema):
     id: int
     contact_id: int | None
-    from_number: str
+    channel: str = Field("sms", description="sms, whatsapp or messenger")
+    from_number: str = Field(description="The sender's address on the channel: E.164, or a Messenger ID.")
     to_number: str
     body: str
+    profile_name: str = Field("", description="The name the chat app shows (WhatsApp, Messenger).")
+    button_text: str = Field("", description="A quick-reply button's label, when the message is a tap on one.")
+    button_payload: str = ""
     media_urls: list[str]
     action: str = Field(description="What the reply did: opt_out, opt_in, help, custom, or empty.")
     in_reply_to_id: int | None = Field(description="The outbound message it answers, when known.")

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from contacts.consent import consent_request_confirm, consent_request_create
 from contacts.models import ConsentEvent, ConsentRequest, ConsentSource, Contact
+from contacts.selectors import address_field
 from contacts.services import contact_get_or_create_by_mobile
 
 from .keywords import keyword_normalise
@@ -44,9 +45,10 @@ def is_confirmation(body: str) -> bool:
 
 @transaction.atomic
 def double_opt_in_request(
-    *, contact: Contact, source: str, consent_text: str = "", recorded_by: str = ""
+    *, contact: Contact, source: str, consent_text: str = "", recorded_by: str = "", channel: str = "sms"
 ) -> tuple[ConsentRequest, OutboundMessage]:
-    """Record the request and queue the confirmation text on the priority lane (sent after commit)."""
+    """Record the request and queue the confirmation text on the priority lane (sent after commit), on ``channel``
+    (a JOIN on WhatsApp is confirmed on WhatsApp)."""
     message = double_opt_in_message()
     request = consent_request_create(
         contact=contact,
@@ -55,10 +57,12 @@ def double_opt_in_request(
         consent_text=" ".join(t for t in (consent_text.strip(), message) if t),
         window=_window(),
         recorded_by=recorded_by,
+        channel=channel,
     )
     outbound = OutboundMessage.objects.create(
         contact=contact,
-        to_number=str(contact.mobile),
+        to_number=str(getattr(contact, address_field(channel))),
+        channel=channel,
         source=Source.DOUBLE_OPT_IN,
         source_ref=f"consent-request:{request.pk}",
         priority=True,
@@ -81,8 +85,9 @@ def double_opt_in_request_by_form(*, mobile: str, ip: str, country: str = "") ->
     )
 
 
-def double_opt_in_confirm(*, contact: Contact, body: str) -> ConsentEvent | None:
-    """A reply that is the confirming word subscribes the number if it has an open request; None otherwise."""
+def double_opt_in_confirm(*, contact: Contact, body: str, channel: str = "sms") -> ConsentEvent | None:
+    """A reply that is the confirming word subscribes the address (on the reply's channel) if it has an open request;
+    None otherwise."""
     if not is_confirmation(body):
         return None
-    return consent_request_confirm(contact=contact, recorded_by="inbound reply", comment="")
+    return consent_request_confirm(contact=contact, channel=channel, recorded_by="inbound reply", comment="")

@@ -6,8 +6,12 @@ from __future__ import annotations
 from providers import registry
 
 LOCAL_ERRORS: dict[str, str] = {
-    "do_not_contact": "Not sent: the contact is Do Not Contact for SMS.",
+    "do_not_contact": "Not sent: the contact is Do Not Contact on this channel (or its address opted out).",
     "no_sender": "Not sent: no configured sender can text this number.",
+    "outside_window": (
+        "Not sent: outside WhatsApp's 24-hour window. The contact has not written on WhatsApp in the last 24 hours, "
+        "so only an approved WhatsApp template can reach them."
+    ),
     "too_long": "Not sent: after personalisation the message was over 1,600 characters.",
     "worker_lost": "A worker stopped mid-send; the message may or may not have gone out, so it is not resent.",
 }

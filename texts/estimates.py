@@ -25,7 +25,7 @@ from . import quiet_hours
 from .footer import footer_due, opt_out_footer, with_footer
 from .models import CountryPrice, TextMessage
 from .personalise import personalise_render
-from .services.broadcasts import _eligible_params, _eligible_sql
+from .services.broadcasts import RecipientRules, _eligible_params, _eligible_sql
 from .services.links import body_as_sent
 
 SAMPLE = 100
@@ -59,16 +59,16 @@ class Estimate:
         return text
 
 
-def _by_country(text_message_id: int, segment_ids: list[int], *, marketing: bool) -> dict[str, int]:
-    eligible = _eligible_sql(segment_ids, marketing=marketing)
+def _by_country(text_message_id: int, segment_ids: list[int], *, rules: RecipientRules) -> dict[str, int]:
+    eligible = _eligible_sql(segment_ids, rules=rules)
     sql = f"SELECT COALESCE(c.country, ''), COUNT(*) {eligible} GROUP BY COALESCE(c.country, '')"
     with connection.cursor() as cursor:
         cursor.execute(sql, _eligible_params(text_message_id, 0, segment_ids))
         return {str(country).upper(): int(n) for country, n in cursor.fetchall()}
 
 
-def _sample(text_message_id: int, segment_ids: list[int], *, marketing: bool) -> list[Contact]:
-    sql = f"SELECT c.id {_eligible_sql(segment_ids, marketing=marketing)} ORDER BY c.id LIMIT %(size)s"
+def _sample(text_message_id: int, segment_ids: list[int], *, rules: RecipientRules) -> list[Contact]:
+    sql = f"SELECT c.id {_eligible_sql(segment_ids, rules=rules)} ORDER BY c.id LIMIT %(size)s"
     with connection.cursor() as cursor:
         cursor.execute(sql, {**_eligible_params(text_message_id, 0, segment_ids), "size": SAMPLE})
         ids = [int(row[0]) for row in cursor.fetchall()]
@@ -94,9 +94,10 @@ def broadcast_estimate(
     if not segment_ids:
         return Estimate(0, 0, 0, 0.0, when=when)
     marketing = text_message.is_marketing
-    countries = _by_country(text_id, segment_ids, marketing=marketing)
+    rules = RecipientRules.of(text_message)
+    countries = _by_country(text_id, segment_ids, rules=rules)
     recipients = sum(countries.values())
-    sample = _sample(text_id, segment_ids, marketing=marketing)
+    sample = _sample(text_id, segment_ids, rules=rules)
     # The opt-out footer, for the sampled recipients who get it (all, or those without an earlier marketing text).
     footer = opt_out_footer() if marketing else ""
     due = footer_due(contact_ids=[c.pk for c in sample]) if footer else set()
@@ -155,7 +156,7 @@ def sample_recipient(text_message: TextMessage | None) -> Contact | None:
     if text_message is not None and text_message.pk:
         segment_ids = list(text_message.segments.values_list("pk", flat=True))
         if segment_ids:
-            found = _sample(text_message.pk, segment_ids, marketing=text_message.is_marketing)[:1]
+            found = _sample(text_message.pk, segment_ids, rules=RecipientRules.of(text_message))[:1]
             if found:
                 return found[0]
     return Contact.objects.exclude(first_name="").order_by("pk").first()

@@ -18,7 +18,14 @@ from django.utils import timezone
 from contacts.consent import consent_record
 from contacts.models import ConsentSource, ConsentStatus, Contact, DoNotContact, TimelineEvent
 from contacts.phones import InvalidPhoneNumber, phone_to_e164
-from contacts.services import contact_get_or_create_by_mobile, dnc_add, dnc_remove, timeline_record
+from contacts.selectors import CHANNEL_LABEL
+from contacts.services import (
+    contact_get_or_create_by_address,
+    contact_whatsapp_heard,
+    dnc_add,
+    dnc_remove,
+    timeline_record,
+)
 from providers import registry
 from providers.base import DeliveryState, ErrorKind, InboundEvent, StatusEvent
 
@@ -52,20 +59,28 @@ class InboundResult:
 
 
 def _contact_for(event: InboundEvent) -> tuple[Contact | None, str]:
-    """The contact who owns the sender's number (created if unknown) and the number in E.164."""
+    """The contact who owns the sender's address on the event's channel (created if unknown) and the address as
+    stored (E.164 for SMS and WhatsApp, the Messenger ID as sent)."""
     try:
-        contact, _ = contact_get_or_create_by_mobile(mobile=event.from_number, country=event.from_country)
+        contact, _ = contact_get_or_create_by_address(
+            channel=event.channel, address=event.from_number, country=event.from_country, name=event.profile_name
+        )
     except InvalidPhoneNumber as exc:
         # A short code or an alphanumeric sender texting us: stored, but it is nobody we can text back.
         logger.info("inbound %s from a number that is not a mobile: %s", event.message_sid, exc)
         return None, event.from_number
+    if event.channel == "messenger":
+        return contact, event.from_number
     return contact, phone_to_e164(event.from_number, region=event.from_country or None)
 
 
-def _last_outbound(contact: Contact | None, number: str, to_number: str = "") -> OutboundMessage | None:
-    """The message this reply answers: the latest the contact received from the number it wrote to (campaign or
-    broadcast alike: by when it was sent, not queued), else the latest from any sender (a Messaging Service's)."""
-    sent = OutboundMessage.objects.filter(to_number=number, sent_at__isnull=False)
+def _last_outbound(
+    contact: Contact | None, number: str, to_number: str = "", channel: str = "sms"
+) -> OutboundMessage | None:
+    """The message this reply answers: the latest the contact received on the channel from the number it wrote to
+    (campaign or broadcast alike: by when it was sent, not queued), else the latest from any sender (a Messaging
+    Service's)."""
+    sent = OutboundMessage.objects.filter(to_number=number, channel=channel, sent_at__isnull=False)
     if contact is not None:
         sent = sent.filter(contact=contact)  # the (contact, -queued_at) index
     latest = sent.order_by("-sent_at", "-id")
@@ -86,7 +101,8 @@ def _reply_for(action: str, keyword: Keyword | None, *, help_text: str) -> str:
     return ""
 
 
-def _apply_action(action: str, contact: Contact | None, body: str) -> None:
+def _apply_action(action: str, contact: Contact | None, body: str, channel: str = "sms") -> None:
+    """Act on a keyword on the channel it came on: STOP on WhatsApp opts the WhatsApp address out, not the mobile."""
     if contact is None:
         return
     if action == KeywordKind.OPT_OUT:
@@ -94,6 +110,7 @@ def _apply_action(action: str, contact: Contact | None, body: str) -> None:
             contact=contact,
             reason=DoNotContact.Reason.UNSUBSCRIBED,
             source=DoNotContact.Source.KEYWORD,
+            channel=channel,
             comment=body[:500],
         )
         # An opt-out withdraws marketing consent too, in the consent log (the compliance record) with its words.
@@ -101,6 +118,7 @@ def _apply_action(action: str, contact: Contact | None, body: str) -> None:
             contact=contact,
             status=ConsentStatus.UNSUBSCRIBED,
             source=ConsentSource.KEYWORD,
+            channel=channel,
             recorded_by="inbound keyword",
             comment=body[:500],
         )
@@ -111,12 +129,15 @@ def _apply_action(action: str, contact: Contact | None, body: str) -> None:
         dnc_remove(
             contact=contact,
             source=DoNotContact.Source.KEYWORD,
+            channel=channel,
             comment=body[:500],
             only_sources={DoNotContact.Source.KEYWORD},
         )
-        double_opt_in_confirm(contact=contact, body=body)
+        double_opt_in_confirm(contact=contact, body=body, channel=channel)
     elif action == KeywordKind.JOIN:
-        double_opt_in_request(contact=contact, source=ConsentSource.KEYWORD, recorded_by=f"keyword {body.strip()[:40]}")
+        double_opt_in_request(
+            contact=contact, source=ConsentSource.KEYWORD, recorded_by=f"keyword {body.strip()[:40]}", channel=channel
+        )
 
 
 def _too_long(values: dict[str, tuple[str, int]]) -> list[str]:
@@ -143,7 +164,17 @@ def callback_oversized_fields(event: InboundEvent | StatusEvent) -> list[str]:
     else:
         columns = {
             name: (InboundMessage, name)
-            for name in ("message_sid", "account_sid", "from_number", "to_number", "from_country", "opt_out_type")
+            for name in (
+                "message_sid",
+                "account_sid",
+                "from_number",
+                "to_number",
+                "from_country",
+                "opt_out_type",
+                "profile_name",
+                "button_text",
+                "button_payload",
+            )
         }
     names = event.field_names
     return _too_long(
@@ -162,7 +193,8 @@ def inbound_receive(*, event: InboundEvent, help_text: str = "", can_reply: bool
     """
     # No look-up first: the unique MessageSid decides, so a new reply costs one query less and a retry is caught below.
     contact, number = _contact_for(event)
-    keyword = keyword_match(event.body)
+    # A tap on a quick-reply button is matched by its label, as if typed (a "Stop" button opts out).
+    keyword = keyword_match(event.body or event.button_text)
     action = _action_for(event, keyword)
     reply = _reply_for(action, keyword, help_text=help_text)
     if event.opt_out_type:
@@ -175,6 +207,10 @@ def inbound_receive(*, event: InboundEvent, help_text: str = "", can_reply: bool
                 message_sid=event.message_sid,
                 account_sid=event.account_sid,
                 from_number=number,
+                channel=event.channel,
+                profile_name=event.profile_name,
+                button_text=event.button_text,
+                button_payload=event.button_payload,
                 to_number=event.to_number,
                 body=event.body,
                 media_urls=[m.url for m in event.media],
@@ -183,13 +219,15 @@ def inbound_receive(*, event: InboundEvent, help_text: str = "", can_reply: bool
                 opt_out_type=event.opt_out_type,
                 raw=raw,
                 contact=contact,
-                in_reply_to=_last_outbound(contact, number, event.to_number),
+                in_reply_to=_last_outbound(contact, number, event.to_number, event.channel),
                 keyword=keyword,
                 action=action,
                 reply=reply,
             )
-            _apply_action(action, contact, event.body)
+            _apply_action(action, contact, event.body or event.button_text, event.channel)
             if contact is not None:
+                if event.channel == "whatsapp":
+                    contact_whatsapp_heard(contact_id=contact.pk, at=inbound.received_at)
                 _record_reply(inbound, contact)
                 conversation_inbound(contact_id=contact.pk, body=event.body, at=inbound.received_at)
             transaction.on_commit(lambda: _announce(inbound))
@@ -205,12 +243,17 @@ def _record_reply(inbound: InboundMessage, contact: Contact) -> None:
         {"url": url, "content_type": ctype}
         for url, ctype in zip(inbound.media_urls, inbound.media_content_types, strict=False)
     ]
+    said = inbound.body or inbound.button_text
+    what = "Text message" if inbound.channel == "sms" else f"{CHANNEL_LABEL.get(inbound.channel, inbound.channel)}"
     timeline_record(
         contact=contact,
         kind="sms.reply",
-        title=f"Text message reply: {inbound.body[:80]}" if inbound.body else "Text message reply (media)",
+        title=f"{what} reply: {said[:80]}" if said else f"{what} reply (media)",
         detail={
             "inbound_id": inbound.pk,
+            "channel": inbound.channel,
+            "button_text": inbound.button_text,
+            "button_payload": inbound.button_payload,
             "body": inbound.body,
             "media": media,
             "keyword": inbound.keyword.word if inbound.keyword else "",
@@ -229,6 +272,9 @@ def _announce(inbound: InboundMessage) -> None:
         contact_id=inbound.contact_id,
         body=inbound.body,
         in_reply_to_id=inbound.in_reply_to_id,
+        channel=inbound.channel,
+        button_payload=inbound.button_payload,
+        button_text=inbound.button_text,
     )
     for receiver, outcome in results:
         if isinstance(outcome, Exception):

@@ -161,9 +161,17 @@ def decisions_time_out(
     )
 
 
-def reply_received(*, contact_id: int, body: str, now: dt.datetime | None = None) -> list[int]:
+def reply_received(
+    *,
+    contact_id: int,
+    body: str,
+    now: dt.datetime | None = None,
+    button_text: str = "",
+    button_payload: str = "",
+) -> list[int]:
     """A reply from this contact: decisions waiting for it take their yes path now. Returns the logs moved on; what
-    follows them is scheduled for now (``contact_events_run`` runs it at once, from a task)."""
+    follows them is scheduled for now (``contact_events_run`` runs it at once, from a task). ``button_*``: the reply
+    is a tap on a quick-reply button (WhatsApp), for the button decisions."""
     now = now or timezone.now()
     waiting = CampaignEventLog.objects.filter(
         contact_id=contact_id,
@@ -173,7 +181,7 @@ def reply_received(*, contact_id: int, body: str, now: dt.datetime | None = None
     ).select_related("event", "event__campaign")
     moved: list[int] = []
     for log in waiting:  # read outside a transaction: most replies find nothing waiting, and cost one query
-        if not reply_matches(log.event, body):
+        if not reply_matches(log.event, body, button_text=button_text, button_payload=button_payload):
             continue
         # The log is taken only if it is still waiting: the timeout or another reply may have got there first.
         source = Source(kind="reply", event=log.event, limit=1, log_id=log.pk, priority=True)

@@ -10,7 +10,7 @@ from django.db.models import Q
 
 from ..models import CampaignEvent, EventKind
 
-DECISION_KINDS = (EventKind.REPLIED_TO_TEXT, EventKind.REPLY_CONTAINS_KEYWORD)
+DECISION_KINDS = (EventKind.REPLIED_TO_TEXT, EventKind.REPLY_CONTAINS_KEYWORD, EventKind.REPLIED_WITH_BUTTON)
 CONTACT_FIELDS = ("first_name", "last_name", "email", "mobile", "country", "timezone", "preferred_language")
 
 
@@ -35,8 +35,14 @@ def field_condition_q(props: dict[str, Any]) -> Q:
     return ~q if operator == "neq" else q
 
 
-def reply_matches(event: CampaignEvent, body: str) -> bool:
-    """Does this reply satisfy the decision? Patterns use ``*`` and ``?`` and ignore case."""
+def reply_matches(event: CampaignEvent, body: str, *, button_text: str = "", button_payload: str = "") -> bool:
+    """Does this reply satisfy the decision? Patterns use ``*`` and ``?`` and ignore case. A button decision wants a
+    tap on a quick-reply button: any, or the one whose payload or label is its ``button`` (case ignored)."""
+    if event.kind == EventKind.REPLIED_WITH_BUTTON:
+        if not (button_text or button_payload):
+            return False
+        wanted = (event.prop("button") or "").strip().lower()
+        return not wanted or wanted in {button_payload.strip().lower(), button_text.strip().lower()}
     text = (body or "").strip().lower()
     if event.kind == EventKind.REPLIED_TO_TEXT:
         pattern = (event.prop("pattern") or "").strip().lower()

@@ -20,7 +20,7 @@ from django.core.signals import setting_changed
 from django.db import DatabaseError, transaction
 from django.dispatch import receiver
 
-from ..base import Sender, SenderConfig
+from ..base import MESSENGER, SMS, WHATSAPP, Sender, SenderConfig
 from ..crypto import UndecryptableSecret
 from .models import DEFAULT_RATES, Direction, NumberType, SenderType, TwilioSettings
 
@@ -60,6 +60,17 @@ class TwilioConfig:
     # True while the local fake_twilio's development credentials stand in, because nothing is configured
     # (TWILIO_USE_LOCAL_FAKE, set by `make run`): the first credentials saved on the page replace them.
     local_fake: bool = False
+    # The sender of each other channel (WhatsApp number, Messenger Sender ID); without one a Messaging Service serves.
+    channel_senders: tuple[tuple[str, SenderConfig], ...] = ()
+
+    def senders_for(self, channel: str) -> tuple[SenderConfig, ...]:
+        """The senders of ``channel``: ``senders`` for SMS; the channel's own sender, else the Messaging Service."""
+        if channel == SMS:
+            return self.senders
+        own = tuple(s for c, s in self.channel_senders if c == channel)
+        if own:
+            return own
+        return tuple(s for s in self.senders if s.sender.kind == "messaging_service")
 
     @property
     def has_credentials(self) -> bool:
@@ -178,6 +189,8 @@ CONFIG_SETTINGS = frozenset(
         "TWILIO_API_KEY_SECRET",
         "TWILIO_FROM",
         "TWILIO_MESSAGING_SERVICE_SID",
+        "TWILIO_WHATSAPP_FROM",
+        "TWILIO_MESSENGER_FROM",
         "TWILIO_API_BASE_URL",
         "TWILIO_TIMEOUT_SECONDS",
         "PUBLIC_BASE_URL",
@@ -280,6 +293,14 @@ def _load_config() -> TwilioConfig:
         senders = [SenderConfig(Sender("alphanumeric", alphanumeric), other_rate), *_pool(row)]
     elif sender_type == SenderType.NUMBERS and not senders:
         senders = _pool(row)
+    channel_senders: list[tuple[str, SenderConfig]] = []
+    for channel, env_name, stored, kind, label in (
+        (WHATSAPP, "TWILIO_WHATSAPP_FROM", row.whatsapp_from if row else "", "number", "WhatsApp sender"),
+        (MESSENGER, "TWILIO_MESSENGER_FROM", row.messenger_from if row else "", "page", "Messenger Sender ID"),
+    ):
+        value = pick(env_name, stored).strip()
+        if value:
+            channel_senders.append((channel, SenderConfig(Sender(kind, value), other_rate, label)))
     has_env_credentials = bool(settings.TWILIO_ACCOUNT_SID)
     enabled = row.enabled if row is not None else has_env_credentials
     api_base_url = settings.TWILIO_API_BASE_URL
@@ -316,6 +337,7 @@ def _load_config() -> TwilioConfig:
         from_env=frozenset(from_env),
         problems=tuple(problems),
         local_fake=local_fake,
+        channel_senders=tuple(channel_senders),
     )
 
 

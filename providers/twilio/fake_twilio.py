@@ -10,6 +10,10 @@ bodies, so that the official ``twilio`` client talks to it exactly as it talks t
 - no price in the create answer (as Twilio), a negative price by the recipient's country on fetch once the message
   has left and ``price_delay_ms`` has passed;
 - 21211 for an invalid ``To``, 21610 for numbers that texted STOP, 21614 for landlines;
+- WhatsApp and Messenger addresses (``whatsapp:+E164``, ``messenger:<id>``; 30016 when ``To`` and ``From`` are on
+  different channels) and WhatsApp's session rule: a free-form message (no ``ContentSid``) to an address that has
+  not written in 24 hours (``send_inbound`` opens the window, as does ``control(whatsapp_sessions=[...])``) is
+  accepted, then fails with 63016, as Twilio does; a chat message that is delivered is then ``read``;
 - after each accepted send, status callbacks signed like Twilio's (``X-Twilio-Signature``, computed with the
   ``twilio`` package's own ``RequestValidator``) to the message's StatusCallback: queued -> sent -> delivered, or
   undelivered / failed with an ErrorCode for chosen numbers.
@@ -118,6 +122,25 @@ class Behaviour:
     # passed since it was created. Per segment, by the recipient's country ("*": any other), in USD.
     price_delay_ms: float = 1000.0
     prices: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    # WhatsApp addresses ("whatsapp:+E164") -> time.time() of their last inbound message: the 24-hour session window.
+    whatsapp_sessions: dict[str, float] = field(default_factory=dict)
+    read_receipts: bool = True  # chat messages (WhatsApp, Messenger) go delivered -> read
+
+
+WHATSAPP_SESSION_SECONDS = 24 * 3600
+OUTSIDE_WINDOW_CODE = 63016
+
+
+def _channel_of(address: str) -> str:
+    """ "whatsapp", "messenger" or "sms" by Twilio's address prefix."""
+    for channel in ("whatsapp", "messenger"):
+        if address.lower().startswith(channel + ":"):
+            return channel
+    return "sms"
+
+
+def _bare(address: str) -> str:
+    return address.split(":", 1)[1] if _channel_of(address) != "sms" else address
 
 
 class FakeTwilio:
@@ -254,6 +277,8 @@ class FakeTwilio:
         signature_algorithm: str | None = None,
         price_delay_ms: float | None = None,
         prices: Mapping[str, float] | None = None,
+        whatsapp_sessions: Iterable[str] | None = None,
+        read_receipts: bool | None = None,
     ) -> dict[str, Any]:
         """Change behaviour; only the arguments given change. Returns the resulting behaviour."""
         with self._lock:
@@ -284,6 +309,12 @@ class FakeTwilio:
                 b.price_delay_ms = float(price_delay_ms)
             if prices is not None:
                 b.prices = {str(k).upper(): float(v) for k, v in prices.items()}
+            if whatsapp_sessions is not None:
+                # Addresses with a window open now (as if each had just written); [] closes every window.
+                now = time.time()
+                b.whatsapp_sessions = {_prefixed("whatsapp", a): now for a in whatsapp_sessions}
+            if read_receipts is not None:
+                b.read_receipts = bool(read_receipts)
         if down_seconds is not None:
             self.go_down(float(down_seconds), mode=down_mode)
         return self.behaviour_dict()
@@ -306,6 +337,8 @@ class FakeTwilio:
                 "signature_algorithm": b.signature_algorithm,
                 "price_delay_ms": b.price_delay_ms,
                 "prices": dict(b.prices),
+                "whatsapp_sessions": sorted(b.whatsapp_sessions),
+                "read_receipts": b.read_receipts,
             }
 
     def reset(self) -> None:
@@ -409,8 +442,14 @@ class FakeTwilio:
         url: str | None = None,
         *,
         extra: Mapping[str, str] | None = None,
+        profile_name: str = "",
+        button_text: str = "",
+        button_payload: str = "",
     ) -> dict[str, Any]:
-        """Post an inbound message to ``url`` (or the configured inbound URL) exactly as Twilio does."""
+        """Post an inbound message to ``url`` (or the configured inbound URL) exactly as Twilio does. ``from_`` may be
+        a WhatsApp or Messenger address (``whatsapp:+14155550100``, ``messenger:2456789012345678``): the post then
+        carries ``ProfileName`` (and ``WaId``), a quick-reply tap ``ButtonText``/``ButtonPayload``, and a WhatsApp
+        message opens that address's 24-hour window."""
         target = url or self.behaviour.inbound_url
         if not target:
             raise ValueError("No inbound URL: pass url= or configure inbound_url.")
@@ -441,7 +480,21 @@ class FakeTwilio:
         for i, media_url in enumerate(media):
             params[f"MediaUrl{i}"] = media_url
             params[f"MediaContentType{i}"] = _guess_content_type(media_url)
+        channel = _channel_of(from_)
+        if channel != "sms":
+            for name in ("SmsMessageSid", "SmsSid", "SmsStatus", "NumSegments", "ToCountry", "FromCountry"):
+                params.pop(name, None)
+            params["ProfileName"] = profile_name
+            if channel == "whatsapp":
+                params["WaId"] = _bare(from_).lstrip("+")
+                params["FromCountry"] = _region(_bare(from_))
+        if button_text or button_payload:
+            params["ButtonText"], params["ButtonPayload"] = button_text, button_payload or button_text
+            params["MessageType"] = "button"
         params.update(extra or {})
+        if channel == "whatsapp":
+            with self._lock:
+                self.behaviour.whatsapp_sessions[_prefixed("whatsapp", from_)] = time.time()
         status, text = self._post(target, params)
         record = {"url": target, "params": params, "status": status, "response": text}
         with self._lock:
@@ -480,6 +533,9 @@ class FakeTwilio:
             undelivered = self.behaviour.undeliverable.get(to)
             failed = self.behaviour.failing.get(to)
             no_receipt = to in self.behaviour.no_receipt
+            read = self.behaviour.read_receipts and _channel_of(to) != "sms"
+        if message.get("outside_window"):
+            failed = OUTSIDE_WINDOW_CODE
         steps: list[tuple[str, int | None]] = [("queued", None)]
         if no_receipt:
             steps.append(("sent", None))
@@ -488,7 +544,7 @@ class FakeTwilio:
         elif undelivered is not None:
             steps += [("sent", None), ("undelivered", undelivered)]
         else:
-            steps += [("sent", None), ("delivered", None)]
+            steps += [("sent", None), ("delivered", None)] + ([("read", None)] if read else [])
         job = []
         for status, code in steps:
             params = {
@@ -525,19 +581,26 @@ class FakeTwilio:
 
         to, from_, body = one("To"), one("From"), one("Body")
         service = one("MessagingServiceSid")
+        content_sid = one("ContentSid")
         media = [u for u in form.get("MediaUrl", []) if u]
         callback = one("StatusCallback")
+        channel = _channel_of(to)
         with self._lock:
             stopped = to in self.behaviour.stopped
             landline = to in self.behaviour.landlines
+            opened = self.behaviour.whatsapp_sessions.get(to)
         error: tuple[int, int, str] | None = None
         if not to:
             error = (400, 21604, "A 'To' phone number is required.")
         elif not from_ and not service:
             error = (400, 21603, "A 'From' phone number is required.")
-        elif not body and not media:
+        elif not body and not media and not content_sid:
             error = (400, 21602, "Message body is required.")
-        elif not _valid_number(to):
+        elif from_ and _channel_of(from_) != channel:
+            error = (400, 30016, "'To' and 'From' channel types are incompatible")
+        elif channel == "messenger" and not re.fullmatch(r"\d{5,32}", _bare(to)):
+            error = (400, 63003, f"Channel could not find To address: {_mask(to)}")
+        elif channel != "messenger" and not _valid_number(_bare(to)):
             error = (400, 21211, f"Invalid 'To' Phone Number: {_mask(to)}")
         elif stopped:
             error = (400, 21610, "Attempt to send to unsubscribed recipient")
@@ -568,6 +631,12 @@ class FakeTwilio:
             "date_created": now,
             "date_updated": now,
             "received_at": time.time(),
+            "channel": channel,
+            "content_sid": content_sid or None,
+            # Twilio accepts a free-form WhatsApp message outside the session window, then fails it with 63016.
+            "outside_window": channel == "whatsapp"
+            and not content_sid
+            and (opened is None or time.time() - opened > WHATSAPP_SESSION_SECONDS),
         }
         with self._lock:
             self._messages.append(message)
@@ -756,6 +825,11 @@ def error_body(status: int, code: int, message: str) -> dict[str, Any]:
     }
 
 
+def _prefixed(channel: str, address: str) -> str:
+    prefix = channel + ":"
+    return address if address.lower().startswith(prefix) else prefix + address
+
+
 def _valid_number(number: str) -> bool:
     if not re.fullmatch(r"\+[1-9]\d{6,14}", number):
         return False
@@ -767,7 +841,7 @@ def _valid_number(number: str) -> bool:
 
 def _region(number: str) -> str:
     try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(number, None)) or ""
+        return phonenumbers.region_code_for_number(phonenumbers.parse(_bare(number), None)) or ""
     except phonenumbers.NumberParseException:
         return ""
 
@@ -901,6 +975,9 @@ class _Handler(BaseHTTPRequestHandler):
                         payload.get("body", ""),
                         payload.get("media_urls", ()),
                         payload.get("url"),
+                        profile_name=str(payload.get("profile_name", "")),
+                        button_text=str(payload.get("button_text", "")),
+                        button_payload=str(payload.get("button_payload", "")),
                     ),
                 )
             elif path == "/_control/stats":
@@ -967,7 +1044,25 @@ class FakeTwilioClient:
         self._call("POST", "/_control/reset", {})
 
     def send_inbound(
-        self, from_: str, to: str, body: str, media_urls: Iterable[str] = (), url: str | None = None
+        self,
+        from_: str,
+        to: str,
+        body: str,
+        media_urls: Iterable[str] = (),
+        url: str | None = None,
+        *,
+        profile_name: str = "",
+        button_text: str = "",
+        button_payload: str = "",
     ) -> dict[str, Any]:
-        payload = {"from": from_, "to": to, "body": body, "media_urls": list(media_urls), "url": url}
+        payload = {
+            "from": from_,
+            "to": to,
+            "body": body,
+            "media_urls": list(media_urls),
+            "url": url,
+            "profile_name": profile_name,
+            "button_text": button_text,
+            "button_payload": button_payload,
+        }
         return dict(self._call("POST", "/_control/inbound", payload))

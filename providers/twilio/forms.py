@@ -50,8 +50,22 @@ class TwilioSettingsForm(forms.Form):
         max_length=11,
         help_text="1-11 letters, digits and spaces, at least one letter.",
     )
+    whatsapp_from = forms.CharField(
+        label="WhatsApp sender number",
+        required=False,
+        max_length=40,
+        help_text="The WhatsApp-enabled number in E.164 (e.g. +14155238886), without “whatsapp:”. Blank: the "
+        "Messaging Service sends WhatsApp messages, if there is one.",
+    )
+    messenger_from = forms.CharField(
+        label="Messenger Sender ID",
+        required=False,
+        max_length=64,
+        help_text="The Facebook Page ID Twilio shows for the Messenger sender, without “messenger:”. Blank: the "
+        "Messaging Service sends Messenger messages, if there is one.",
+    )
     sender_rate_per_second = forms.DecimalField(
-        label="Messages per second (Messaging Service or Alphanumeric Sender ID)",
+        label="Messages per second (Messaging Service, Alphanumeric Sender ID, WhatsApp and Messenger senders)",
         min_value=Decimal("0.01"),
         max_digits=8,
         decimal_places=2,
@@ -82,6 +96,20 @@ class TwilioSettingsForm(forms.Form):
 
     def clean_messaging_service_sid(self) -> str:
         return _sid(self.cleaned_data["messaging_service_sid"], MESSAGING_SERVICE_SID, "MG", "A Messaging Service SID")
+
+    def clean_whatsapp_from(self) -> str:
+        value: str = self.cleaned_data["whatsapp_from"].strip().removeprefix("whatsapp:").replace(" ", "")
+        if value and not (
+            re.match(r"^\+[1-9]\d{6,14}$", value) and phonenumbers.is_valid_number(phonenumbers.parse(value, None))
+        ):
+            raise forms.ValidationError(f"“{value[:40]}” is not a phone number in E.164 format (e.g. +14155238886).")
+        return value
+
+    def clean_messenger_from(self) -> str:
+        value: str = self.cleaned_data["messenger_from"].strip().removeprefix("messenger:")
+        if value and not re.fullmatch(r"\d{5,64}", value):
+            raise forms.ValidationError(f"“{value[:40]}” is not a Facebook Page ID (digits only).")
+        return value
 
     def clean_alphanumeric_sender_id(self) -> str:
         value: str = self.cleaned_data["alphanumeric_sender_id"].strip()

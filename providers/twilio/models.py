@@ -41,6 +41,9 @@ class TwilioSettings(models.Model):
     sender_type = models.CharField(max_length=20, choices=SenderType.choices, default=SenderType.NUMBERS)
     messaging_service_sid = models.CharField(max_length=34, blank=True)
     alphanumeric_sender_id = models.CharField(max_length=11, blank=True)
+    # The senders of the other channels (a Messaging Service serves every channel when these are blank).
+    whatsapp_from = models.CharField("WhatsApp sender number", max_length=20, blank=True)
+    messenger_from = models.CharField("Messenger Sender ID", max_length=64, blank=True)
     # Messages per second for a Messaging Service or an alphanumeric sender (numbers carry their own rate).
     sender_rate_per_second = models.DecimalField(
         max_digits=8, decimal_places=2, default=Decimal("10"), validators=[MinValueValidator(Decimal("0.01"))]

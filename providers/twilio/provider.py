@@ -48,7 +48,7 @@ from ..base import (
 )
 from .config import ALPHANUMERIC_UNSUPPORTED, TwilioConfig, get_config
 from .errors import AUTH_CODES, BAD_ADDRESS_CODES, NOT_FOUND_CODES, OPT_OUT_CODES, TRANSIENT_CODES, explain
-from .webhooks import delivery_state, parse_twilio_params
+from .webhooks import delivery_state, parse_twilio_params, twilio_address
 
 logger = logging.getLogger(__name__)
 
@@ -222,11 +222,11 @@ class TwilioProvider:
             )
 
     def _create_kwargs(self, request: SendRequest) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"to": request.to, "body": request.body}
+        kwargs: dict[str, Any] = {"to": twilio_address(request.channel, request.to), "body": request.body}
         if request.sender.kind == "messaging_service":
             kwargs["messaging_service_sid"] = request.sender.value
         else:
-            kwargs["from_"] = request.sender.value
+            kwargs["from_"] = twilio_address(request.channel, request.sender.value)
         if request.media_urls:
             kwargs["media_url"] = list(request.media_urls)
         callback = request.status_callback or self.config.status_callback_url

@@ -27,6 +27,8 @@ def twilio_settings_save(*, data: Mapping[str, Any], numbers: Sequence[Mapping[s
         "sender_type",
         "messaging_service_sid",
         "alphanumeric_sender_id",
+        "whatsapp_from",
+        "messenger_from",
         "sender_rate_per_second",
         "direction",
         "status_callbacks",

@@ -77,6 +77,8 @@ ENV_FIELDS = {
     "auth_token": "TWILIO_AUTH_TOKEN",
     "api_key_sid": "TWILIO_API_KEY_SID",
     "api_key_secret": "TWILIO_API_KEY_SECRET",
+    "whatsapp_from": "TWILIO_WHATSAPP_FROM",
+    "messenger_from": "TWILIO_MESSENGER_FROM",
 }
 
 
@@ -97,6 +99,8 @@ def _initial(row: TwilioSettings) -> dict[str, object]:
             "sender_type",
             "messaging_service_sid",
             "alphanumeric_sender_id",
+            "whatsapp_from",
+            "messenger_from",
             "sender_rate_per_second",
             "direction",
             "status_callbacks",

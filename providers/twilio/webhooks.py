@@ -8,7 +8,25 @@ from collections.abc import Mapping
 from django.http import HttpResponse
 from twilio.twiml.messaging_response import MessagingResponse
 
-from ..base import DeliveryState, InboundEvent, Media, StatusEvent, WebhookRejected
+from ..base import MESSENGER, SMS, WHATSAPP, DeliveryState, InboundEvent, Media, StatusEvent, WebhookRejected
+
+# How Twilio writes an address on each channel: "whatsapp:+14155550123", "messenger:1234567890"; SMS is bare.
+CHANNEL_PREFIX: dict[str, str] = {WHATSAPP: "whatsapp:", MESSENGER: "messenger:"}
+
+
+def twilio_address(channel: str, address: str) -> str:
+    """A bare address (E.164, a Messenger ID) as Twilio's ``To``/``From`` on ``channel``."""
+    prefix = CHANNEL_PREFIX.get(channel, "")
+    return address if not prefix or address.startswith(prefix) else prefix + address
+
+
+def split_address(value: str) -> tuple[str, str]:
+    """Twilio's ``From``/``To`` -> (channel, bare address)."""
+    for channel, prefix in CHANNEL_PREFIX.items():
+        if value[: len(prefix)].lower() == prefix:
+            return channel, value[len(prefix) :].strip()
+    return SMS, value
+
 
 # Every status Twilio posts -> a delivery state. Twilio's early statuses (accepted, scheduled, queued, sending) all
 # mean "Twilio has it"; `read` is a delivery (WhatsApp/RCS), `canceled` a scheduled message that never left.
@@ -35,6 +53,9 @@ FIELD_NAMES: Mapping[str, str] = {
     "from_country": "FromCountry",
     "opt_out_type": "OptOutType",
     "error_code": "ErrorCode",
+    "profile_name": "ProfileName",
+    "button_text": "ButtonText",
+    "button_payload": "ButtonPayload",
 }
 
 
@@ -62,7 +83,7 @@ def parse_twilio_params(params: Mapping[str, str], *, account_sid: str) -> Inbou
             message_sid=sid,
             status=delivery_state(status),
             error_code=str(get("ErrorCode") or ""),
-            to_number=str(get("To") or ""),
+            to_number=split_address(str(get("To") or ""))[1],
             raw=raw,
             provider="twilio",
             field_names=FIELD_NAMES,
@@ -81,11 +102,14 @@ def parse_twilio_params(params: Mapping[str, str], *, account_sid: str) -> Inbou
         for i in range(min(count, 10))
         if get(f"MediaUrl{i}")
     )
+    channel, from_address = split_address(str(get("From")))
+    if not from_address:
+        raise WebhookRejected(400, "From has a channel but no address.")
     return InboundEvent(
         message_sid=sid,
         account_sid=their_account,
-        from_number=str(get("From")),
-        to_number=str(get("To") or ""),
+        from_number=from_address,
+        to_number=split_address(str(get("To") or ""))[1],
         body=str(get("Body") or ""),
         media=media,
         from_country=str(get("FromCountry") or ""),
@@ -93,7 +117,11 @@ def parse_twilio_params(params: Mapping[str, str], *, account_sid: str) -> Inbou
         opt_out_type=str(get("OptOutType") or "").upper(),
         raw=raw,
         provider="twilio",
+        channel=channel,
         field_names=FIELD_NAMES,
+        profile_name=str(get("ProfileName") or ""),
+        button_text=str(get("ButtonText") or ""),
+        button_payload=str(get("ButtonPayload") or ""),
     )
 
 

@@ -76,7 +76,12 @@ class InboundMessage(models.Model):
 
     message_sid = models.CharField(max_length=64, unique=True)
     account_sid = models.CharField(max_length=64)
-    from_number = models.CharField(max_length=32)  # E.164 when it parses; as the provider sent it otherwise
+    from_number = models.CharField(max_length=128)  # E.164 or a Messenger ID when it parses; as sent otherwise
+    channel = models.CharField(max_length=16, default="sms", db_default="sms")
+    profile_name = models.CharField(max_length=255, blank=True)  # WhatsApp's and Messenger's display name
+    # A quick-reply button's label and payload (WhatsApp ButtonText / ButtonPayload), "" for typed text.
+    button_text = models.CharField(max_length=255, blank=True)
+    button_payload = models.CharField(max_length=255, blank=True)
     to_number = models.CharField(max_length=32, blank=True)
     body = models.TextField(blank=True)
     media_urls = models.JSONField(default=list, blank=True)

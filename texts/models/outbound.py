@@ -12,14 +12,31 @@ from django.db import models
 from django.db.models import Q
 
 
+class MessageChannel(models.TextChoices):
+    """The channels a text message goes out on (``contacts.models.Channel`` minus email): each has its own address
+    on the contact (``contacts.selectors.ADDRESS_FIELD``) and its own length rules (``texts.channels``)."""
+
+    SMS = "sms", "SMS"
+    WHATSAPP = "whatsapp", "WhatsApp"
+    MESSENGER = "messenger", "Messenger"
+
+
 class TextMessage(models.Model):
+    Channel = MessageChannel
+
     class Category(models.TextChoices):
         # Dynamics' commercial vs transactional: marketing obeys Do Not Contact and quiet hours, transactional only DNC.
         MARKETING = "marketing", "Marketing"
         TRANSACTIONAL = "transactional", "Transactional"
 
     name = models.CharField("internal name", max_length=200)
+    channel = models.CharField(
+        max_length=16, choices=MessageChannel.choices, default=MessageChannel.SMS, db_default=MessageChannel.SMS
+    )
     body = models.TextField("message")
+    # A Content Template (Twilio's ContentSid) sent instead of the body. Outside WhatsApp's 24-hour window only a
+    # template may go; the template picker and its variables are the templates' work (issue 16).
+    content_sid = models.CharField("content template SID", max_length=34, null=True, blank=True)
     language = models.CharField(max_length=16, default="en", blank=True)
     category = models.CharField(max_length=16, choices=Category.choices, default=Category.MARKETING)
     is_published = models.BooleanField("published", default=True)
@@ -46,6 +63,10 @@ class TextMessage(models.Model):
     @property
     def is_marketing(self) -> bool:
         return self.category == self.Category.MARKETING
+
+    @property
+    def uses_template(self) -> bool:
+        return bool(self.content_sid)
 
     @property
     def tracks_links(self) -> bool:
@@ -130,14 +151,16 @@ class OutboundMessage(models.Model):
         related_name="outbound_messages",
         db_index=False,
     )
-    to_number = models.CharField(max_length=20)
+    to_number = models.CharField(max_length=128)  # the address on ``channel``: E.164, or a Messenger ID
     sender = models.CharField(max_length=64, blank=True)  # number, Messaging Service SID or alphanumeric ID
     sender_kind = models.CharField(max_length=20, blank=True)
     # The registered name of the provider that sent it (``providers.registry``), written with ``provider_called_at``:
     # status callbacks and reconciliation ask that provider. "" before (and on messages older than the column: the
     # provider that sends now). The database defaults let the set-based INSERTs leave both out.
     provider = models.CharField(max_length=32, blank=True, default="", db_default="")
-    channel = models.CharField(max_length=16, default="sms", db_default="sms")
+    channel = models.CharField(
+        max_length=16, choices=MessageChannel.choices, default=MessageChannel.SMS, db_default=MessageChannel.SMS
+    )
     text_message = models.ForeignKey(
         TextMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="outbound_messages", db_index=False
     )

@@ -27,7 +27,18 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, SegmentMembership
-from contacts.selectors import consent_required, consented_for, dnc_active_for, textable_sql, without_address
+from contacts.selectors import (
+    address_field,
+    consent_required,
+    consented_for,
+    dnc_active_for,
+    in_window,
+    in_window_sql,
+    needs_window,
+    textable_sql,
+    window_opens_after,
+    without_address,
+)
 from smsapp.core.celery import task
 from smsapp.core.locks import job_lock
 
@@ -84,6 +95,7 @@ class Audience:
     dnc: int
     will_receive: int
     no_consent: int = 0  # marketing without the contact's consent (SMS_MARKETING_REQUIRES_CONSENT)
+    outside_window: int = 0  # free-form WhatsApp to contacts who have not written in 24 hours (a template may go)
 
 
 def _segment_ids(text_message: TextMessage) -> list[int]:
@@ -99,11 +111,13 @@ def broadcast_audience(*, text_message: TextMessage) -> Audience:
         segment_id__in=segment_ids, manually_removed=False, contact_id=OuterRef("pk")
     )
     sent = OutboundMessage.objects.filter(text_message=text_message, source=Source.BROADCAST, contact_id=OuterRef("pk"))
-    rows = Contact.objects.filter(Exists(member)).annotate(is_sent=Exists(sent), is_dnc=dnc_active_for())
-    no_number = without_address()
+    channel = text_message.channel
+    rows = Contact.objects.filter(Exists(member)).annotate(is_sent=Exists(sent), is_dnc=dnc_active_for(channel))
+    no_number = without_address(channel)
     needs_consent = consent_required(marketing=text_message.is_marketing)
     if needs_consent:
-        rows = rows.annotate(has_consent=consented_for())
+        rows = rows.annotate(has_consent=consented_for(channel))
+    reachable = Q(is_sent=False, is_dnc=False) & ~no_number
     counts = {
         "contacts": Count("pk"),
         "already_sent": Count("pk", filter=Q(is_sent=True)),
@@ -111,7 +125,10 @@ def broadcast_audience(*, text_message: TextMessage) -> Audience:
         "dnc": Count("pk", filter=Q(is_sent=False, is_dnc=True) & ~no_number),
     }
     if needs_consent:
-        counts["no_consent"] = Count("pk", filter=Q(is_sent=False, is_dnc=False, has_consent=False) & ~no_number)
+        counts["no_consent"] = Count("pk", filter=reachable & Q(has_consent=False))
+        reachable &= Q(has_consent=True)
+    if needs_window(channel=channel, template=text_message.uses_template):
+        counts["outside_window"] = Count("pk", filter=reachable & ~in_window())
     totals = rows.aggregate(**counts)
     contacts, already, no_number_count, dnc_count = (
         totals["contacts"],
@@ -120,24 +137,45 @@ def broadcast_audience(*, text_message: TextMessage) -> Audience:
         totals["dnc"],
     )
     no_consent = totals.get("no_consent", 0)
+    outside_window = totals.get("outside_window", 0)
     return Audience(
         contacts=contacts,
         already_sent=already,
         no_number=no_number_count,
         dnc=dnc_count,
-        will_receive=contacts - already - no_number_count - dnc_count - no_consent,
+        will_receive=contacts - already - no_number_count - dnc_count - no_consent - outside_window,
         no_consent=no_consent,
+        outside_window=outside_window,
     )
 
 
 # The fan-out
 
 
-def _eligible_sql(segment_ids: list[int], *, marketing: bool) -> str:
-    """FROM/WHERE of the contacts who would receive the broadcast, after a contact id; alias ``c``.
+@dataclass(frozen=True)
+class RecipientRules:
+    """What decides a broadcast's recipients beyond its segments: its channel, consent and WhatsApp's window."""
 
-    Named parameters: ``text`` (the text message id), ``after`` (the contact id to start after) and ``segment0`` …
-    (the segment ids); see ``_eligible_params``.
+    marketing: bool
+    channel: str = "sms"
+    window: bool = False  # a free-form WhatsApp message: only contacts inside the 24-hour window
+
+    @classmethod
+    def of(cls, text_message: TextMessage) -> RecipientRules:
+        channel = text_message.channel
+        return cls(
+            marketing=text_message.is_marketing,
+            channel=channel,
+            window=needs_window(channel=channel, template=text_message.uses_template),
+        )
+
+
+def _eligible_sql(segment_ids: list[int], *, rules: RecipientRules) -> str:
+    """FROM/WHERE of the contacts who would receive the broadcast, after a contact id; alias ``c``. ``window``: a
+    free-form WhatsApp message, for the contacts inside the 24-hour window only.
+
+    Named parameters: ``text`` (the text message id), ``after`` (the contact id to start after), ``window`` (when
+    the window opens) and ``segment0`` … (the segment ids); see ``_eligible_params``.
 
     Every subquery repeats ``contact_id > after`` although ``contact_id = c.id`` implies it: PostgreSQL does not carry
     an inequality across an equality, so without it each merge join reads its index from the first contact and
@@ -148,12 +186,13 @@ def _eligible_sql(segment_ids: list[int], *, marketing: bool) -> str:
     membership = SegmentMembership._meta.db_table
     outbound = OutboundMessage._meta.db_table
     placeholders = ", ".join(f"%(segment{i})s" for i in range(len(segment_ids)))
+    session = f"\n          AND {in_window_sql(alias='c')}" if rules.window else ""
     # 'broadcast' is written as a literal so that PostgreSQL can use the partial unique index of
     # one_broadcast_per_contact (its predicate must be provable from the query text, not from a parameter).
     return f"""
         FROM {contact} c
         WHERE c.id > %(after)s
-          AND {textable_sql(alias="c", after="%(after)s", marketing=marketing)}
+          AND {textable_sql(alias="c", after="%(after)s", channel=rules.channel, marketing=rules.marketing)}{session}
           AND EXISTS (
             SELECT 1 FROM {membership} m
             WHERE m.contact_id = c.id AND m.contact_id > %(after)s
@@ -167,13 +206,14 @@ def _eligible_sql(segment_ids: list[int], *, marketing: bool) -> str:
 
 def _eligible_params(text_message_id: int, after: int, segment_ids: list[int]) -> dict[str, Any]:
     params: dict[str, Any] = {"text": text_message_id, "after": after, "removed": False}
+    params["window"] = connection.ops.adapt_datetimefield_value(window_opens_after())
     params.update({f"segment{i}": segment_id for i, segment_id in enumerate(segment_ids)})
     return params
 
 
-def _any_left(*, text_message_id: int, segment_ids: list[int], after: int, marketing: bool) -> bool:
+def _any_left(*, text_message_id: int, segment_ids: list[int], after: int, rules: RecipientRules) -> bool:
     """Whether an eligible contact with an id above ``after`` is still waiting for the broadcast."""
-    sql = f"SELECT EXISTS (SELECT 1 {_eligible_sql(segment_ids, marketing=marketing)})"
+    sql = f"SELECT EXISTS (SELECT 1 {_eligible_sql(segment_ids, rules=rules)})"
     with connection.cursor() as cursor:
         cursor.execute(sql, _eligible_params(text_message_id, after, segment_ids))
         row = cursor.fetchone()
@@ -181,7 +221,7 @@ def _any_left(*, text_message_id: int, segment_ids: list[int], after: int, marke
 
 
 def _insert_batch(
-    *, text_message_id: int, segment_ids: list[int], after: int, size: int, marketing: bool
+    *, text_message_id: int, segment_ids: list[int], after: int, size: int, rules: RecipientRules
 ) -> list[tuple[int, int]]:
     """Queue the next ``size`` eligible contacts after contact id ``after`` in one INSERT … SELECT; returns the new
     rows as (row id, contact id)."""
@@ -194,8 +234,9 @@ def _insert_batch(
             "status": "%(status)s",
             "stamp": "%(stamp)s",
         },
+        channel=rules.channel,
         rest=f"""
-        {_eligible_sql(segment_ids, marketing=marketing)}
+        {_eligible_sql(segment_ids, rules=rules)}
         ORDER BY c.id
         LIMIT %(size)s
         ON CONFLICT DO NOTHING
@@ -231,6 +272,7 @@ class BroadcastRun:
     dnc: int = 0
     no_consent: int = 0
     no_number: int = 0
+    outside_window: int = 0  # free-form WhatsApp: contacts who have not written in 24 hours
     contacts: int = 0
     remaining: int = 0  # eligible contacts left for a later run (--limit)
     batches: int = 0
@@ -245,6 +287,11 @@ class BroadcastRun:
         return (
             f"{head}: {verb} {self.queued}, skipped {self.dnc} Do Not Contact, "
             + (f"{self.no_consent} without marketing consent, " if self.no_consent else "")
+            + (
+                f"{self.outside_window} outside WhatsApp's 24-hour window (only a template can reach them), "
+                if self.outside_window
+                else ""
+            )
             + f"{self.no_number} without a number, "
             f"{self.already_sent} already sent, {self.remaining} left for a later run "
             f"({self.contacts} contacts in its segments, {self.batches} batch{'' if self.batches == 1 else 'es'})"
@@ -278,8 +325,10 @@ def broadcast_send(
         audience = broadcast_audience(text_message=text_message)
         run.contacts, run.already_sent = audience.contacts, audience.already_sent
         run.dnc, run.no_number, run.no_consent = audience.dnc, audience.no_number, audience.no_consent
+        run.outside_window = audience.outside_window
         target = audience.will_receive if limit is None else min(limit, audience.will_receive)
         segment_ids = _segment_ids(text_message)
+        rules = RecipientRules.of(text_message)
         after = 0
         _progress_set(text_message.pk, state="running", queued=0, target=target)
         while segment_ids and (limit is None or run.queued < limit):
@@ -290,7 +339,7 @@ def broadcast_send(
                     segment_ids=segment_ids,
                     after=after,
                     size=size,
-                    marketing=text_message.is_marketing,
+                    rules=rules,
                 )
                 ids = [row_id for row_id, _ in rows]
                 if ids:
@@ -309,7 +358,7 @@ def broadcast_send(
                 text_message_id=text_message.pk,
                 segment_ids=segment_ids,
                 after=after,
-                marketing=text_message.is_marketing,
+                rules=rules,
             ):
                 break
         run.remaining = max(0, audience.will_receive - run.queued)
@@ -321,17 +370,18 @@ def broadcast_send(
 def broadcast_dry_run(
     *, text_message: TextMessage, limit: int | None = None, batch: int = DEFAULT_BATCH
 ) -> Iterator[tuple[int, str]]:
-    """Yield ``(contact id, mobile)`` of who a run would queue now, in id order, one batch in memory at a time."""
+    """Yield ``(contact id, address)`` of who a run would queue now, in id order, one batch in memory at a time."""
     segment_ids = _segment_ids(text_message)
     if not segment_ids:
         return
-    where = _eligible_sql(segment_ids, marketing=text_message.is_marketing)
+    where = _eligible_sql(segment_ids, rules=RecipientRules.of(text_message))
+    address = address_field(text_message.channel)
     after, given = 0, 0
     while limit is None or given < limit:
         size = batch if limit is None else min(batch, limit - given)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT c.id, c.mobile {where} ORDER BY c.id LIMIT %(size)s",
+                f"SELECT c.id, c.{address} {where} ORDER BY c.id LIMIT %(size)s",
                 {**_eligible_params(text_message.pk, after, segment_ids), "size": size},
             )
             rows = cursor.fetchall()

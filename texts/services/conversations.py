@@ -17,7 +17,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact
-from contacts.selectors import contact_unreachable_reason
+from contacts.selectors import CHANNEL_LABEL, address_field, contact_unreachable_reason, window_closed_reason
 from contacts.services import dnc_active
 
 from ..models import Conversation, InboundMessage, OutboundMessage, Source, Status
@@ -84,6 +84,11 @@ class Entry:
     status: str = ""  # outbound: queued, sent, delivered, failed...
     detail: str = ""  # outbound: the error in words; inbound: the keyword's action
     source: str = ""
+    channel: str = "sms"
+
+    @property
+    def channel_label(self) -> str:
+        return CHANNEL_LABEL.get(self.channel, self.channel)
 
 
 def thread(*, contact: Contact, limit: int = THREAD_LENGTH) -> list[Entry]:
@@ -104,10 +109,13 @@ def thread(*, contact: Contact, limit: int = THREAD_LENGTH) -> list[Entry]:
             status=m.status,
             detail=explain(m.error_code, m.error_message) if m.error_code else "",
             source=m.get_source_display(),
+            channel=m.channel,
         )
         for m in outbound
     ]
-    entries += [Entry("in", m.received_at, m.body, detail=m.action) for m in inbound]
+    entries += [
+        Entry("in", m.received_at, m.body or m.button_text, detail=m.action, channel=m.channel) for m in inbound
+    ]
     return sorted(entries, key=lambda e: e.at)[-limit:]
 
 
@@ -118,11 +126,29 @@ def thread_version(*, contact: Contact) -> str:
     return f"{out['n'] or 0}.{int(out['at'].timestamp() * 1000) if out['at'] else 0}.{inbound['n'] or 0}"
 
 
+def reply_channel(*, contact: Contact) -> str:
+    """The channel a reply goes on: the one the contact last wrote on (SMS when it never wrote)."""
+    last = (
+        InboundMessage.objects.filter(contact=contact)
+        .order_by("-received_at", "-id")
+        .values_list("channel", flat=True)
+        .first()
+    )
+    return str(last or "sms")
+
+
 def reply_blockers(*, contact: Contact) -> list[str]:
     """Why a reply to this contact cannot go, in words the marketer can act on (empty when it can).
 
     Who can be texted is decided in one place (``contacts.selectors``); this only says it in more detail where it
-    can (how a Do Not Contact came, and how it ends). A reason it has no words of its own for is given as it is."""
+    can (how a Do Not Contact came, and how it ends). A reason it has no words of its own for is given as it is.
+    The reply goes on the channel the contact last wrote on (``reply_channel``)."""
+    channel = reply_channel(contact=contact)
+    if channel != "sms":
+        reason = contact_unreachable_reason(contact=contact, channel=channel) or window_closed_reason(
+            contact=contact, channel=channel, template=False
+        )
+        return [f"This contact {reason}."] if reason else []
     unreachable = contact_unreachable_reason(contact=contact)
     if not unreachable:
         return []
@@ -166,11 +192,13 @@ def conversation_reply(*, contact: Contact, body: str) -> OutboundMessage:
     if reasons:
         raise ReplyRefused(reasons)
     now = timezone.now()
+    channel = reply_channel(contact=contact)
     with transaction.atomic():
         message = OutboundMessage.objects.create(
             contact=contact,
-            to_number=str(contact.mobile),
-            sender=_their_number(contact)[:64],
+            to_number=str(getattr(contact, address_field(channel))),
+            channel=channel,
+            sender=_their_number(contact)[:64] if channel == "sms" else "",
             source=Source.CONVERSATION,
             priority=True,
             body=body,

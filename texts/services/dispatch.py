@@ -48,10 +48,18 @@ from django.db.models import Q
 from django.utils import timezone
 
 from contacts.models import DoNotContact, TimelineEvent
-from contacts.selectors import consent_required, consented_addresses, unreachable_at_claim
+from contacts.selectors import (
+    CHANNEL_LABEL,
+    OUTSIDE_WINDOW,
+    consent_required,
+    consented_addresses,
+    in_window_contacts,
+    needs_window,
+    unreachable_at_claim,
+)
 from contacts.services import dnc_add, timeline_record_many
 from providers import registry
-from providers.base import callback_url_for
+from providers.base import callback_url_for, senders_for
 from providers.ratelimit import Ask, Lane, Limiter
 from providers.segments import MAX_BODY_CHARACTERS, count_segments
 from providers.senders import NoSender, SenderRules, choose_sender, sender_rules
@@ -268,7 +276,7 @@ class _Engine:
             self.callback = getattr(config, "status_callback_url", None)
         # Prepared before quiet hours: a message deferred to the morning waits in its sender's line, which the pacer
         # then moves at the sender's rate when the window opens.
-        rows = _prepare(rows, senders=config.senders, outcome=self.outcome, rules=_rules(self.provider))
+        rows = _prepare(rows, senders=config.senders, outcome=self.outcome, rules=_rules(self.provider), config=config)
         rows = _apply_quiet_hours(rows, self.outcome)
         for at, row in self._schedule(rows):
             heapq.heappush(self.ready, _Due(at, next(self.seq), row))
@@ -379,6 +387,7 @@ class _Engine:
             sender=row._sender_config.sender,  # type: ignore[attr-defined]
             media_urls=tuple(media),
             status_callback=status_callback_for(self.callback, row.pk),
+            channel=row.channel,
         )
 
     def _wait(self) -> None:
@@ -602,16 +611,56 @@ def _lane(row: OutboundMessage) -> Lane:
 
 
 def _drop_dnc(rows: list[OutboundMessage], outcome: BatchOutcome) -> list[OutboundMessage]:
+    """Rows whose contact is Do Not Contact on the row's channel, or whose address opted out of it, fail; then those
+    without consent and (WhatsApp) outside the 24-hour window. A few queries per channel in the chunk."""
+    by_channel: dict[str, list[OutboundMessage]] = defaultdict(list)
+    for row in rows:
+        by_channel[row.channel or "sms"].append(row)
+    kept: list[OutboundMessage] = []
+    for channel, group in by_channel.items():
+        kept += _drop_dnc_on(channel, group, outcome)
+    kept.sort(key=lambda r: r.pk)
+    return _drop_outside_window(_drop_unconsented(kept, outcome), outcome)
+
+
+def _drop_dnc_on(channel: str, rows: list[OutboundMessage], outcome: BatchOutcome) -> list[OutboundMessage]:
+    label = CHANNEL_LABEL.get(channel, channel)
     contact_ids = {r.contact_id for r in rows if r.contact_id}
-    dnc, suppressed = unreachable_at_claim(contact_ids=contact_ids, addresses={r.to_number for r in rows})
+    dnc, suppressed = unreachable_at_claim(
+        contact_ids=contact_ids, addresses={r.to_number for r in rows}, channel=channel
+    )
     blocked = [r for r in rows if r.contact_id in dnc]
     if blocked:
-        _fail_rows(blocked, code="do_not_contact", message="The contact is Do Not Contact for SMS.", outcome=outcome)
+        _fail_rows(
+            blocked, code="do_not_contact", message=f"The contact is Do Not Contact for {label}.", outcome=outcome
+        )
     opted_out = [r for r in rows if r.contact_id not in dnc and r.to_number in suppressed]
     if opted_out:
-        _fail_rows(opted_out, code="do_not_contact", message="The number opted out of SMS.", outcome=outcome)
-    rows = [r for r in rows if r.contact_id not in dnc and r.to_number not in suppressed]
-    return _drop_unconsented(rows, outcome)
+        address = "Messenger ID" if channel == "messenger" else "number"
+        _fail_rows(opted_out, code="do_not_contact", message=f"The {address} opted out of {label}.", outcome=outcome)
+    return [r for r in rows if r.contact_id not in dnc and r.to_number not in suppressed]
+
+
+def _uses_template(row: OutboundMessage) -> bool:
+    return bool(row.text_message and row.text_message.content_sid)
+
+
+def _drop_outside_window(rows: list[OutboundMessage], outcome: BatchOutcome) -> list[OutboundMessage]:
+    """Free-form WhatsApp rows to contacts who have not written on WhatsApp in 24 hours fail before the provider is
+    called (the provider would refuse them); one query per chunk."""
+    free_form = [r for r in rows if needs_window(channel=r.channel, template=_uses_template(r))]
+    if not free_form:
+        return rows
+    inside = in_window_contacts(contact_ids={r.contact_id for r in free_form if r.contact_id})
+    refused = {r.pk for r in free_form if r.contact_id not in inside}
+    if refused:
+        _fail_rows(
+            [r for r in rows if r.pk in refused],
+            code="outside_window",
+            message=f"Not sent: the contact {OUTSIDE_WINDOW}.",
+            outcome=outcome,
+        )
+    return [r for r in rows if r.pk not in refused]
 
 
 def _is_marketing(row: OutboundMessage) -> bool:
@@ -624,8 +673,11 @@ def _drop_unconsented(rows: list[OutboundMessage], outcome: BatchOutcome) -> lis
     marketing = [r for r in rows if _is_marketing(r) and consent_required(marketing=True)]
     if not marketing:
         return rows
-    consented = consented_addresses(addresses={r.to_number for r in marketing})
-    refused = {r.pk for r in marketing if r.to_number not in consented}
+    refused: set[int] = set()
+    for channel in {r.channel for r in marketing}:
+        group = [r for r in marketing if r.channel == channel]
+        consented = consented_addresses(addresses={r.to_number for r in group}, channel=channel)
+        refused |= {r.pk for r in group if r.to_number not in consented}
     if refused:
         _fail_rows(
             [r for r in rows if r.pk in refused],
@@ -696,10 +748,27 @@ def _rules(provider: Any) -> SenderRules:
     return provider if hasattr(provider, "sender_reaches") else sender_rules()
 
 
+def _channel_sender(senders: Sequence[Any], channel: str) -> Any:
+    """The sender of a WhatsApp or Messenger message: the channel's own (the first), else a Messaging Service."""
+    if not senders:
+        label = CHANNEL_LABEL.get(channel, channel)
+        what = "WhatsApp sender number" if channel == "whatsapp" else f"{label} Sender ID"
+        raise NoSender(
+            f"No {label} sender is configured: set the {what} (or a Messaging Service) on the provider's settings page."
+        )
+    return senders[0]
+
+
 def _prepare(
-    rows: list[OutboundMessage], *, senders: Any, outcome: BatchOutcome, rules: SenderRules | None = None
+    rows: list[OutboundMessage],
+    *,
+    senders: Any,
+    outcome: BatchOutcome,
+    rules: SenderRules | None = None,
+    config: Any = None,
 ) -> list[OutboundMessage]:
-    """Render, count and choose the sender of each row; one bulk UPDATE for the batch."""
+    """Render, count and choose the sender of each row; one bulk UPDATE for the batch. SMS rows choose among
+    ``senders``; the other channels' rows take their channel's sender (``providers.base.senders_for``)."""
     rules = rules or sender_rules()
     pool = [s.sender.value for s in senders if s.sender.kind == "number"]
     last = last_numbers(contact_ids=[r.contact_id for r in rows if r.contact_id], pool_values=pool)
@@ -719,7 +788,18 @@ def _prepare(
             too_long.append(row)
             continue
         info = count_segments(row.body)
-        row.segments, row.encoding = info.segments, info.encoding
+        # Segments are SMS's: a chat message costs one slot of its sender, however long.
+        row.segments, row.encoding = (info.segments if row.channel == "sms" else 1), info.encoding
+        if row.channel != "sms":
+            try:
+                chosen = _channel_sender(senders_for(config, row.channel) if config is not None else (), row.channel)
+            except NoSender as exc:
+                no_sender[str(exc)].append(row)
+                continue
+            row.sender, row.sender_kind = chosen.sender.value, chosen.sender.kind
+            row._sender_config = chosen  # type: ignore[attr-defined]
+            ready.append(row)
+            continue
         country = (row.contact.country if row.contact else "") or _region(row.to_number)
         try:
             chosen = choose_sender(

@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from contacts.models import Contact
+from contacts.models import Channel, Contact
 from contacts.selectors import address_field, textable_sql
 from smsapp.core.celery import task
 
@@ -104,12 +104,14 @@ def outbound_enqueue(
         contacts = Contact.objects.filter(pk__in=list(contacts))
     subquery, sub_params = contacts.values("pk").query.sql_with_params()
     now = timezone.now()
+    channel = text_message.channel
     sql = queued_insert_sql(
         values={"text": "%s", "source": "%s", "source_ref": "%s", "priority": "%s", "status": "%s", "stamp": "%s"},
+        channel=channel,
         rest=f"""
         FROM {Contact._meta.db_table} c
         WHERE c.id IN ({subquery})
-          AND {textable_sql(alias="c", marketing=text_message.is_marketing)}
+          AND {textable_sql(alias="c", channel=channel, marketing=text_message.is_marketing)}
         ORDER BY c.id
         ON CONFLICT DO NOTHING
         RETURNING id""",
@@ -128,11 +130,13 @@ def outbound_enqueue(
 
 
 # The columns of a queued row that a set-based INSERT … SELECT writes, each with the SQL of its value (``{name}`` is
-# a placeholder the caller gives); the rest take their database defaults (schedule, provider, channel…). Written once
-# for enqueue and the broadcast fan-out, which differ only in where their contacts come from.
+# a placeholder the caller gives; ``{address}`` and ``{channel}`` are the text message's channel's); the rest take
+# their database defaults (schedule, provider…). Written once for enqueue and the broadcast fan-out, which differ only
+# in where their contacts come from.
 QUEUED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("contact_id", "c.id"),
-    ("to_number", f"c.{address_field()}"),
+    ("to_number", "c.{address}"),
+    ("channel", "{channel}"),
     ("sender", "''"),
     ("sender_kind", "''"),
     ("text_message_id", "{text}"),
@@ -152,12 +156,17 @@ QUEUED_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def queued_insert_sql(*, values: dict[str, str], rest: str) -> str:
+def queued_insert_sql(*, values: dict[str, str], rest: str, channel: str = Channel.SMS) -> str:
     """``INSERT INTO <outbound> (…) SELECT …`` of queued rows for the contacts aliased ``c`` in ``rest`` (its FROM,
     WHERE, ORDER BY, ON CONFLICT and RETURNING). ``values`` gives each placeholder's SQL: ``%s`` in the order text,
-    source, source_ref, priority, status, stamp (three times), or named parameters."""
+    source, source_ref, priority, status, stamp (three times), or named parameters. Each row goes to the contact's
+    address on ``channel``."""
+    field = Contact._meta.get_field(address_field(channel))  # a KeyError for anything but a known channel
+    assert isinstance(field, models.Field)
+    # Both are literals from the model, never input: ``channel`` is a key of ADDRESS_FIELD.
+    known = {"address": field.column, "channel": f"'{channel}'"}
     columns = ", ".join(name for name, _ in QUEUED_COLUMNS)
-    select = ", ".join(expression.format(**values) for _, expression in QUEUED_COLUMNS)
+    select = ", ".join(expression.format(**values, **known) for _, expression in QUEUED_COLUMNS)
     table = OutboundMessage._meta.db_table
     return f"INSERT INTO {table} ({columns})\n        SELECT {select}{rest}"
 
@@ -167,11 +176,13 @@ def test_send(*, text_message: TextMessage, to_number: str, body: str | None = N
 
     The number must be E.164 already (the form validates it). A contact who owns it personalises the body.
     """
-    contact = Contact.objects.filter(mobile=to_number).first()
+    channel = text_message.channel
+    contact = Contact.objects.filter(**{address_field(channel): to_number}).first()
     with transaction.atomic():
         message = OutboundMessage.objects.create(
             contact=contact,
             to_number=to_number,
+            channel=channel,
             text_message=text_message if text_message.pk else None,
             source=Source.TEST,
             priority=True,

@@ -26,6 +26,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from providers.base import every_sender
 from smsapp.core.locks import job_lock
 
 from ..models import OutboundMessage, Schedule, Status
@@ -60,11 +61,12 @@ def outbound_pace(*, get_config: Callable[[], Any] | None = None, limiter: Any =
             result.busy = True
             return result
         config = get_config()
-        for sender_config in config.senders:
+        senders = every_sender(config)
+        for sender_config in senders:
             count = _pace_sender(sender_config, limiter=limiter)
             if count:
                 result.handed[sender_config.sender.value] = count
-        result.orphans = _wake_orphans([s.sender.value for s in config.senders])
+        result.orphans = _wake_orphans([s.sender.value for s in senders])
     return result
 
 

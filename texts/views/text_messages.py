@@ -133,6 +133,8 @@ def text_message_clone(request: HttpRequest, pk: int) -> HttpResponse:
     original = _get_text(pk)
     copy = TextMessage.objects.create(
         name=f"Copy of {original.name}"[:200],
+        channel=original.channel,
+        content_sid=original.content_sid,
         body=original.body,
         language=original.language,
         category=original.category,

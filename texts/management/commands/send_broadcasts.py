@@ -101,7 +101,8 @@ class Command(BaseCommand):
                 f"text message {text.pk} “{text.name}”: would send to {audience.will_receive} "
                 f"(skipping {audience.dnc} Do Not Contact, {audience.no_consent} without marketing consent, "
                 f"{audience.no_number} without a number, "
-                f"{audience.already_sent} already sent)"
+                + (f"{audience.outside_window} outside WhatsApp's 24-hour window, " if audience.outside_window else "")
+                + f"{audience.already_sent} already sent)"
             )
             shown = 0
             for contact_id, mobile in broadcast_dry_run(text_message=text, limit=left, batch=batch):
