@@ -275,9 +275,10 @@ class Provider(Protocol):
         message)."""
         ...
 
-    def find_sent(self, *, to: str, sent_after: dt.datetime) -> list[ProviderMessage] | None:
-        """The messages the provider sent to ``to`` since ``sent_after`` (newest first, at most FIND_SENT_LIMIT); None
-        when this provider cannot be asked. Raises ``ProviderError``."""
+    def find_sent(self, *, to: str, sent_after: dt.datetime, channel: str = "sms") -> list[ProviderMessage] | None:
+        """The messages the provider sent to ``to`` (the bare address on ``channel``, as in ``SendRequest``) since
+        ``sent_after`` (newest first, at most FIND_SENT_LIMIT); None when this provider cannot be asked. Raises
+        ``ProviderError``."""
         ...
 
     def parse_webhook(

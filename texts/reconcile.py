@@ -305,7 +305,7 @@ def outbound_reconcile(*, limit: int | None = None, after: float | None = None, 
             try:
                 assert row.provider_called_at is not None  # by the query
                 since = row.provider_called_at - CLOCK_SKEW
-                found = _ask(partial(provider.find_sent, to=row.to_number, sent_after=since))
+                found = _ask(partial(provider.find_sent, to=row.to_number, sent_after=since, channel=row.channel))
             except ProviderError as exc:
                 if providers.stops(row.provider, exc):
                     continue

@@ -58,7 +58,7 @@ class ConsoleProvider:
     def fetch_status(self, message_sid: str) -> None:
         return None  # nothing was sent, so there is nothing to ask
 
-    def find_sent(self, *, to: str, sent_after: dt.datetime) -> None:
+    def find_sent(self, *, to: str, sent_after: dt.datetime, channel: str = "sms") -> None:
         return None
 
     def parse_webhook(

@@ -289,11 +289,15 @@ class TwilioProvider:
             price_unit=str(message.price_unit or "") if message.price not in (None, "") else "",
         )
 
-    def find_sent(self, *, to: str, sent_after: dt.datetime) -> list[ProviderMessage]:
-        """``GET …/Messages.json?To=…&DateSent>=…``: the newest FIND_SENT_LIMIT of what Twilio sent to the number."""
+    def find_sent(self, *, to: str, sent_after: dt.datetime, channel: str = "sms") -> list[ProviderMessage]:
+        """``GET …/Messages.json?To=…&DateSent>=…``: the newest FIND_SENT_LIMIT of what Twilio sent to the address,
+        written as it was sent (``whatsapp:+E164``, ``messenger:<id>``: Twilio lists a WhatsApp message under that
+        ``To``, not under the bare number)."""
         self._require_credentials()
         with _twilio_errors():
-            messages = self.client.messages.list(to=to, date_sent_after=sent_after, limit=FIND_SENT_LIMIT)
+            messages = self.client.messages.list(
+                to=twilio_address(channel, to), date_sent_after=sent_after, limit=FIND_SENT_LIMIT
+            )
         return [
             ProviderMessage(
                 sid=str(m.sid),

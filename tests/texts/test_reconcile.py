@@ -47,7 +47,7 @@ def wait_final_at_fake(fake: Any, count: int) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         statuses = [m["status"] for m in fake.messages()]
-        if len(statuses) == count and all(s in {"delivered", "undelivered", "failed"} for s in statuses):
+        if len(statuses) == count and all(s in {"delivered", "read", "undelivered", "failed"} for s in statuses):
             return
         time.sleep(0.02)
     raise AssertionError(f"fake_twilio did not finish: {[m['status'] for m in fake.messages()]}")
@@ -345,3 +345,26 @@ def test_price_asks_have_their_own_bound_and_can_be_left_out(
     assert outbound_reconcile(after=0).price_asked == 1  # the third, next run
     call_command("reconcile_statuses", "--after", "0", "--no-prices")  # the command takes the option
     assert OutboundMessage.objects.filter(pk__in=[r.pk for r in rows], price__isnull=False).count() == 3
+
+
+def test_an_unknown_whatsapp_message_is_looked_for_under_its_whatsapp_address(
+    twilio_settings: Any, fake_twilio: Any
+) -> None:
+    """Twilio lists a WhatsApp message under ``To=whatsapp:+E164``: looking for the bare number would find nothing
+    and write "never sent" on a message the contact got."""
+    to = "+14155550197"
+    fake_twilio.control(whatsapp_sessions=[to])
+    sender = Sender(kind="number", value="+15005550006")
+    accepted = get_provider().send(
+        SendRequest(to=to, body="Hi Noor, your order shipped", sender=sender, channel="whatsapp")
+    )
+    row = unknown_without_sid(to=to, body="Hi Noor, your order shipped", minutes_ago=1)
+    OutboundMessage.objects.filter(pk=row.pk).update(channel="whatsapp")
+    wait_final_at_fake(fake_twilio, 1)
+    assert fake_twilio.messages()[0]["to"] == f"whatsapp:{to}"
+
+    result = outbound_reconcile(after=0)
+
+    row.refresh_from_db()
+    assert (result.found, result.never_sent) == (1, 0)
+    assert row.provider_sid == accepted.sid

@@ -63,7 +63,7 @@ class ThrowawayProvider:
             raise ProviderError(ErrorKind.NOT_FOUND, "E-NONE", "No such message.")
         return StatusEvent(message_sid=message_sid, status=STATES[self.states[message_sid]], provider=self.name)
 
-    def find_sent(self, *, to: str, sent_after: dt.datetime) -> list[ProviderMessage]:
+    def find_sent(self, *, to: str, sent_after: dt.datetime, channel: str = "sms") -> list[ProviderMessage]:
         return []
 
     def parse_webhook(
