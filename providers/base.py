@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -105,11 +106,63 @@ class ProviderConfig(Protocol):
 
 @dataclass(frozen=True)
 class SendRequest:
+    """One message to send: a ``body`` (with ``media_urls``), or a provider's template by its ``content_sid`` with the
+    values of its variables for this recipient (``content_variables``, rendered), and then no body."""
+
     to: str  # E.164
     body: str
     sender: Sender
     media_urls: Sequence[str] = ()
     status_callback: str | None = None
+    content_sid: str = ""
+    content_variables: Mapping[str, str] = field(default_factory=dict)
+
+
+# WhatsApp's limit on the value of one template variable.
+TEMPLATE_VARIABLE_MAX_CHARACTERS = 1024
+_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """A message template the provider keeps (sent by its id with values for its variables), as its last sync saw it.
+
+    ``variables`` maps each variable's name (``"1"``) to the provider's sample value; ``body`` is what the recipient
+    reads, with ``{{1}}`` placeholders; ``types`` the provider's own content type names; ``approval`` the
+    WhatsApp approval status ("approved", "pending", "rejected", "unsubmitted"…, "" when never asked); ``removed``:
+    the provider no longer has it (a message using it cannot be sent).
+    """
+
+    sid: str
+    name: str
+    language: str
+    types: tuple[str, ...]
+    variables: Mapping[str, str]
+    body: str = ""
+    media_urls: tuple[str, ...] = ()
+    approval: str = ""
+    removed: bool = False
+
+    def render(self, values: Mapping[str, str]) -> str:
+        """The body as a recipient reads it with these values (a missing one: the sample value)."""
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            return values.get(name) or self.variables.get(name, "") or match.group(0)
+
+        return _PLACEHOLDER_RE.sub(replace, self.body)
+
+
+class TemplateSource(Protocol):
+    """A provider that sends templates by id. Optional: ``providers.registry.templates`` asks the one that sends."""
+
+    def templates(self) -> Sequence[MessageTemplate]:
+        """The templates as last synced (removed ones left out), by name."""
+        ...
+
+    def template(self, sid: str) -> MessageTemplate | None:
+        """One template by its id, removed or not; None when the provider never had it."""
+        ...
 
 
 @dataclass(frozen=True)
