@@ -9,6 +9,9 @@ LOCAL_ERRORS: dict[str, str] = {
     "do_not_contact": "Not sent: the contact is Do Not Contact for SMS.",
     "no_sender": "Not sent: no configured sender can text this number.",
     "too_long": "Not sent: after personalisation the message was over 1,600 characters.",
+    "template_unavailable": "Not sent: the message's template is gone at the provider (or was never synced).",
+    "template_variable_empty": "Not sent: a template variable was empty for this contact (give it a fallback).",
+    "template_variable_too_long": "Not sent: a template variable was over 1,024 characters after personalisation.",
     "worker_lost": "A worker stopped mid-send; the message may or may not have gone out, so it is not resent.",
 }
 

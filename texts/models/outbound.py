@@ -19,7 +19,12 @@ class TextMessage(models.Model):
         TRANSACTIONAL = "transactional", "Transactional"
 
     name = models.CharField("internal name", max_length=200)
-    body = models.TextField("message")
+    # A body, or a provider's message template (a WhatsApp one outside the 24-hour window): ``content_sid`` names it
+    # and ``content_variables`` maps each of its variables to a personalisation token ({"1": "{{first_name|there}}"}),
+    # rendered per contact at send time; the body is empty then.
+    body = models.TextField("message", blank=True)
+    content_sid = models.CharField("template", max_length=34, null=True, blank=True)
+    content_variables = models.JSONField("template variables", default=dict, blank=True)
     language = models.CharField(max_length=16, default="en", blank=True)
     category = models.CharField(max_length=16, choices=Category.choices, default=Category.MARKETING)
     is_published = models.BooleanField("published", default=True)
@@ -50,6 +55,10 @@ class TextMessage(models.Model):
     @property
     def tracks_links(self) -> bool:
         return self.is_marketing if self.track_links is None else bool(self.track_links)
+
+    @property
+    def uses_template(self) -> bool:
+        return bool(self.content_sid)
 
 
 class Status(models.TextChoices):
