@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.core.validators import URLValidator
+from django.urls import reverse_lazy
 
 from contacts.models import Contact, Segment
 from contacts.phones import InvalidPhoneNumber, phone_to_e164
@@ -49,8 +50,8 @@ class TextMessageForm(forms.ModelForm):
         model = TextMessage
         fields = [
             "name",
-            "content_sid",
             "body",
+            "content_sid",
             "language",
             "category",
             "track_links",
@@ -72,7 +73,7 @@ class TextMessageForm(forms.ModelForm):
             "or {contactfield=firstname}.",
             "category": "Marketing messages obey Do Not Contact and quiet hours; "
             "transactional ones only Do Not Contact.",
-            "content_sid": "Send one of the provider's message templates instead of a body (WhatsApp requires one "
+            "content_sid": "Or send one of the provider's message templates instead of a body (WhatsApp requires one "
             "outside the 24-hour window). Map each of its variables below.",
         }
 
@@ -93,7 +94,15 @@ class TextMessageForm(forms.ModelForm):
             label="Template",
             required=False,
             max_length=34,
-            widget=forms.Select(choices=template_choices(self.instance.content_sid or "")),
+            widget=forms.Select(
+                choices=template_choices(self.instance.content_sid or ""),
+                # Picking a template swaps in one mapping field per variable (texts/_template_variables.html).
+                attrs={
+                    "hx-get": reverse_lazy("texts:template_variables"),
+                    "hx-target": "#template-variables",
+                    "hx-trigger": "change",
+                },
+            ),
             help_text=self._meta.help_texts["content_sid"],  # type: ignore[index]
         )
         if self.instance.pk and not self.is_bound:
@@ -142,12 +151,15 @@ class TextMessageForm(forms.ModelForm):
         self._clean_content(data)
         return data
 
-    def posted_variables(self) -> dict[str, str] | None:
-        """The editor's ``var_<name>`` fields as a mapping; None when none were posted (the API's JSON then)."""
-        names = [key for key in self.data if key.startswith(VARIABLE_PREFIX)]
-        if not names:
-            return None
-        return {key.removeprefix(VARIABLE_PREFIX): str(self.data.get(key, "")) for key in names}
+    def variable_rows(self) -> list[tuple[str, str, str]]:
+        """(name, sample, value) of each variable of the chosen template, for the editor's mapping fields."""
+        sid = (self["content_sid"].value() or "").strip()
+        template = registry.template(sid) if sid else None
+        if template is None:
+            return []
+        posted = posted_variables(self.data) if self.is_bound else None
+        mapping = posted if posted is not None else (self.instance.content_variables or {})
+        return [(name, sample, str(mapping.get(name, ""))) for name, sample in template.variables.items()]
 
     def _clean_content(self, data: dict[str, Any]) -> None:
         sid = (data.get("content_sid") or "").strip()
@@ -160,7 +172,7 @@ class TextMessageForm(forms.ModelForm):
             self.add_error("body", "A text message sends a body or a template, not both: empty the body to send it.")
         if data.get("media_urls_text"):
             self.add_error("media_urls_text", "A template carries its own media: remove the media URLs.")
-        posted = self.posted_variables()
+        posted = posted_variables(self.data)
         variables = posted if posted is not None else data.get("content_variables")
         try:
             _, data["content_variables"] = content_validate(
@@ -197,9 +209,27 @@ class SearchForm(forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=200)
 
 
+def posted_variables(data: Any) -> dict[str, str] | None:
+    """The editor's ``var_<name>`` fields as a mapping; None when none were posted."""
+    names = [key for key in data if key.startswith(VARIABLE_PREFIX)]
+    if not names:
+        return None
+    return {key.removeprefix(VARIABLE_PREFIX): str(data.get(key, ""))[:10_000] for key in names}
+
+
 class PreviewForm(forms.Form):
     contact = forms.ModelChoiceField(queryset=Contact.objects.all(), required=False, label="Preview for")
     body = forms.CharField(required=False, max_length=10_000)
+    content_sid = forms.CharField(required=False, max_length=34)
+
+    def variables(self) -> dict[str, str]:
+        return posted_variables(self.data) or {}
+
+
+class TemplateVariablesForm(forms.Form):
+    """The editor's template picker asking for the mapping fields of the template it picked."""
+
+    content_sid = forms.CharField(required=False, max_length=34)
 
 
 class TestSendForm(forms.Form):
