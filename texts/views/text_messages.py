@@ -135,6 +135,8 @@ def _editor_context(form: TextMessageForm, text: TextMessage | None) -> dict[str
         "variable_rows": form.variable_rows(),
         "template": _chosen_template(form["content_sid"].value() or ""),
         "template_error": "",
+        # The mapping's errors: its form field is hidden (the API's JSON), its inputs are the partial's.
+        "variable_errors": form.errors.get("content_variables", []) if form.is_bound else [],
         "test_form": TestSendForm(),
         "was_sent": bool(text and _was_sent(text)),
         "info": _count_as_sent(form, sample_contact),
@@ -204,7 +206,13 @@ def text_message_template_variables(request: HttpRequest) -> HttpResponse:
         except TemplateProblem as exc:
             error = str(exc)
     rows = [(name, sample, "") for name, sample in template.variables.items()] if template else []
-    context = {"template": template, "variable_rows": rows, "template_error": error, "variable_tokens": VARIABLE_TOKENS}
+    context = {
+        "template": template,
+        "variable_rows": rows,
+        "template_error": error,
+        "variable_tokens": VARIABLE_TOKENS,
+        "variable_errors": [],
+    }
     return render(request, "texts/_template_variables.html", context)
 
 
