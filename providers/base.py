@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -113,7 +114,9 @@ SMS, WHATSAPP, MESSENGER = "sms", "whatsapp", "messenger"
 @dataclass(frozen=True)
 class SendRequest:
     """One message to send. ``to`` is the bare address on ``channel`` (E.164, or a Messenger ID) and the sender's
-    value is bare too: the provider writes them as its API wants them (e.g. ``whatsapp:+E164``)."""
+    value is bare too: the provider writes them as its API wants them (e.g. ``whatsapp:+E164``). A ``body`` (with
+    ``media_urls``), or a provider's template by its ``content_sid`` with the values of its variables for this
+    recipient (``content_variables``, rendered), and then no body."""
 
     to: str
     body: str
@@ -121,6 +124,8 @@ class SendRequest:
     media_urls: Sequence[str] = ()
     status_callback: str | None = None
     channel: str = SMS
+    content_sid: str = ""
+    content_variables: Mapping[str, str] = field(default_factory=dict)
 
 
 def senders_for(config: ProviderConfig, channel: str) -> Sequence[SenderConfig]:
@@ -139,6 +144,53 @@ def every_sender(config: ProviderConfig) -> list[SenderConfig]:
         for sender_config in senders_for(config, channel):
             seen.setdefault(sender_config.sender.value, sender_config)
     return list(seen.values())
+
+
+# WhatsApp's limit on the value of one template variable.
+TEMPLATE_VARIABLE_MAX_CHARACTERS = 1024
+_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """A message template the provider keeps (sent by its id with values for its variables), as its last sync saw it.
+
+    ``variables`` maps each variable's name (``"1"``) to the provider's sample value; ``body`` is what the recipient
+    reads, with ``{{1}}`` placeholders; ``types`` the provider's own content type names; ``approval`` the
+    WhatsApp approval status ("approved", "pending", "rejected", "unsubmitted"…, "" when never asked); ``removed``:
+    the provider no longer has it (a message using it cannot be sent).
+    """
+
+    sid: str
+    name: str
+    language: str
+    types: tuple[str, ...]
+    variables: Mapping[str, str]
+    body: str = ""
+    media_urls: tuple[str, ...] = ()
+    approval: str = ""
+    removed: bool = False
+
+    def render(self, values: Mapping[str, str]) -> str:
+        """The body as a recipient reads it with these values (a missing one: the sample value)."""
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            return values.get(name) or self.variables.get(name, "") or match.group(0)
+
+        return _PLACEHOLDER_RE.sub(replace, self.body)
+
+
+class TemplateSource(Protocol):
+    """A provider that sends templates by id. Optional: ``providers.registry.templates`` asks the one that sends."""
+
+    def templates(self) -> Sequence[MessageTemplate]:
+        """The templates as last synced (removed ones left out), by name."""
+        ...
+
+    def template(self, sid: str) -> MessageTemplate | None:
+        """One template by its id, removed or not; None when the provider never had it."""
+        ...
 
 
 @dataclass(frozen=True)

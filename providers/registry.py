@@ -20,7 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import clear_url_caches, include, path
 from django.utils.module_loading import import_string
 
-from .base import ErrorKind, Provider, ProviderConfig
+from .base import ErrorKind, MessageTemplate, Provider, ProviderConfig
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,19 @@ def error_kind(code: str, *, provider: str = "") -> ErrorKind | None:
         return None
     kind_of = getattr(_known(provider), "error_kind", None)
     return kind_of(code) if kind_of is not None else None
+
+
+def templates(*, provider: str = "") -> list[MessageTemplate]:
+    """The message templates the provider keeps (as last synced; none when it has no templates), by name."""
+    source = _known(provider)
+    listing = getattr(source, "templates", None)
+    return list(listing()) if listing is not None else []
+
+
+def template(sid: str, *, provider: str = "") -> MessageTemplate | None:
+    """The provider's template ``sid`` (a removed one too: its ``removed`` says so); None when it never had it."""
+    find = getattr(_known(provider), "template", None)
+    return find(sid) if find is not None and sid else None
 
 
 def describe_error(code: str, message: str = "", *, provider: str = "") -> str:

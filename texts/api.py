@@ -8,6 +8,7 @@ and the editor refuse the same input with the same messages. A send goes through
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -36,16 +37,26 @@ ChannelName = Literal["sms", "whatsapp", "messenger"]
 OutboundStatusName = Literal["queued", "sending", "sent", "delivered", "undelivered", "failed", "unknown"]
 
 
+CONTENT_SID_HELP = "A message template of the provider (synced), sent instead of a body; null: the body."
+CONTENT_VARIABLES_HELP = (
+    'Each variable of the template mapped to text or tokens, e.g. {"1": "{{first_name|there}}"}: strings, every '
+    "variable mapped, at most 1,024 characters each."
+)
+
+
 class TextMessageIn(InputSchema):
     name: Text = Field(min_length=1, max_length=200, description="Internal name")
     channel: ChannelName = Field(
         "sms", description="sms, whatsapp or messenger: which of the contact's addresses it goes to."
     )
     body: Text = Field(
-        min_length=1,
+        "",
         max_length=10_000,
-        description=f"At most {MAX_BODY_CHARACTERS} characters; tokens like {{{{first_name}}}} must exist.",
+        description=f"At most {MAX_BODY_CHARACTERS} characters; tokens like {{{{first_name}}}} must exist. "
+        "Empty when content_sid names a template.",
     )
+    content_sid: Text | None = Field(None, max_length=34, description=CONTENT_SID_HELP)
+    content_variables: dict[str, Any] | None = Field(None, description=CONTENT_VARIABLES_HELP)
     language: Text = Field("en", max_length=16)
     category: Category = "marketing"
     is_published: bool = True
@@ -68,7 +79,9 @@ class TextMessagePatch(InputSchema):
 
     name: Text | None = Field(None, min_length=1, max_length=200)
     channel: ChannelName | None = None
-    body: Text | None = Field(None, min_length=1, max_length=10_000)
+    body: Text | None = Field(None, max_length=10_000)
+    content_sid: Text | None = Field(None, max_length=34, description=CONTENT_SID_HELP + " Empty string: none.")
+    content_variables: dict[str, Any] | None = Field(None, description=CONTENT_VARIABLES_HELP)
     language: Text | None = Field(None, max_length=16)
     category: Category | None = None
     is_published: bool | None = None
@@ -85,6 +98,8 @@ class TextMessageOut(Schema):
     name: str
     channel: str
     body: str
+    content_sid: str | None
+    content_variables: dict[str, str]
     language: str
     category: str
     is_published: bool
@@ -166,6 +181,8 @@ def text_out(text: TextMessage) -> TextMessageOut:
         name=text.name,
         channel=text.channel,
         body=text.body,
+        content_sid=text.content_sid or None,
+        content_variables=dict(text.content_variables or {}),
         language=text.language,
         category=text.category,
         is_published=text.is_published,
@@ -188,7 +205,9 @@ def _save_text(data: dict[str, Any], *, request: HttpRequest, text: TextMessage 
     """Validate through the editor's form (same rules and messages) and save; a 400 names each bad field."""
     segment_ids = data.pop("segment_ids")
     media_urls = data.pop("media_urls")
+    variables = data.pop("content_variables", None)
     form_data = {k: v for k, v in data.items() if v is not None}
+    form_data["content_variables"] = json.dumps(variables if variables is not None else {})
     form_data["is_published"] = "on" if data["is_published"] else ""
     form_data["segments"] = [str(pk) for pk in segment_ids]
     form_data["media_urls_text"] = "\n".join(media_urls)
@@ -210,6 +229,8 @@ def _current(text: TextMessage) -> dict[str, Any]:
         "name": text.name,
         "channel": text.channel,
         "body": text.body,
+        "content_sid": text.content_sid,
+        "content_variables": dict(text.content_variables or {}),
         "language": text.language,
         "category": text.category,
         "is_published": text.is_published,

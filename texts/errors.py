@@ -13,6 +13,9 @@ LOCAL_ERRORS: dict[str, str] = {
         "so only an approved WhatsApp template can reach them."
     ),
     "too_long": "Not sent: after personalisation the message was over 1,600 characters.",
+    "template_unavailable": "Not sent: the message's template is gone at the provider (or was never synced).",
+    "template_variable_empty": "Not sent: a template variable was empty for this contact (give it a fallback).",
+    "template_variable_too_long": "Not sent: a template variable was over 1,024 characters after personalisation.",
     "worker_lost": "A worker stopped mid-send; the message may or may not have gone out, so it is not resent.",
 }
 

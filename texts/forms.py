@@ -6,14 +6,17 @@ from typing import Any
 
 from django import forms
 from django.core.validators import URLValidator
+from django.urls import reverse_lazy
 
 from contacts.models import Contact, Segment
 from contacts.phones import InvalidPhoneNumber, phone_to_e164
+from providers import registry
 from providers.segments import validate_length
 
 from .channels import body_length_problem
+from .content import TemplateProblem, content_validate
 from .models import CountryPrice, OutboundMessage, Status, TextMessage
-from .personalise import UnknownTokens, personalise_validate
+from .personalise import TOKEN_RE, UnknownTokens, personalise_validate
 
 
 def custom_field_exists(key: str) -> bool:
@@ -51,6 +54,7 @@ class TextMessageForm(forms.ModelForm):
             "body",
             # After the body: the keyboard goes from the name to the message, as before channels.
             "channel",
+            "content_sid",
             "language",
             "category",
             "track_links",
@@ -66,7 +70,7 @@ class TextMessageForm(forms.ModelForm):
             "publish_down": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         }
         # The seed's words ("Fill in the Internal Name, Text Message and if required, change the language").
-        labels = {"name": "Internal Name", "body": "Text Message", "language": "Language"}
+        labels = {"name": "Internal Name", "body": "Text Message", "language": "Language", "content_sid": "Template"}
         help_texts = {
             "body": "Personalise with {{first_name}}, {{first_name|there}} (with a fallback), {{custom.plan}} "
             "or {contactfield=firstname}.",
@@ -75,6 +79,8 @@ class TextMessageForm(forms.ModelForm):
             "reach only contacts who wrote on WhatsApp in the last 24 hours.",
             "category": "Marketing messages obey Do Not Contact and quiet hours; "
             "transactional ones only Do Not Contact.",
+            "content_sid": "Or send one of the provider's message templates instead of a body (WhatsApp requires one "
+            "outside the 24-hour window). Map each of its variables below.",
         }
 
     track_links = forms.NullBooleanField(
@@ -84,8 +90,29 @@ class TextMessageForm(forms.ModelForm):
         help_text="A tracked link counts clicks per recipient and is as long as a short link on this site.",
     )
 
+    # The API's mapping (a JSON object); the editor posts one ``var_<name>`` field per variable instead.
+    content_variables = forms.JSONField(required=False, widget=forms.HiddenInput)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["body"].required = False  # a body or a template: clean() says which is missing
+        self.fields["content_sid"] = forms.CharField(
+            label="Template",
+            required=False,
+            max_length=34,
+            widget=forms.Select(
+                choices=template_choices(self.instance.content_sid or ""),
+                # Picking a template swaps in one mapping field per variable (texts/_template_variables.html).
+                attrs={
+                    "hx-get": reverse_lazy("texts:template_variables"),
+                    "hx-target": "#template-variables",
+                    "hx-trigger": "change",
+                },
+            ),
+            help_text=self._meta.help_texts["content_sid"],  # type: ignore[index]
+        )
+        if self.instance.pk and not self.is_bound:
+            self.initial["content_variables"] = self.instance.content_variables or {}
         self.fields["send_to_new_members"].help_text = (
             "While published, every scheduled run (each minute) texts contacts who joined its segments since. Off: "
             "only Send now sends it."
@@ -97,6 +124,8 @@ class TextMessageForm(forms.ModelForm):
 
     def clean_body(self) -> str:
         body: str = self.cleaned_data["body"]
+        if not body:
+            return body  # clean(): a template, or an error
         try:
             # The length is the channel's (checked in clean, which knows it); tokens are every channel's.
             personalise_validate(body, custom_field_exists=custom_field_exists)
@@ -113,9 +142,14 @@ class TextMessageForm(forms.ModelForm):
         validator = forms.URLField(assume_scheme="https", validators=[URLValidator(schemes=["http", "https"])])
         for url in urls:
             try:
-                validator.clean(url)
+                # Tokens render per contact, URL-encoded: the URL must be one with any value in their place.
+                validator.clean(TOKEN_RE.sub("x", url))
             except forms.ValidationError:
                 raise forms.ValidationError(f"“{url}” is not an http(s) URL.") from None
+            try:
+                personalise_validate(url, custom_field_exists=custom_field_exists)
+            except (UnknownTokens, ValueError) as exc:
+                raise forms.ValidationError(f"“{url}”: {exc}") from None
         if len(urls) > 10:
             raise forms.ValidationError("A message carries at most 10 media URLs.")
         return urls
@@ -129,20 +163,88 @@ class TextMessageForm(forms.ModelForm):
         problem = body_length_problem(str(data.get("channel") or "sms"), str(data.get("body") or ""))
         if problem and "body" not in self.errors:
             self.add_error("body", problem)
+        self._clean_content(data)
         return data
+
+    def variable_rows(self) -> list[tuple[str, str, str]]:
+        """(name, sample, value) of each variable of the chosen template, for the editor's mapping fields."""
+        sid = (self["content_sid"].value() or "").strip()
+        template = registry.template(sid) if sid else None
+        if template is None:
+            return []
+        posted = posted_variables(self.data) if self.is_bound else None
+        mapping = posted if posted is not None else (self.instance.content_variables or {})
+        return [(name, sample, str(mapping.get(name, ""))) for name, sample in template.variables.items()]
+
+    def _clean_content(self, data: dict[str, Any]) -> None:
+        sid = (data.get("content_sid") or "").strip()
+        if not sid:
+            data["content_sid"], data["content_variables"] = None, {}
+            if not data.get("body") and "body" not in self.errors:
+                self.add_error("body", "Write the text message, or pick a template.")
+            return
+        if data.get("body"):
+            self.add_error("body", "A text message sends a body or a template, not both: empty the body to send it.")
+        if data.get("media_urls_text"):
+            self.add_error("media_urls_text", "A template carries its own media: remove the media URLs.")
+        posted = posted_variables(self.data)
+        variables = posted if posted is not None else data.get("content_variables")
+        try:
+            _, data["content_variables"] = content_validate(
+                sid=sid, variables=variables if variables is not None else {}, custom_field_exists=custom_field_exists
+            )
+        except TemplateProblem as exc:
+            self.add_error("content_variables" if "variable" in str(exc).lower() else "content_sid", str(exc))
+            return
+        data["content_sid"] = sid
 
     def save(self, commit: bool = True) -> TextMessage:
         self.instance.media_urls = self.cleaned_data.get("media_urls_text", [])
+        self.instance.content_sid = self.cleaned_data.get("content_sid") or None
+        self.instance.content_variables = self.cleaned_data.get("content_variables") or {}
         return super().save(commit=commit)
+
+
+VARIABLE_PREFIX = "var_"
+
+
+def template_choices(current: str) -> list[tuple[str, str]]:
+    """The sending provider's templates for the editor's picker (the message's own even if it was removed)."""
+    choices = [("", "— none: send the body —")]
+    for t in registry.templates():
+        approval = f", WhatsApp {t.approval}" if t.approval else ""
+        choices.append((t.sid, f"{t.name} ({t.language or 'any language'}{approval})"))
+    if current and current not in {sid for sid, _ in choices}:
+        gone = registry.template(current)
+        choices.append((current, f"{gone.name if gone else current} (removed at the provider)"))
+    return choices
 
 
 class SearchForm(forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=200)
 
 
+def posted_variables(data: Any) -> dict[str, str] | None:
+    """The editor's ``var_<name>`` fields as a mapping; None when none were posted."""
+    names = [key for key in data if key.startswith(VARIABLE_PREFIX)]
+    if not names:
+        return None
+    return {key.removeprefix(VARIABLE_PREFIX): str(data.get(key, ""))[:10_000] for key in names}
+
+
 class PreviewForm(forms.Form):
     contact = forms.ModelChoiceField(queryset=Contact.objects.all(), required=False, label="Preview for")
     body = forms.CharField(required=False, max_length=10_000)
+    content_sid = forms.CharField(required=False, max_length=34)
+
+    def variables(self) -> dict[str, str]:
+        return posted_variables(self.data) or {}
+
+
+class TemplateVariablesForm(forms.Form):
+    """The editor's template picker asking for the mapping fields of the template it picked."""
+
+    content_sid = forms.CharField(required=False, max_length=34)
 
 
 class TestSendForm(forms.Form):

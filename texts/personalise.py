@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 # {{ name }} or {{ name|fallback }}; {contactfield=name} or {contactfield=name|fallback}
 TOKEN_RE = re.compile(
@@ -151,3 +152,18 @@ def personalise_render(body: str, *, contact: Any) -> str:
         return _value(contact, field) or (fallback or "").strip()
 
     return TOKEN_RE.sub(replace, body)
+
+
+def personalise_render_url(url: str, *, contact: Any) -> str:
+    """A media URL with each token replaced by the contact's value, URL-encoded (``https://example.com/{{first_name}}
+    .jpg`` -> ``…/Ann%20Lee.jpg``): a value cannot change the URL's host, path or query, only fill its place."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = (match.group("name") if match.group("name") is not None else match.group("m_name") or "").strip()
+        fallback = match.group("fallback") if match.group("name") is not None else match.group("m_fallback")
+        field = _resolve(name)
+        if field is None:
+            return match.group(0)
+        return quote(_value(contact, field) or (fallback or "").strip(), safe="")
+
+    return TOKEN_RE.sub(replace, url)

@@ -7,6 +7,11 @@ urlpatterns = [
     path("text-messages/", text_messages.text_message_list, name="list"),
     path("text-messages/new/", text_messages.text_message_create, name="create"),
     path("text-messages/preview/", text_messages.text_message_preview, name="preview"),
+    path(
+        "text-messages/template-variables/",
+        text_messages.text_message_template_variables,
+        name="template_variables",
+    ),
     path("text-messages/log/", text_messages.outbound_list, name="outbound_list"),
     path("text-messages/<int:pk>/", text_messages.text_message_edit, name="edit"),
     path("text-messages/<int:pk>/clone/", text_messages.text_message_clone, name="clone"),

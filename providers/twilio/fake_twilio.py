@@ -6,6 +6,8 @@ bodies, so that the official ``twilio`` client talks to it exactly as it talks t
 - ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` (To, From or MessagingServiceSid, Body, MediaUrl,
   StatusCallback), ``GET .../Messages/{Sid}.json``, ``GET .../Messages.json`` (newest first; To, From, DateSent>,
   DateSent<, PageSize, Page), ``GET /2010-04-01/Accounts/{AccountSid}.json``;
+- the Content API (``/v1/Content``, ``/v1/ContentAndApprovals``…) with a few seeded Content Templates, and sends by
+  ``ContentSid`` + ``ContentVariables`` (``fake_content``); ``POST /_control/content`` adds a template;
 - Basic auth: the account SID + auth token, or an API key SID + secret (20003 / HTTP 401 otherwise);
 - no price in the create answer (as Twilio), a negative price by the recipient's country on fetch once the message
   has left and ``price_delay_ms`` has passed;
@@ -51,6 +53,7 @@ import phonenumbers
 from twilio.request_validator import RequestValidator
 
 from ..segments import segment_count
+from .fake_content import CONTENT_PATHS, ContentStore
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +172,7 @@ class FakeTwilio:
         self._requests: list[dict[str, Any]] = []
         self._callbacks: list[dict[str, Any]] = []
         self._inbound: list[dict[str, Any]] = []
+        self.content = ContentStore(account_sid)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._callback_queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
@@ -350,6 +354,7 @@ class FakeTwilio:
             self._callbacks.clear()
             self._inbound.clear()
             self.behaviour = Behaviour(inbound_url=self.behaviour.inbound_url)
+        self.content.reset()
 
     # What happened
 
@@ -581,10 +586,11 @@ class FakeTwilio:
 
         to, from_, body = one("To"), one("From"), one("Body")
         service = one("MessagingServiceSid")
-        content_sid = one("ContentSid")
         media = [u for u in form.get("MediaUrl", []) if u]
         callback = one("StatusCallback")
         channel = _channel_of(to)
+        content_sid, content_variables = one("ContentSid"), one("ContentVariables")
+        content_error = self.content.check_send(content_sid=content_sid, variables=content_variables, body=body)
         with self._lock:
             stopped = to in self.behaviour.stopped
             landline = to in self.behaviour.landlines
@@ -594,6 +600,8 @@ class FakeTwilio:
             error = (400, 21604, "A 'To' phone number is required.")
         elif not from_ and not service:
             error = (400, 21603, "A 'From' phone number is required.")
+        elif content_error is not None:
+            error = content_error
         elif not body and not media and not content_sid:
             error = (400, 21602, "Message body is required.")
         elif from_ and _channel_of(from_) != channel:
@@ -615,6 +623,7 @@ class FakeTwilio:
             return error[0], error_body(*error)
         now = _now_rfc2822()
         sid = new_sid("MM" if media else "SM")
+        shown = self.content.rendered(content_sid, content_variables) if content_sid else body
         message: dict[str, Any] = {
             "sid": sid,
             "account_sid": account,
@@ -623,11 +632,14 @@ class FakeTwilio:
             "messaging_service_sid": service or None,
             "body": body,
             "media_urls": media,
+            "content_sid": content_sid or None,
+            "content_variables": json.loads(content_variables) if content_variables else None,
+            "fields": sorted(form),  # the parameters the client posted, to tell a Body sent from one left out
             "status_callback": callback,
             # A Messaging Service chooses the sender later: Twilio answers "accepted" until it does.
             "status": "accepted" if service and not from_ else "queued",
             "error_code": None,
-            "num_segments": str(segment_count(body)),
+            "num_segments": str(segment_count(shown)),
             "date_created": now,
             "date_updated": now,
             "received_at": time.time(),
@@ -920,6 +932,10 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._json(*fake.handle_lookup(urllib.parse.unquote(lookup.group("number")), form))
             return
+        content = next(((name, m) for name, regex in CONTENT_PATHS.items() if (m := regex.match(path))), None)
+        if content is not None:
+            self._content_answer(method, content[0], content[1], form, failure)
+            return
         match = _MESSAGES_PATH.match(path) or _MESSAGE_PATH.match(path) or _ACCOUNT_PATH.match(path)
         if match is None:
             self._json(404, error_body(404, 20404, f"The requested resource {path} was not found"))
@@ -941,6 +957,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(*fake.handle_fetch_account(account))
         else:
             self._json(405, error_body(405, 20004, "Method not allowed"))
+
+    def _content_answer(
+        self,
+        method: str,
+        name: str,
+        match: re.Match[str],
+        query: Mapping[str, list[str]],
+        failure: tuple[int, dict[str, Any]] | None,
+    ) -> None:
+        """content.twilio.com: the same credentials, no account in the path."""
+        fake = self.fake
+        if not fake.authorised(self.headers.get("Authorization", ""), fake.account_sid):
+            self._json(401, error_body(401, 20003, "Authenticate"))
+        elif failure is not None:
+            self._json(*failure)
+        elif method != "GET":
+            self._json(405, error_body(405, 20004, "Method not allowed"))
+        else:
+            self._json(*fake.content.handle(name, match, query, fake.base_url))
 
     def _control_get(self, path: str) -> None:
         fake = self.fake
@@ -982,6 +1017,10 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             elif path == "/_control/stats":
                 self._json(200, fake.stats(reset=bool(payload.get("reset"))))
+            elif path == "/_control/content":
+                self._json(200, fake.content.add(**payload))
+            elif path == "/_control/content/remove":
+                self._json(200, {"removed": fake.content.remove(str(payload["sid"]))})
             elif path == "/_control/reset":
                 fake.reset()
                 self._json(200, {"reset": True})
@@ -1042,6 +1081,13 @@ class FakeTwilioClient:
 
     def reset(self) -> None:
         self._call("POST", "/_control/reset", {})
+
+    def add_content(self, **template: Any) -> dict[str, Any]:
+        """Add a Content Template (``friendly_name``, ``types``, ``variables``, ``language``, ``sid``, ``approval``)."""
+        return dict(self._call("POST", "/_control/content", template))
+
+    def remove_content(self, sid: str) -> bool:
+        return bool(self._call("POST", "/_control/content/remove", {"sid": sid})["removed"])
 
     def send_inbound(
         self,

@@ -115,3 +115,65 @@ class SenderNumber(models.Model):
 
     def __str__(self) -> str:
         return self.phone_number
+
+
+class ContentType(models.TextChoices):
+    """The nine Content API types a template may hold (a template has one or more)."""
+
+    TEXT = "twilio/text", "Text"
+    MEDIA = "twilio/media", "Media"
+    QUICK_REPLY = "twilio/quick-reply", "Quick reply"
+    CALL_TO_ACTION = "twilio/call-to-action", "Call to action"
+    LIST_PICKER = "twilio/list-picker", "List picker"
+    CARD = "twilio/card", "Card"
+    WHATSAPP_CARD = "whatsapp/card", "WhatsApp card"
+    WHATSAPP_AUTHENTICATION = "whatsapp/authentication", "WhatsApp authentication"
+    CATALOG = "twilio/catalog", "Catalog"
+
+
+class ContentTemplate(models.Model):
+    """A Content Template of the account, as the last sync (``services.content_templates_sync``) read it.
+
+    ``types`` is the Content API's object as Twilio returns it (``{"twilio/text": {"body": "Hi {{1}}"}}``);
+    ``variables`` maps each variable to its sample value (``{"1": "Ann"}``). A template the account no longer has is
+    kept, with ``removed_at`` set, so that a message using it says why it cannot be sent.
+    """
+
+    sid = models.CharField("Content SID", max_length=34, unique=True)
+    friendly_name = models.CharField(max_length=256, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    types = models.JSONField(default=dict)
+    variables = models.JSONField(default=dict)
+    approval_status = models.CharField("WhatsApp approval", max_length=32, blank=True)
+    approval_category = models.CharField(max_length=32, blank=True)
+    rejection_reason = models.TextField(blank=True)
+    date_updated = models.DateTimeField(null=True, blank=True)  # Twilio's
+    synced_at = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["friendly_name", "sid"]
+
+    def __str__(self) -> str:
+        return self.friendly_name or self.sid
+
+    @property
+    def type_names(self) -> list[str]:
+        return [str(name) for name in self.types]
+
+    @property
+    def body(self) -> str:
+        """The text a recipient reads: the first type's body (a card's title when it has none)."""
+        for content in self.types.values():
+            if isinstance(content, dict):
+                text = content.get("body") or content.get("title")
+                if text:
+                    return str(text)
+        return ""
+
+    @property
+    def media_urls(self) -> list[str]:
+        for content in self.types.values():
+            if isinstance(content, dict) and isinstance(content.get("media"), list):
+                return [str(url) for url in content["media"]]
+        return []

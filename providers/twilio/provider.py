@@ -1,8 +1,9 @@
 """The Twilio provider, on the official ``twilio`` package: its REST client to send and fetch, its asynchronous client
 (aiohttp) to keep many sends in flight, its ``RequestValidator`` to verify webhooks.
 
-``TWILIO_API_BASE_URL`` points the client's ``api`` domain at another server (``fake_twilio``) through the domain's
-own ``base_url``: every request still goes through the package's ``TwilioHttpClient``, with the timeout of
+``TWILIO_API_BASE_URL`` points every Twilio domain the client calls (``api``, ``content``, …) at another server
+(``fake_twilio``): the client's hostname hook rewrites each ``https://<domain>.twilio.com`` URL, paging links
+included, and every request still goes through the package's ``TwilioHttpClient``, with the timeout of
 ``TWILIO_TIMEOUT_SECONDS`` on every call. Credentials never reach an exception message or a log line: errors are
 rebuilt from Twilio's code and message, and the ``twilio`` loggers are kept at WARNING (settings.LOGGING).
 """
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 import aiohttp
 import requests
@@ -38,6 +41,7 @@ from ..base import (
     ConnectionCheck,
     ErrorKind,
     InboundEvent,
+    MessageTemplate,
     ProviderError,
     ProviderMessage,
     Sender,
@@ -170,6 +174,22 @@ def _twilio_errors(*, may_have_sent: bool = False) -> Iterator[None]:
         raise ProviderError(ErrorKind.TRANSIENT, "client", type(exc).__name__, may_have_sent=may_have_sent) from None
 
 
+class _Client(Client):
+    """The official client, with every ``*.twilio.com`` URL sent to ``base_url`` when one is set (a compatible server
+    such as fake_twilio). Through ``get_hostname``, which the client calls for every request, so that a domain the app
+    starts to use later (and the absolute paging URLs of the Content API) cannot escape to Twilio itself."""
+
+    redirect_to = ""
+
+    def get_hostname(self, uri: str) -> str:
+        if self.redirect_to:
+            parts = urlsplit(uri)
+            if parts.hostname and (parts.hostname == "twilio.com" or parts.hostname.endswith(".twilio.com")):
+                query = f"?{parts.query}" if parts.query else ""
+                return f"{self.redirect_to}{parts.path}{query}"
+        return str(super().get_hostname(uri))
+
+
 class TwilioProvider:
     name = "twilio"
     label = "Twilio"
@@ -206,13 +226,10 @@ class TwilioProvider:
         if http_client is None:
             http_client = TwilioHttpClient(timeout=config.timeout, logger=logging.getLogger("twilio.http_client"))
         if config.api_key_sid and config.api_key_secret:
-            client = Client(config.api_key_sid, config.api_key_secret, config.account_sid, http_client=http_client)
+            client = _Client(config.api_key_sid, config.api_key_secret, config.account_sid, http_client=http_client)
         else:
-            client = Client(config.account_sid, config.auth_token, http_client=http_client)
-        if config.api_base_url:
-            # Every Twilio domain the app calls goes to the compatible server: the REST API and Lookup.
-            client.api.base_url = config.api_base_url
-            client.lookups.base_url = config.api_base_url
+            client = _Client(config.account_sid, config.auth_token, http_client=http_client)
+        client.redirect_to = config.api_base_url.rstrip("/")
         return client
 
     def _require_credentials(self) -> None:
@@ -222,12 +239,18 @@ class TwilioProvider:
             )
 
     def _create_kwargs(self, request: SendRequest) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"to": twilio_address(request.channel, request.to), "body": request.body}
+        kwargs: dict[str, Any] = {"to": twilio_address(request.channel, request.to)}
+        if request.content_sid:
+            # A Content Template carries its own text and media: no Body, the variables as one JSON string.
+            kwargs["content_sid"] = request.content_sid
+            kwargs["content_variables"] = json.dumps(dict(request.content_variables), ensure_ascii=False)
+        else:
+            kwargs["body"] = request.body
         if request.sender.kind == "messaging_service":
             kwargs["messaging_service_sid"] = request.sender.value
         else:
             kwargs["from_"] = twilio_address(request.channel, request.sender.value)
-        if request.media_urls:
+        if request.media_urls and not request.content_sid:
             kwargs["media_url"] = list(request.media_urls)
         callback = request.status_callback or self.config.status_callback_url
         if callback:
@@ -309,6 +332,30 @@ class TwilioProvider:
             for m in messages
         ]
 
+    # Content Templates
+
+    def list_content_templates(self) -> list[ContentListing]:
+        """Every Content Template of the account with its WhatsApp approval, through the Content API's
+        ContentAndApprovals list (all pages). Raises ``ProviderError``."""
+        self._require_credentials()
+        try:
+            with _twilio_errors():
+                rows = self.client.content.v1.content_and_approvals.list(page_size=CONTENT_PAGE_SIZE)
+        except ProviderError as exc:
+            raise _page_error(exc) from None
+        return [_listing(row) for row in rows]
+
+    def templates(self) -> list[MessageTemplate]:
+        from .models import ContentTemplate
+
+        return [_template(t) for t in ContentTemplate.objects.filter(removed_at__isnull=True)]
+
+    def template(self, sid: str) -> MessageTemplate | None:
+        from .models import ContentTemplate
+
+        row = ContentTemplate.objects.filter(sid=sid).first()
+        return _template(row) if row is not None else None
+
     # Webhooks
 
     def _validators(self) -> list[RequestValidator]:
@@ -386,6 +433,70 @@ class _Values(dict[str, str]):
 
     def getall(self, name: str) -> list[str]:
         return [self[name]]
+
+
+CONTENT_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class ContentListing:
+    """One Content Template as the Content API lists it (with its WhatsApp approval request, if any)."""
+
+    sid: str
+    friendly_name: str
+    language: str
+    types: dict[str, Any]
+    variables: dict[str, str]
+    approval_status: str
+    approval_category: str
+    rejection_reason: str
+    date_updated: dt.datetime | None
+
+
+def _page_error(error: ProviderError) -> ProviderError:
+    """A list's refused page: the client raises a bare ``TwilioException("Unable to fetch page", response)``, which
+    ``_twilio_errors`` cannot read; Twilio's code and words are in the response's JSON body."""
+    cause = error.__context__
+    response = cause.args[1] if isinstance(cause, TwilioException) and len(cause.args) > 1 else None
+    if not isinstance(response, Response):
+        return error
+    try:
+        body = json.loads(response.text)
+        code = int(body["code"]) if body.get("code") is not None else None
+        message = str(body.get("message") or f"HTTP {response.status_code}")
+    except (ValueError, TypeError, KeyError, AttributeError):
+        code, message = None, f"HTTP {response.status_code}"
+    kind = classify(response.status_code, code)
+    return ProviderError(kind, str(code or response.status_code), message, status=response.status_code)
+
+
+def _listing(row: Any) -> ContentListing:
+    approval = row.approval_requests if isinstance(row.approval_requests, dict) else {}
+    return ContentListing(
+        sid=str(row.sid),
+        friendly_name=str(row.friendly_name or ""),
+        language=str(row.language or ""),
+        types=dict(row.types or {}),
+        variables={str(k): str(v) for k, v in (row.variables or {}).items()},
+        approval_status=str(approval.get("status") or ""),
+        approval_category=str(approval.get("category") or ""),
+        rejection_reason=str(approval.get("rejection_reason") or ""),
+        date_updated=row.date_updated if isinstance(row.date_updated, dt.datetime) else None,
+    )
+
+
+def _template(row: Any) -> MessageTemplate:
+    return MessageTemplate(
+        sid=row.sid,
+        name=row.friendly_name or row.sid,
+        language=row.language,
+        types=tuple(row.type_names),
+        variables={str(k): str(v) for k, v in row.variables.items()},
+        body=row.body,
+        media_urls=tuple(row.media_urls),
+        approval=row.approval_status,
+        removed=row.removed_at is not None,
+    )
 
 
 def _result(message: Any) -> SendResult:

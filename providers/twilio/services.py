@@ -1,4 +1,5 @@
-"""Writes of the Twilio plugin: saving its page, and checking a connection with the values typed in it."""
+"""Writes of the Twilio plugin: saving its page, checking a connection with the values typed in it, and syncing the
+account's Content Templates."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from ..base import ConnectionCheck
 from .config import get_config
-from .models import SenderNumber, TwilioSettings
-from .provider import TwilioProvider
+from .models import ContentTemplate, SenderNumber, TwilioSettings
+from .provider import TwilioProvider, twilio_provider
 
 
 @transaction.atomic
@@ -69,3 +71,54 @@ def twilio_connection_check(*, data: Mapping[str, Any]) -> ConnectionCheck:
     if "api_key_sid" in data and not data.get("api_key_sid") and "TWILIO_API_KEY_SID" not in config.from_env:
         overrides["api_key_sid"] = ""
     return TwilioProvider(dataclasses.replace(config, **overrides)).check_connection()
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncSummary:
+    added: int
+    updated: int
+    removed: int
+    total: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.total} Content Template{'s' if self.total != 1 else ''} at Twilio: "
+            f"{self.added} new, {self.updated} updated, {self.removed} removed."
+        )
+
+
+def content_templates_sync(*, provider: TwilioProvider | None = None) -> SyncSummary:
+    """Read every Content Template of the account (with its WhatsApp approval) and store it. A template Twilio no
+    longer has is marked removed, not deleted, so a message using it can say why it cannot be sent. Raises
+    ``ProviderError`` (and then changes nothing)."""
+    listing = (provider or twilio_provider()).list_content_templates()
+    now = timezone.now()
+    with transaction.atomic():
+        known = {t.sid: t for t in ContentTemplate.objects.select_for_update()}
+        added = updated = 0
+        for item in listing:
+            values = {
+                "friendly_name": item.friendly_name,
+                "language": item.language,
+                "types": item.types,
+                "variables": item.variables,
+                "approval_status": item.approval_status,
+                "approval_category": item.approval_category,
+                "rejection_reason": item.rejection_reason,
+                "date_updated": item.date_updated,
+                "synced_at": now,
+                "removed_at": None,
+            }
+            row = known.get(item.sid)
+            if row is None:
+                ContentTemplate.objects.create(sid=item.sid, **values)
+                added += 1
+                continue
+            changed = any(getattr(row, k) != v for k, v in values.items() if k != "synced_at")
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.save()
+            updated += changed
+        seen = {item.sid for item in listing}
+        removed = ContentTemplate.objects.filter(removed_at__isnull=True).exclude(sid__in=seen).update(removed_at=now)
+    return SyncSummary(added=added, updated=updated, removed=removed, total=len(listing))

@@ -13,17 +13,18 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from smsapp.core.roles import admin_required
 
 from .. import webhooks
-from ..base import InboundEvent, StatusEvent, WebhookRejected, callback_message_id
+from ..base import InboundEvent, ProviderError, StatusEvent, WebhookRejected, callback_message_id
 from ..crypto import UndecryptableSecret, mask
 from . import services
 from .config import TwilioConfig, get_config, public_callback_url
 from .forms import TwilioSettingsForm, sender_number_formset
-from .models import SenderType, TwilioSettings
+from .models import ContentTemplate, SenderType, TwilioSettings
 from .provider import SIGNATURE_SETTINGS_HEADER, twilio_provider
 from .webhooks import twiml
 
@@ -159,6 +160,7 @@ def twilio_settings(request: HttpRequest) -> HttpResponse:
             "env_fields": {field: env for field, env in ENV_FIELDS.items() if env in config.from_env},
             "skip_signature": settings.SMS_CALLBACK_SKIP_SIGNATURE,
             "env_sender": sorted(config.from_env & {"TWILIO_FROM", "TWILIO_MESSAGING_SERVICE_SID"}),
+            "content_templates": ContentTemplate.objects.all(),
         },
     )
 
@@ -173,3 +175,16 @@ def twilio_test(request: HttpRequest) -> HttpResponse:
         return render(request, "twilio/_test_result.html", {"ok": False, "message": bad[0]})
     result = services.twilio_connection_check(data=form.cleaned_data)
     return render(request, "twilio/_test_result.html", {"ok": result.ok, "message": result.message})
+
+
+@admin_required
+@require_POST
+def twilio_templates_sync(request: HttpRequest) -> HttpResponse:
+    """Read the account's Content Templates now (the configuration in effect: save the page first)."""
+    try:
+        summary = services.content_templates_sync()
+    except ProviderError as exc:
+        messages.error(request, f"Could not read the Content Templates from Twilio: {exc.message}")
+    else:
+        messages.success(request, f"Templates synced. {summary}")
+    return redirect(reverse("twilio:settings") + "#content-templates")

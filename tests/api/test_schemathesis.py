@@ -170,6 +170,9 @@ def _realistic(case: Any, seeded: Seeded, example: int) -> None:
             body["contact_ids"] = seeded.contacts[: 1 + example % len(seeded.contacts)]
         if isinstance(body.get("segment_ids"), list) and body["segment_ids"]:
             body["segment_ids"] = [seeded.segment]
+        if isinstance(body.get("content_sid"), str):
+            # A random template id names no synced template, as a random id names no row: the body path instead.
+            body["content_sid"] = None
         if path.endswith("/segments") and isinstance(body.get("filters"), dict) and example % 2:
             body["filters"] = {
                 "match": "all",

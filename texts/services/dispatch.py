@@ -59,16 +59,17 @@ from contacts.selectors import (
 )
 from contacts.services import dnc_add, timeline_record_many
 from providers import registry
-from providers.base import callback_url_for, senders_for
+from providers.base import MessageTemplate, callback_url_for, senders_for
 from providers.ratelimit import Ask, Lane, Limiter
 from providers.segments import MAX_BODY_CHARACTERS, count_segments
 from providers.senders import NoSender, SenderRules, choose_sender, sender_rules
 
 from .. import quiet_hours
 from ..bounces import bad_address_failures_record
+from ..content import TemplateProblem, content_render, content_template, content_too_long
 from ..footer import footer_add
 from ..models import TIMESTAMP_FIELD, OutboundMessage, Schedule, Source, Status
-from ..personalise import personalise_render
+from ..personalise import personalise_render, personalise_render_url
 from ..selectors import last_numbers
 from ..signals import message_status_changed
 from .caps import CAP_CODE, Caps, caps, caps_defer, caps_over
@@ -380,12 +381,23 @@ class _Engine:
     def _request(self, row: OutboundMessage) -> Any:
         from providers.base import SendRequest
 
+        content: tuple[str, dict[str, str]] | None = getattr(row, "_content", None)
+        if content is not None:  # the template carries its own text and media
+            return SendRequest(
+                to=row.to_number,
+                body="",
+                sender=row._sender_config.sender,  # type: ignore[attr-defined]
+                status_callback=status_callback_for(self.callback, row.pk),
+                content_sid=content[0],
+                content_variables=content[1],
+            )
         media = row.text_message.media_urls if row.text_message else []
+        contact = row.contact or _NoContact()
         return SendRequest(
             to=row.to_number,
             body=row.body,
             sender=row._sender_config.sender,  # type: ignore[attr-defined]
-            media_urls=tuple(media),
+            media_urls=tuple(personalise_render_url(url, contact=contact) for url in media),
             status_callback=status_callback_for(self.callback, row.pk),
             channel=row.channel,
         )
@@ -775,16 +787,20 @@ def _prepare(
     ready: list[OutboundMessage] = []
     too_long: list[OutboundMessage] = []
     no_sender: dict[str, list[OutboundMessage]] = defaultdict(list)
+    refused = _render_templates(rows)
     for row in rows:
-        row.body = _render(row)
+        if not hasattr(row, "_content"):
+            row.body = _render(row)
     # Rendered for the first time (``encoding`` is set below): the opt-out footer where it is due (one query) and
     # links as this recipient's short links (one INSERT for the chunk), before the count, so segments are those of
-    # the body as sent.
-    first_render = [r for r in rows if not r.encoding]
+    # the body as sent. A template's text is the provider's: nothing can be added to it.
+    first_render = [r for r in rows if not r.encoding and not hasattr(r, "_content")]
     footer_add(first_render)
     links_track(rows=first_render)
     for row in rows:
-        if len(row.body) > MAX_BODY_CHARACTERS:
+        if row.pk in refused:
+            continue
+        if len(row.body) > MAX_BODY_CHARACTERS and not hasattr(row, "_content"):
             too_long.append(row)
             continue
         info = count_segments(row.body)
@@ -829,7 +845,48 @@ def _prepare(
         )
     for reason, group in no_sender.items():
         _fail_rows(group, code="no_sender", message=reason, outcome=outcome)
+    by_reason: dict[tuple[str, str], list[OutboundMessage]] = defaultdict(list)
+    for row in rows:
+        if row.pk in refused:
+            by_reason[refused[row.pk]].append(row)
+    for (code, reason), group in by_reason.items():
+        _fail_rows(group, code=code, message=reason, outcome=outcome)
     return ready
+
+
+def _render_templates(rows: list[OutboundMessage]) -> dict[int, tuple[str, str]]:
+    """The rows whose text message sends a template get ``_content`` (its id and the variables rendered for the
+    contact, at every claim: a value never expands twice, as it is rendered from the mapping) and, at their first
+    claim, the template's text as the body the log shows. Returns the rows that cannot be sent: code and reason."""
+    found: dict[str, MessageTemplate | TemplateProblem] = {}
+    refused: dict[int, tuple[str, str]] = {}
+    for row in rows:
+        sid = row.text_message.content_sid if row.text_message else ""
+        if not sid or row.text_message is None:
+            continue
+        if sid not in found:
+            try:
+                found[sid] = content_template(sid)
+            except TemplateProblem as exc:
+                found[sid] = exc
+        template = found[sid]
+        if isinstance(template, TemplateProblem):
+            refused[row.pk] = ("template_unavailable", str(template))
+            continue
+        values = content_render(row.text_message.content_variables or {}, contact=row.contact or _NoContact())
+        empty = [name for name, value in values.items() if not value.strip()]
+        if empty:
+            reason = f"Template variable {', '.join(empty)} is empty for this contact: give it a fallback."
+            refused[row.pk] = ("template_variable_empty", reason)
+            continue
+        if long := content_too_long(values):
+            reason = f"Template variable {long} is over 1,024 characters after personalisation."
+            refused[row.pk] = ("template_variable_too_long", reason)
+            continue
+        row._content = (sid, values)  # type: ignore[attr-defined]
+        if not row.encoding:
+            row.body = template.render(values)
+    return refused
 
 
 def _region(e164: str) -> str:

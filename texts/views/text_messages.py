@@ -12,14 +12,24 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from contacts.models import Contact
+from providers import registry
+from providers.base import MessageTemplate
 from providers.segments import SegmentInfo, count_segments
 
 from .. import services
+from ..content import TemplateProblem, content_render, content_template
 from ..engagement import charts_context, cost_for, links_for
 from ..errors import explain
 from ..estimates import Estimate, broadcast_estimate, editor_sample, sample_recipient, when_it_goes
 from ..footer import opt_out_footer, with_footer
-from ..forms import OutboundFilterForm, PreviewForm, SearchForm, TestSendForm, TextMessageForm
+from ..forms import (
+    OutboundFilterForm,
+    PreviewForm,
+    SearchForm,
+    TemplateVariablesForm,
+    TestSendForm,
+    TextMessageForm,
+)
 from ..models import OutboundMessage, Status, TextMessage
 from ..personalise import MalformedToken, UnknownTokens, personalise_render, personalise_validate
 from ..reports import report_for
@@ -120,7 +130,13 @@ def _editor_context(form: TextMessageForm, text: TextMessage | None) -> dict[str
         "form": form,
         "text": text,
         "tokens": ["{{first_name|there}}", "{{last_name}}", "{{email}}", "{{custom.plan}}"],
+        "variable_tokens": VARIABLE_TOKENS,
         "preview_form": PreviewForm(),
+        "variable_rows": form.variable_rows(),
+        "template": _chosen_template(form["content_sid"].value() or ""),
+        "template_error": "",
+        # The mapping's errors: its form field is hidden (the API's JSON), its inputs are the partial's.
+        "variable_errors": form.errors.get("content_variables", []) if form.is_bound else [],
         "test_form": TestSendForm(),
         "was_sent": bool(text and _was_sent(text)),
         "info": _count_as_sent(form, sample_contact),
@@ -173,12 +189,64 @@ def text_message_unpublish(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("texts:edit", pk=text.pk)
 
 
+def _chosen_template(sid: str) -> MessageTemplate | None:
+    try:
+        return content_template(sid) if sid else None
+    except TemplateProblem:
+        return registry.template(sid)
+
+
+@require_GET
+def text_message_template_variables(request: HttpRequest) -> HttpResponse:
+    """htmx: one mapping field per variable of the template the editor's picker chose."""
+    form = TemplateVariablesForm(request.GET)
+    sid = form.cleaned_data["content_sid"] if form.is_valid() else ""
+    template, error = None, ""
+    if sid:
+        try:
+            template = content_template(sid)
+        except TemplateProblem as exc:
+            error = str(exc)
+    rows = [(name, sample, "") for name, sample in template.variables.items()] if template else []
+    context = {
+        "template": template,
+        "variable_rows": rows,
+        "template_error": error,
+        "variable_tokens": VARIABLE_TOKENS,
+        "variable_errors": [],
+    }
+    return render(request, "texts/_template_variables.html", context)
+
+
+VARIABLE_TOKENS = ["{{first_name|there}}", "{{last_name}}", "{{email}}", "{{mobile}}", "{{custom.plan}}"]
+
+
+def _preview_template(form: PreviewForm, contact: Contact | None) -> dict[str, object]:
+    """A template as the contact reads it: each variable's mapping rendered for them (tokens as typed without one)."""
+    try:
+        template = content_template(form.cleaned_data["content_sid"])
+    except TemplateProblem as exc:
+        return {"error": str(exc)}
+    mapping = form.variables()
+    for name, value in mapping.items():
+        try:
+            personalise_validate(value, custom_field_exists=lambda key: True)
+        except (UnknownTokens, MalformedToken) as exc:
+            return {"error": f"Variable {name}: {exc}"}
+    values = content_render(mapping, contact=contact) if contact else mapping
+    rendered = template.render(values)
+    return {"rendered": rendered, "template": template, "contact": contact, "media_urls": template.media_urls}
+
+
 @require_GET
 def text_message_preview(request: HttpRequest) -> HttpResponse:
-    """htmx: the body rendered for a chosen contact, with its length after personalisation."""
+    """htmx: the body (or the chosen template) rendered for a chosen contact, with its length after
+    personalisation."""
     form = PreviewForm(request.GET)
     context: dict[str, object] = {}
-    if form.is_valid():
+    if form.is_valid() and form.cleaned_data["content_sid"]:
+        context = _preview_template(form, form.cleaned_data["contact"])
+    elif form.is_valid():
         body = form.cleaned_data["body"] or ""
         contact: Contact | None = form.cleaned_data["contact"]
         try:
