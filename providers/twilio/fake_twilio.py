@@ -644,7 +644,6 @@ class FakeTwilio:
             "date_updated": now,
             "received_at": time.time(),
             "channel": channel,
-            "content_sid": content_sid or None,
             # Twilio accepts a free-form WhatsApp message outside the session window, then fails it with 63016.
             "outside_window": channel == "whatsapp"
             and not content_sid

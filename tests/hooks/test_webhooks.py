@@ -111,15 +111,22 @@ def test_a_failed_delivery_is_retried_with_backoff_then_delivered(receiver: Rece
     receiver.answers = [500, 503]
     hook = endpoint(receiver.url, ["reply.received"])
     services.hooks_emit(event_type="reply.received", payloads=[{"body": "hi"}])
+    # The delay (80-100% of the base: jitter) counts from when the attempt failed, between these two instants.
+    before = timezone.now()
     assert deliver_all() == {"delivered": 0, "retry": 1, "failed": 0, "deferred": 0}
+    after = timezone.now()
     first = Delivery.objects.get()
     assert (first.status, first.attempts, first.response_status, first.error) == ("pending", 1, 500, "HTTP 500")
-    assert 24 <= (first.next_attempt_at - timezone.now()).total_seconds() <= 30
+    assert first.next_attempt_at is not None
+    assert 24 <= (first.next_attempt_at - before).total_seconds()
+    assert (first.next_attempt_at - after).total_seconds() <= 30
     assert deliver_all()["retry"] == 0  # not due yet: nothing posted
     Delivery.objects.update(next_attempt_at=timezone.now())
+    before = timezone.now()
     deliver_all()
     second = Delivery.objects.get()
-    assert 96 <= (second.next_attempt_at - timezone.now()).total_seconds() <= 120  # 4 times longer
+    assert second.next_attempt_at is not None
+    assert 96 <= (second.next_attempt_at - before).total_seconds() <= 120 + (timezone.now() - before).total_seconds()
     Delivery.objects.update(next_attempt_at=timezone.now())
     assert deliver_all()["delivered"] == 1
     assert [json.loads(r["body"])["id"] for r in receiver.received] == [str(first.event_id)] * 3  # dedupe on the id

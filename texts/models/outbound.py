@@ -75,10 +75,6 @@ class TextMessage(models.Model):
     def tracks_links(self) -> bool:
         return self.is_marketing if self.track_links is None else bool(self.track_links)
 
-    @property
-    def uses_template(self) -> bool:
-        return bool(self.content_sid)
-
 
 class Status(models.TextChoices):
     QUEUED = "queued", "Queued"
