@@ -173,6 +173,10 @@ def _realistic(case: Any, seeded: Seeded, example: int) -> None:
         if isinstance(body.get("content_sid"), str):
             # A random template id names no synced template, as a random id names no row: the body path instead.
             body["content_sid"] = None
+        if "content_sid" in body and not body.get("content_sid"):
+            body.pop("content_variables", None)  # variables belong to a template; without one they are a 400
+            if path.endswith("/text-messages") and not str(body.get("body") or "").strip():
+                body["body"] = "Hello {{first_name|there}}"  # a message needs a body or a template
         if path.endswith("/segments") and isinstance(body.get("filters"), dict) and example % 2:
             body["filters"] = {
                 "match": "all",

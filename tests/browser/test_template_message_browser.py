@@ -25,6 +25,7 @@ from texts.models import OutboundMessage, TextMessage
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ANN = "+447911123457"
+WHATSAPP_SENDER = "+15005550007"
 
 
 def _worker_env(fake: Any, live_server: Any) -> dict[str, str]:
@@ -35,6 +36,7 @@ def _worker_env(fake: Any, live_server: Any) -> dict[str, str]:
         TWILIO_AUTH_TOKEN=fake.auth_token,
         TWILIO_API_BASE_URL=fake.base_url,
         TWILIO_FROM="+15005550006",
+        TWILIO_WHATSAPP_FROM=WHATSAPP_SENDER,
         TWILIO_MESSAGING_SERVICE_SID="",
         PUBLIC_BASE_URL=live_server.url,
         SMS_QUIET_HOURS_START=(now - dt.timedelta(hours=2)).strftime("%H:%M"),
@@ -56,13 +58,17 @@ def _ready(page: Any) -> None:
     page.wait_for_function("window.htmx !== undefined && document.readyState === 'complete'")
 
 
-def test_marketer_builds_a_template_message_and_a_campaign_sends_it(
+def test_marketer_builds_a_whatsapp_template_message_and_a_campaign_sends_it(
     login: Any, marketer_user: User, live_server: Any, fake_twilio: Any, twilio_settings: Any
 ) -> None:
     twilio_settings.PUBLIC_BASE_URL = live_server.url
+    twilio_settings.TWILIO_WHATSAPP_FROM = WHATSAPP_SENDER
     call_command("sync_content_templates", stdout=io.StringIO())
     segment = Segment.objects.create(name="Customers")
-    ann = Contact.objects.create(first_name="Ann", mobile=ANN, timezone="UTC", custom_fields={"order": "A-7"})
+    # Ann never wrote on WhatsApp: outside the 24-hour window only a template may go, which is what this builds.
+    ann = Contact.objects.create(
+        first_name="Ann", mobile=ANN, whatsapp=ANN, timezone="UTC", custom_fields={"order": "A-7"}
+    )
     give_consent([ann])
     SegmentMembership.objects.create(segment=segment, contact=ann)
     worker = procs.start_worker(name="templates", env=_worker_env(fake_twilio, live_server))
@@ -71,6 +77,8 @@ def test_marketer_builds_a_template_message_and_a_campaign_sends_it(
         page.goto(live_server.url + "/text-messages/new/")
         _ready(page)
         page.get_by_label("Internal Name").fill("Order shipped")
+        page.get_by_label("Channel").select_option(label="WhatsApp")
+        page.get_by_label("Category").select_option(label="Transactional")
         page.get_by_label("Template", exact=True).select_option(label="order_shipped (en, WhatsApp approved)")
         # The picker swaps in one mapping field per variable, with the template's sample values.
         first = page.get_by_label("Variable {{1}} (sample: Ann)")
@@ -94,6 +102,7 @@ def test_marketer_builds_a_template_message_and_a_campaign_sends_it(
         assert text.content_sid == fake_content.ORDER_SHIPPED
         assert text.content_variables == {"1": "{{first_name|there}}", "2": "{{custom.order|your order}}"}
         assert text.body == ""
+        assert (text.channel, text.category) == ("whatsapp", "transactional")
 
         # A campaign's Send Text Message action offers it; the engine sends it through the worker.
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Campaigns").click()
@@ -105,7 +114,7 @@ def test_marketer_builds_a_template_message_and_a_campaign_sends_it(
         _ready(page)
         page.get_by_role("button", name="+ Add an event").click()
         page.get_by_role("link", name="Send Text Message").click()
-        page.get_by_label("Text message", exact=True).select_option(label="Order shipped")
+        page.get_by_label("Text message", exact=True).select_option(label="Order shipped (WhatsApp)")
         with page.expect_navigation(url="**?saved=*#event-*"):
             page.get_by_role("button", name="Add", exact=True).click()
         assert CampaignEvent.objects.get(kind="send_text_message").text_message == text
@@ -117,7 +126,8 @@ def test_marketer_builds_a_template_message_and_a_campaign_sends_it(
         assert summary.executed == 1
         _wait_until(lambda: len(fake_twilio.messages()) == 1, "the template at fake_twilio", worker)
         [sent] = fake_twilio.messages()
-        assert sent["to"] == ANN
+        assert sent["to"] == f"whatsapp:{ANN}"
+        assert sent["from"] == f"whatsapp:{WHATSAPP_SENDER}"
         assert sent["content_sid"] == fake_content.ORDER_SHIPPED
         assert sent["content_variables"] == {"1": "Ann", "2": "A-7"}
         assert "Body" not in sent["fields"]

@@ -390,6 +390,7 @@ class _Engine:
                 status_callback=status_callback_for(self.callback, row.pk),
                 content_sid=content[0],
                 content_variables=content[1],
+                channel=row.channel,
             )
         media = row.text_message.media_urls if row.text_message else []
         contact = row.contact or _NoContact()
