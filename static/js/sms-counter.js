@@ -128,8 +128,14 @@
     var marketing = isMarketing(sample);
     var footed = marketing && sample && sample.opt_out_footer;
     var r = count(asCounted(body, sample, isTracked, marketing));
-    output.textContent = r.characters + " characters · " + r.segments + " segment" + (r.segments === 1 ? "" : "s") +
-      " · " + r.encoding + " · " + r.remaining + " left in this segment" +
+    var channel = document.getElementById("id_channel");
+    var chat = channel && channel.value && channel.value !== "sms";
+    // WhatsApp and Messenger are not split into segments nor billed by them (texts/channels.py): only the length.
+    var measure = chat ? r.characters + " characters · " + channel.options[channel.selectedIndex].text +
+      ": no segments, up to " + MAX_CHARACTERS + " characters" :
+      r.characters + " characters · " + r.segments + " segment" + (r.segments === 1 ? "" : "s") +
+      " · " + r.encoding + " · " + r.remaining + " left in this segment";
+    output.textContent = measure +
       (r.too_long ? " · too long: at most " + MAX_CHARACTERS + " characters" : "") +
       (sample && sample.name ? " · as sent to " + sample.name : "") +
       (footed ? " · with the opt-out footer" : "") +
@@ -144,7 +150,7 @@
       if (!input || input.dataset.smsCounterBound) { return; }
       input.dataset.smsCounterBound = "1";
       input.addEventListener("input", function () { render(output, input.value); });
-      ["id_track_links", "id_category"].forEach(function (id) {
+      ["id_track_links", "id_category", "id_channel"].forEach(function (id) {
         var control = document.getElementById(id);
         if (control) { control.addEventListener("change", function () { render(output, input.value); }); }
       });

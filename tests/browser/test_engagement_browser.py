@@ -135,3 +135,17 @@ def test_the_inbox_thread_updates_without_a_reload(
     assert page.get_by_label("Reply").input_value() == ""
     assert OutboundMessage.objects.get(contact=ada).source == "conversation"
     shot(page, tmp_path, "inbox-thread")
+
+
+def test_the_editor_counts_segments_for_sms_only(login: Any, live_server: Any, marketer_user: User) -> None:
+    """WhatsApp and Messenger are neither split nor billed by segments: the counter says so when the channel changes."""
+    page = login(marketer_user)
+    page.goto(f"{live_server.url}/text-messages/new/")
+    page.get_by_label("Text Message").fill("Hello there")
+    counter = page.locator("#sms-counter")
+    assert "1 segment" in counter.inner_text()
+    page.get_by_label("Channel").select_option(label="WhatsApp")
+    page.wait_for_function("!document.getElementById('sms-counter').textContent.includes('segment ')")
+    assert "characters · WhatsApp: no segments, up to 1600 characters" in counter.inner_text()
+    page.get_by_label("Channel").select_option(label="SMS")
+    page.wait_for_function("document.getElementById('sms-counter').textContent.includes('1 segment')")
