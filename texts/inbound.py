@@ -101,8 +101,11 @@ def _reply_for(action: str, keyword: Keyword | None, *, help_text: str) -> str:
     return ""
 
 
-def _apply_action(action: str, contact: Contact | None, body: str, channel: str = "sms") -> None:
-    """Act on a keyword on the channel it came on: STOP on WhatsApp opts the WhatsApp address out, not the mobile."""
+def _apply_action(
+    action: str, contact: Contact | None, body: str, channel: str = "sms", *, provider_opted_in: bool = False
+) -> None:
+    """Act on a keyword on the channel it came on: STOP on WhatsApp opts the WhatsApp address out, not the mobile.
+    ``provider_opted_in``: the provider says it handled the person's opt-in itself (Twilio's ``OptOutType=START``)."""
     if contact is None:
         return
     if action == KeywordKind.OPT_OUT:
@@ -123,15 +126,21 @@ def _apply_action(action: str, contact: Contact | None, body: str, channel: str 
             comment=body[:500],
         )
     elif action == KeywordKind.OPT_IN:
-        # Lifts only an opt-out a keyword made: a marketer's or a carrier's (reported by the provider) stays. START
-        # makes the number textable again (as Twilio's START does) but is not consent to marketing: that takes a
-        # double opt-in confirmation (``texts.double_opt_in``) or another recorded consent.
+        # Lifts the person's own opt-out made by keyword here; the one the provider reported (Twilio's 21610: they
+        # replied STOP to Twilio) only when the provider says it lifted its own block (``OptOutType=START``), since
+        # our custom opt-in words do not reach it. A marketer's entry and a bounce stay. START makes the number
+        # textable again but is not consent to marketing: that takes a double opt-in confirmation
+        # (``texts.double_opt_in``) or another recorded consent.
+        sources: set[str] = {DoNotContact.Source.KEYWORD}
+        if provider_opted_in:
+            sources.add(DoNotContact.Source.PROVIDER)
         dnc_remove(
             contact=contact,
             source=DoNotContact.Source.KEYWORD,
             channel=channel,
             comment=body[:500],
-            only_sources={DoNotContact.Source.KEYWORD},
+            only_reasons={DoNotContact.Reason.UNSUBSCRIBED},
+            only_sources=sources,
         )
         double_opt_in_confirm(contact=contact, body=body, channel=channel)
     elif action == KeywordKind.JOIN:
@@ -224,7 +233,13 @@ def inbound_receive(*, event: InboundEvent, help_text: str = "", can_reply: bool
                 action=action,
                 reply=reply,
             )
-            _apply_action(action, contact, event.body or event.button_text, event.channel)
+            _apply_action(
+                action,
+                contact,
+                event.body or event.button_text,
+                event.channel,
+                provider_opted_in=event.opt_out_type == "START",
+            )
             if contact is not None:
                 if event.channel == "whatsapp":
                     contact_whatsapp_heard(contact_id=contact.pk, at=inbound.received_at)

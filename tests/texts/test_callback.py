@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from contacts.models import Contact, DoNotContact, TimelineEvent
 from contacts.services import contact_is_dnc, dnc_add
+from contacts.suppression import address_opt_out_protected
 from providers.twilio.testing import PATH, configure, inbound_params, post, sid, sign, status_params
 from texts.models import InboundMessage, Keyword, OutboundMessage, Status, TextMessage
 from texts.signals import inbound_received, message_status_changed
@@ -376,9 +377,21 @@ def test_21610_marks_the_recipient_dnc(twilio: Client) -> None:
     post(twilio, status_params(message.provider_sid or "", "failed", error_code="21610"))
     entry = DoNotContact.objects.get(contact=contact)
     assert (entry.reason, entry.source) == ("unsubscribed", "provider")
-    # START lifts keyword opt-outs only: the carrier's stays.
+    # Nobody but the person lifts it: a START that Twilio did not handle leaves it (Twilio still blocks the number)...
     post(twilio, inbound_params("START"))
     assert contact_is_dnc(contact=contact)
+    # ... the one Twilio's Advanced Opt-Out handled (it lifted its own block, OptOutType=START) lifts it.
+    post(twilio, inbound_params("START", OptOutType="START"))
+    assert not contact_is_dnc(contact=contact)
+    assert not address_opt_out_protected(address=NUMBER)
+
+
+def test_start_does_not_lift_a_bounce(twilio: Client) -> None:
+    bounced = Contact.objects.create(mobile=NUMBER)
+    dnc_add(contact=bounced, reason=DoNotContact.Reason.BOUNCED, source=DoNotContact.Source.PROVIDER)
+    assert contact_is_dnc(contact=bounced)
+    post(twilio, inbound_params("START", OptOutType="START"))
+    assert contact_is_dnc(contact=bounced)
 
 
 def test_unknown_sid_is_200_and_logged(twilio: Client, caplog: pytest.LogCaptureFixture) -> None:
