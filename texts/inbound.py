@@ -105,7 +105,7 @@ def _apply_action(
     action: str, contact: Contact | None, body: str, channel: str = "sms", *, provider_opted_in: bool = False
 ) -> None:
     """Act on a keyword on the channel it came on: STOP on WhatsApp opts the WhatsApp address out, not the mobile.
-    ``provider_opted_in``: the provider says it handled the person's opt-in itself (Twilio's ``OptOutType=START``)."""
+    ``provider_opted_in``: the provider says it handled the person's opt-in itself (its own opt-out block lifted)."""
     if contact is None:
         return
     if action == KeywordKind.OPT_OUT:
