@@ -5,7 +5,6 @@ fake_twilio for it, while the mobile next to it gets every broadcast."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from contacts.models import AddressFailure, Contact, DoNotContact, Segment, Supp
 from contacts.services import segment_add_contacts
 from smsapp.testing import procs
 from tests.consent_helpers import give_consent
+from tests.waiting import wait_for
 from texts.models import OutboundMessage, Status, TextMessage
 from texts.services.broadcasts import broadcast_send
 from texts.status_buffer import BUFFER_KEY, CLAIM_PREFIX, CLAIMS_KEY, PENDING_KEY, RECHECK_KEY
@@ -39,16 +39,6 @@ def _env(fake: Any, public_url: str) -> dict[str, str]:
     )
 
 
-def _wait_for(predicate: Callable[[], Any], what: str, *, timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:  # bounded
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout} s")
-
-
 def _audience() -> Segment:
     segment = Segment.objects.create(name="Everyone")
     contacts = [Contact.objects.create(first_name=n, mobile=m) for n, m in (("Lan", LANDLINE), ("Mo", MOBILE))]
@@ -61,7 +51,7 @@ def _broadcast(segment: Segment, n: int, *, settled: Callable[[TextMessage], boo
     text = TextMessage.objects.create(name=f"Sale {n}", body=f"Sale number {n}")
     text.segments.set([segment])
     broadcast_send(text_message=text)
-    _wait_for(lambda: settled(text), f"broadcast {n} settled")
+    wait_for(lambda: settled(text), f"broadcast {n} settled")
     return text
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ from providers.twilio.testing import PATH
 from smsapp.models import ApiToken
 from smsapp.testing import procs
 from smsapp.testing.services import free_port
+from tests.waiting import wait_for
 from texts.keywords import keyword_seed_defaults
 from texts.models import InboundMessage, OutboundMessage, Status, TextMessage
 from texts.services.broadcasts import broadcast_send
@@ -59,16 +58,6 @@ def web_settings(settings: Any, fake: Any, live_server: Any) -> None:
     settings.SMS_CALLBACK_SKIP_SIGNATURE = False
     settings.SMS_STATUS_BUFFER = False
     settings.PUBLIC_BASE_URL = live_server.url
-
-
-def wait_for(predicate: Callable[[], Any], what: str, *, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:  # bounded
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def sent_to(fake: Any, address: str) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ client, a real worker for the broadcast), templates gone at the provider, and pe
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from providers.twilio import fake_content
 from providers.twilio.models import ContentTemplate
 from smsapp.testing import procs
 from smsapp.testing.services import free_port
+from tests.waiting import wait_for
 from texts import services
 from texts.models import OutboundMessage, Status, TextMessage
 
@@ -134,16 +134,6 @@ def test_media_urls_render_per_contact_url_encoded(
 # Integration: the official client against fake_twilio, a real worker
 
 
-def _wait_for(predicate: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:  # bounded
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout} s")
-
-
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.slow
@@ -178,10 +168,13 @@ def test_template_broadcast_reaches_fake_twilio_with_each_contacts_values_and_no
     try:
         out = io.StringIO()
         call_command("send_broadcasts", "--id", str(text.pk), stdout=out)
-        messages = _wait_for(lambda: len(fake_twilio.messages()) >= 3 and fake_twilio.messages(), "three sends")
-        _wait_for(
+        messages = wait_for(
+            lambda: len(fake_twilio.messages()) >= 3 and fake_twilio.messages(), "three sends", timeout=60.0
+        )
+        wait_for(
             lambda: OutboundMessage.objects.filter(text_message=text, status__in=["sent", "delivered"]).count() == 3,
             "three sent rows",
+            timeout=60.0,
         )
     finally:
         beat.stop()

@@ -5,8 +5,6 @@ transactional text to that contact still goes."""
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,6 +14,7 @@ from contacts.models import Contact, Segment
 from contacts.services import segment_add_contacts
 from smsapp.testing import procs
 from tests.consent_helpers import give_consent
+from tests.waiting import wait_for
 from texts.models import OutboundMessage, Source, Status, TextMessage
 from texts.reports import report_for
 from texts.services.broadcasts import broadcast_send
@@ -40,16 +39,6 @@ def _env(fake: Any) -> dict[str, str]:
         SMS_MARKETING_CAP_PER_WEEK="2",
         SMS_MARKETING_CAP_ACTION="defer",
     )
-
-
-def _wait_for(predicate: Callable[[], Any], what: str, *, timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:  # bounded
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def _to(fake: Any, number: str) -> list[dict[str, Any]]:
@@ -84,8 +73,8 @@ def test_a_contact_over_the_weekly_cap_is_not_texted(fake_twilio_process: Any) -
     beat = procs.start_beat(env=_env(fake))
     try:
         broadcast_send(text_message=sale)
-        _wait_for(lambda: _to(fake, FREE), "the free contact's sale at fake_twilio")
-        held = _wait_for(
+        wait_for(lambda: _to(fake, FREE), "the free contact's sale at fake_twilio")
+        held = wait_for(
             lambda: (
                 OutboundMessage.objects.filter(text_message=sale, to_number=CAPPED, error_code="frequency_cap")
                 .exclude(next_attempt_at=None)
@@ -94,7 +83,7 @@ def test_a_contact_over_the_weekly_cap_is_not_texted(fake_twilio_process: Any) -
             "the capped contact's sale deferred",
         )
         assert outbound_enqueue(text_message=receipt, contacts=[capped.pk], source=Source.API) == 1
-        _wait_for(lambda: _to(fake, CAPPED), "the transactional text to the capped contact")
+        wait_for(lambda: _to(fake, CAPPED), "the transactional text to the capped contact")
     finally:
         beat.stop()
         worker.stop()
