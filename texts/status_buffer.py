@@ -154,37 +154,55 @@ class _Relay:
     Why: even one Redis round trip in the request cost more than the rest of a status callback beyond signature
     checking (bench/webhooks.py). What it risks: the statuses of those few milliseconds die with the process if it is
     killed outright (a graceful stop pushes them first, at exit); their messages stay `sent` and reconciliation
-    fetches their status from the provider. Redis unreachable: the thread applies them to the database itself."""
+    fetches their status from the provider. Redis unreachable: the thread applies them to the database itself.
+
+    While callbacks keep coming the thread polls (every ``SMS_STATUS_RELAY_DELAY_SECONDS``) rather than being woken:
+    waking a thread (``Event.set``, a futex and a thread switch) cost a callback more than the rest of the hand-over,
+    so under load no callback wakes it. After ``IDLE_POLLS`` empty polls it sleeps until the next callback wakes it,
+    so an idle process does not poll."""
+
+    IDLE_POLLS = 20
 
     def __init__(self) -> None:
         self.items: list[BufferedStatus] = []
         self.lock = threading.Lock()
         self.wake = threading.Event()
+        self.idle = True  # the thread waits for ``wake``; the next callback sets it
         threading.Thread(target=self._run, name="smsapp-status-relay", daemon=True).start()
         atexit.register(self.drain)
 
     def add(self, status: BufferedStatus) -> None:
         with self.lock:
-            first = not self.items
             self.items.append(status)
-        # Only the first status since the last drain wakes the thread (the others are in the same push): waking a
-        # thread costs the request more than the rest of handing the status over.
-        if first:
+            woken, self.idle = self.idle, False
+        if woken:
             self.wake.set()
 
     def _run(self) -> None:
+        empty = 0
         while True:
-            self.wake.wait()
+            self.wake.wait()  # set for as long as the thread polls: returns at once
             time.sleep(float(settings.SMS_STATUS_RELAY_DELAY_SECONDS))  # let the next few arrive: one round trip
-            self.wake.clear()
+            with self.lock:
+                batch, self.items = self.items, []
+                empty = 0 if batch else empty + 1
+                if empty >= self.IDLE_POLLS:
+                    # Under the lock: a callback from now on finds the thread idle and wakes it.
+                    self.idle = True
+                    self.wake.clear()
+                    empty = 0
             try:
-                self.drain()
+                self._push(batch)
             except Exception:  # the thread must live on; what it held is the reconciliation's now
                 logger.exception("status relay: a batch could not be buffered nor applied")
 
     def drain(self) -> None:
         with self.lock:
             batch, self.items = self.items, []
+        self._push(batch)
+
+    @staticmethod
+    def _push(batch: list[BufferedStatus]) -> None:
         if not batch or status_buffer_push(statuses=batch):
             return
         from django.db import close_old_connections

@@ -117,11 +117,12 @@ def test_what_the_relay_holds_is_pushed_when_the_process_exits(relay: tuple[Any,
     assert client.llen(BUFFER_KEY) == 1
 
 
-def test_only_the_first_status_since_a_drain_wakes_the_thread_and_none_is_left_behind(
+def test_callbacks_under_load_never_wake_the_thread_and_none_is_left_behind(
     monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
-    """Waking the thread cost a callback more than the rest of the hand-over: the statuses that arrive while it is
-    awake ride on the same push. Adders racing the drain from several threads still get every status pushed."""
+    """Waking the thread cost a callback more than the rest of the hand-over: while callbacks keep coming the thread
+    polls, so only the first callback after a quiet spell wakes it. Adders racing the drain from several threads
+    still get every status pushed."""
     import threading
 
     settings.SMS_STATUS_RELAY_DELAY_SECONDS = 0.001
@@ -135,6 +136,7 @@ def test_only_the_first_status_since_a_drain_wakes_the_thread_and_none_is_left_b
 
     monkeypatch.setattr(status_buffer, "status_buffer_push", push)
     relay = status_buffer._Relay()
+    relay.IDLE_POLLS = 10_000  # about 10 s at 1 ms: the thread does not go idle during the stream below
     wakes: list[int] = []
     real_set = relay.wake.set
     monkeypatch.setattr(relay.wake, "set", lambda: (wakes.append(1), real_set())[-1])
@@ -143,7 +145,7 @@ def test_only_the_first_status_since_a_drain_wakes_the_thread_and_none_is_left_b
             threading.Thread(target=relay.add, args=(BufferedStatus(f"SMa{i}", Status.DELIVERED),)).start()
         time.sleep(0.05)
     _wait(lambda: len(pushed) == 50, "the relay to push the first 50")
-    assert len(wakes) < 50  # one per callback before
+    assert wakes == [1]  # the first callback woke the idle thread; the other 49 found it awake
 
     def adder(n: int) -> None:
         for i in range(200):
@@ -157,6 +159,27 @@ def test_only_the_first_status_since_a_drain_wakes_the_thread_and_none_is_left_b
     for t in threads:
         t.join()
     _wait(lambda: len(pushed) == 850, "every status pushed")
+    assert wakes == [1]  # 800 more callbacks over many polls, in many pushes: not one woke the thread
     assert sorted(pushed) == sorted(
         [f"SMa{i}" for i in range(50)] + [f"SMb{n}-{i}" for n in range(4) for i in range(200)]
     )
+
+
+def test_an_idle_relay_stops_polling_and_the_next_callback_wakes_it(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.SMS_STATUS_RELAY_DELAY_SECONDS = 0.001
+    pushed: list[str] = []
+    monkeypatch.setattr(
+        status_buffer, "status_buffer_push", lambda **kw: (pushed.extend(s.message_sid for s in kw["statuses"]), 1)[1]
+    )
+    relay = status_buffer._Relay()
+    relay.IDLE_POLLS = 5
+    relay.add(BufferedStatus("SMc1", Status.DELIVERED))
+    _wait(lambda: pushed == ["SMc1"], "the first push")
+    _wait(lambda: relay.idle and not relay.wake.is_set(), "the relay to go idle after its empty polls")
+    time.sleep(0.05)
+    assert relay.idle  # still idle: nothing came, nothing polls
+    relay.add(BufferedStatus("SMc2", Status.DELIVERED))
+    assert not relay.idle
+    _wait(lambda: pushed == ["SMc1", "SMc2"], "the woken relay to push")
