@@ -277,6 +277,36 @@ def test_a_flush_claims_applies_and_releases_batch_by_batch(redis_client: Any, e
 @pytest.mark.django_db
 @pytest.mark.postgres
 @pytest.mark.redis
+def test_what_arrives_during_a_flush_waits_for_the_flush_it_armed(
+    redis_client: Any, enqueued: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush that claimed less than a full batch has drained the backlog: the statuses pushed while it applied
+    it armed the next flush, which takes them in one batch (one transaction, one wait for the disk) rather than
+    this flush chasing them a few dozen at a time."""
+    first, later = _many(3), _many(4)
+    _push(redis_client, *first)
+    real_apply = status_buffer.outbound_statuses_apply
+    applied: list[int] = []
+
+    def apply_while_callbacks_come(*, statuses: Any) -> Any:
+        applied.append(len(statuses))
+        if len(applied) == 1:
+            _push(redis_client, *later)
+        return real_apply(statuses=statuses)
+
+    monkeypatch.setattr(status_buffer, "outbound_statuses_apply", apply_while_callbacks_come)
+    enqueued.clear()
+    result = status_buffer_flush(batch=100)
+    assert (result.applied, result.batches, result.left) == (3, 1, 4)
+    assert enqueued == [django_settings.SMS_STATUS_FLUSH_DELAY_SECONDS]  # armed by the first push during the flush
+    assert status_buffer_flush(batch=100).applied == 4
+    assert applied == [3, 4]
+    assert OutboundMessage.objects.filter(status=Status.DELIVERED).count() == 7
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_out_of_time_a_flush_leaves_the_rest_to_the_next_one(redis_client: Any, enqueued: list[float]) -> None:
     messages = _many(5)
     _push(redis_client, *messages)
