@@ -8,7 +8,10 @@ The load generator is ``wrk`` (Debian's package) when it is installed: C, one ke
 replaying its share of requests signed beforehand, so it costs a few per cent of what it measures. Without it (or
 with ``--generator python``) a thread pool of ``requests`` sessions posts them, which costs about as much CPU as the
 server it measures and so hides most of the difference between the two views. The trivial view and the webhooks run
-in alternating rounds at the same concurrency, so a change in the machine's load (it is shared) falls on both.
+in alternating rounds at the same concurrency, so a change in the machine's load (it is shared) falls on both; a
+ratio is the median of the rounds' ratios, each round's webhooks over the mean of the trivial view's rounds just
+before and just after the status callbacks (the machine's speed drifts by half within one run, which the run's sums
+do not cancel).
 
 Status callbacks go through the Redis buffer as deployed (``texts.status_buffer``): the flusher is docker-compose's
 ``priority`` worker line, started for the run, on a Redis started as docker-compose's (``--appendonly yes``). Its CPU
@@ -329,9 +332,11 @@ class Phase:
         self.p50s: list[tuple[float, int]] = []
         self.p99s: list[tuple[float, int]] = []
         self.cpu: dict[str, float] = {}
+        self.round_rps: list[float] = []  # each round's requests per second, in the order they ran
 
     def add(self, result: dict[str, Any], requests: int) -> None:
         self.requests += requests
+        self.round_rps.append(requests / result["seconds"] if result["seconds"] else 0.0)
         self.seconds += result["seconds"]
         self.non_200 += result["non_200"]
         self.extra += result["extra"]
@@ -401,10 +406,10 @@ def main() -> int:
     parser.add_argument("--callbacks", type=int, default=4000, help="status callbacks (sent, then delivered)")
     parser.add_argument("--replies", type=int, default=1000, help="inbound replies from new numbers, 1 in 5 STOP")
     parser.add_argument(
-        "--status-alone", type=int, default=4000, help="status callbacks in a phase of their own (0: none)"
+        "--status-alone", type=int, default=8000, help="status callbacks in a phase of their own (0: none)"
     )
     parser.add_argument("--concurrency", type=int, default=8, help="connections, the same for both views")
-    parser.add_argument("--rounds", type=int, default=4, help="rounds of trivial view, mix, status alone")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds of trivial, status alone, trivial, floor, mix")
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument(
         "--database",
@@ -655,8 +660,23 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def round_ratios(phase: Phase, trivial: Phase) -> list[float]:
+    """Each round's rate over the mean of the trivial view's two rates in the same round (just before and just after
+    the status callbacks)."""
+    pairs = zip(trivial.round_rps[0::2], trivial.round_rps[1::2], strict=True)
+    return [p / ((a + b) / 2) for p, (a, b) in zip(phase.round_rps, pairs, strict=True) if a + b]
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return 0.0 if not ordered else ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def _figure(name: str, phase: Phase, trivial: Phase, target: str, ok: bool) -> dict[str, Any]:
-    ratio = phase.rps / trivial.rps if trivial.rps else 0.0
+    # The median of the rounds' ratios: the machine is shared (steal of 5-30% here), and its speed drifts by half
+    # within a run; a round and its trivial round, seconds apart, see the same machine, a run's sums do not.
+    ratio = median(round_ratios(phase, trivial))
     return {
         "figure": name,
         "value": round(phase.rps, 1),
@@ -720,25 +740,30 @@ def bench(args: argparse.Namespace, servers: str, redis_pid: int | None) -> int:
     signed, status, inbound = _payloads(base)
     sync_signed, _, _ = _payloads(sync_base)
 
-    # Per round: the trivial view, the mix of status callbacks and replies, status callbacks alone (buffered), the
-    # floor view with their bodies, and the same callbacks applied in the request by the second gunicorn. The trivial
-    # view replays the mix's bodies (same sizes, same signatures) to its own URL.
+    # Per round: the trivial view, status callbacks alone (buffered), the trivial view again, the floor view, the mix
+    # of status callbacks and replies, and the same callbacks applied in the request by the second gunicorn. The
+    # trivial view replays the status callbacks' bodies (same sizes, same signatures) to its own URL, just before and
+    # just after them: each round's ratios are over the mean of the two, which cancels a drift of the machine's speed.
     plan: list[list[tuple[str, list[Job]]]] = []
     reply_no = 0
     for r, replies_here in enumerate(_spread(args.replies, rounds)):
         replies = [signed(PATH, inbound(reply_no + i)) for i in range(replies_here)]
         reply_no += replies_here
         mix = _mixed(_status_jobs(signed, status, mix_messages[r::rounds]), replies)
-        steps = [("trivial view", [(TRIVIAL_PATH, d, h) for _, d, h in mix]), ("webhooks (mix)", mix)]
-        if per_alone:
-            alone_jobs = _status_jobs(signed, status, alone_messages[r::rounds])
+        alone_jobs = _status_jobs(signed, status, alone_messages[r::rounds]) if per_alone else []
+        trivial = [(TRIVIAL_PATH, d, h) for _, d, h in alone_jobs or mix]
+        steps = [("trivial view", trivial)]
+        if alone_jobs:
             steps.append(("status alone", alone_jobs))
+        steps.append(("trivial view", trivial))
+        if alone_jobs:
             # The same bodies and signatures to the floor view: a signature check and one Redis round trip.
             steps.append(("floor view", [(FLOOR_PATH, d, h) for _, d, h in alone_jobs]))
+        steps.append(("webhooks (mix)", mix))
         if per_sync:
             steps.append(("status in request", _status_jobs(sync_signed, status, sync_messages[r::rounds])))
         plan.append(steps)
-    warm_jobs = [(TRIVIAL_PATH, d, h) for _, d, h in plan[0][1][1][:400]]
+    warm_jobs = [(TRIVIAL_PATH, d, h) for _, d, h in plan[0][0][1][:400]]
     warm_jobs += [signed(PATH, status(sid, "delivered", to)) for sid, to in warm_messages]
     warm_jobs += [(FLOOR_PATH, d, h) for _, d, h in warm_jobs[-warm:]]
     warm_jobs += [signed(PATH, inbound(reply_no + i)) for i in range(warm)]
@@ -798,6 +823,12 @@ def bench(args: argparse.Namespace, servers: str, redis_pid: int | None) -> int:
             + ", ".join(f"{p} {phase.cpu_per_request_us(p):.0f} µs" for p in parts)
             + f"; everything else on the machine {others / phase.seconds * 100:.0f}% of a core"
         )
+    for phase in (p for p in phases.values() if p is not trivial and p.requests):
+        print(
+            f"{phase.name} / trivial view, round by round: "
+            + ", ".join(f"{r:.2f}" for r in round_ratios(phase, trivial))
+            + f" (median {median(round_ratios(phase, trivial)):.3f}; the run's sums {phase.rps / trivial.rps:.3f})"
+        )
     median_lag = sorted(backlog.lags)[len(backlog.lags) // 2]
     print(
         f"status buffer: at most {backlog.longest} waiting; every status applied {max(backlog.lags):.2f} s at most "
@@ -845,11 +876,11 @@ def bench(args: argparse.Namespace, servers: str, redis_pid: int | None) -> int:
     how = f"{generator}, {args.concurrency} connections"
     figures = []
     if alone is not None and alone.requests:
-        ratio = alone.rps / trivial.rps if trivial.rps else 0.0
+        ratio = median(round_ratios(alone, trivial))
         figures.append(
             _figure(
                 f"signed status callbacks per second, through the Redis buffer (docker-compose gunicorn and priority "
-                f"worker; {how})",
+                f"worker; {how}; ratio: median of the rounds')",
                 alone,
                 trivial,
                 f">= {TARGET}",
