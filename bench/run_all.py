@@ -187,13 +187,15 @@ def main() -> int:
         results[-1]["args"] = " ".join(args) or "defaults"
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rows = table(results)
-    runs = [f"- {r['bench']} ({r.get('args', '')}): {when}" for r in results]
+    # The machine per run, not once for the file: an --only run keeps the other rows, measured elsewhere.
+    runs = [f"- {r['bench']} ({r.get('args', '')}): {when}, {machine()}" for r in results]
     if options.only:
         rows, runs = _merge_with_previous(rows, runs)
     report = (
         "# Benchmark results\n\n"
-        f"Written by `bench/run_all.py`. Machine: {machine()}.\n\n"
-        "Each baseline was measured in the same run as its figure, on the same machine and servers.\n\n"
+        "Written by `bench/run_all.py`; each benchmark's date and machine are listed below the table.\n\n"
+        "Each baseline was measured in the same run as its figure, on the same machine and servers: compare a\n"
+        "figure with its baseline, not with another benchmark's figures (they may come from another machine).\n\n"
         f"{rows}\n\n## When each benchmark ran\n\n" + "\n".join(runs) + "\n"
     )
     (HERE / "RESULTS.md").write_text(report)
