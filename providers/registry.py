@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.urls import clear_url_caches, include, path
+from django.urls import URLPattern, clear_url_caches, include, path
 from django.utils.module_loading import import_string
 
 from .base import ErrorKind, MessageTemplate, Provider, ProviderConfig
@@ -160,11 +160,17 @@ def urlpatterns() -> list[Any]:
 
 
 def _build_urls() -> None:
-    _urlpatterns[:] = [
-        path("", include((import_module(p.urls).urlpatterns, p.name), namespace=p.name))
-        for p in _plugins.values()
-        if p.urls
+    plugins = [(p.name, import_module(p.urls).urlpatterns) for p in _plugins.values() if p.urls]
+    # Each plugin's URLs twice: first as they are, without a name, which is what resolves a request (one resolver
+    # fewer to walk: a callback's resolving through its plugin's namespace cost about a tenth of the callback), then
+    # under the plugin's namespace, which is what reverse("twilio:callback") and the templates read.
+    direct = [
+        URLPattern(url.pattern, url.callback, url.default_args, None)
+        for _, urls in plugins
+        for url in urls
+        if isinstance(url, URLPattern)
     ]
+    _urlpatterns[:] = [*direct, *(path("", include((urls, name), namespace=name)) for name, urls in plugins)]
 
 
 def _urls_changed() -> None:

@@ -110,3 +110,22 @@ def test_once_uninstalled_its_url_and_its_name_are_gone(settings: Any) -> None:
     registry.unregister("throwaway")
     assert registry.get_plugin("throwaway") is None
     assert _post(kind="status", ref="TW-none", state="handset").status_code == 404
+
+
+def test_its_urls_resolve_without_walking_its_namespace_and_reverse_within_it(settings: Any) -> None:
+    """A callback is the busiest URL: it resolves to the plugin's view one resolver down from the root (not two, as
+    through the plugin's namespace), and the namespaced name is still what reverse() knows."""
+    from django.urls import NoReverseMatch, resolve, reverse
+
+    from . import views
+
+    with modify_settings(INSTALLED_APPS={"append": "tests.providers.throwaway"}):
+        match = resolve(URL)
+        assert match.func is views.callback
+        assert (match.namespaces, match.app_names) == ([], [])
+        assert reverse("throwaway:callback") == URL
+        with pytest.raises(NoReverseMatch):  # the copy that resolves has no name of its own
+            reverse("callback")
+        assert resolve("/sms/twilio/callback").namespaces == []
+    registry.unregister("throwaway")
+    assert reverse("twilio:callback") == "/sms/twilio/callback"
