@@ -150,12 +150,13 @@ def outbound_status_receive(*, event: StatusEvent, outbound_id: int | None = Non
 
 class _Relay:
     """The web process's hop to the buffer: a callback hands its status over in memory and answers; a thread pushes
-    what the callbacks of the last few milliseconds handed over in one round trip (one script, one RPUSH of all).
+    what the callbacks of the last ``SMS_STATUS_RELAY_DELAY_SECONDS`` (50 ms) handed over in one round trip (one
+    script, one RPUSH of all).
 
     Why: even one Redis round trip in the request cost more than the rest of a status callback beyond signature
-    checking (bench/webhooks.py). What it risks: the statuses of those few milliseconds die with the process if it is
-    killed outright (a graceful stop pushes them first, at exit); their messages stay `sent` and reconciliation
-    fetches their status from the provider. Redis unreachable: the thread applies them to the database itself.
+    checking (bench/webhooks.py). What it risks: the statuses of those 50 ms die with the process if it is killed
+    outright (a graceful stop pushes them first, at exit); their messages stay `sent` and reconciliation fetches their
+    status from the provider. Redis unreachable: the thread applies them to the database itself.
 
     While callbacks keep coming the thread polls (every ``SMS_STATUS_RELAY_DELAY_SECONDS``) rather than being woken:
     waking a thread (``Event.set``, a futex and a thread switch) cost a callback more than the rest of the hand-over,
