@@ -45,6 +45,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -667,16 +668,10 @@ def round_ratios(phase: Phase, trivial: Phase) -> list[float]:
     return [p / ((a + b) / 2) for p, (a, b) in zip(phase.round_rps, pairs, strict=True) if a + b]
 
 
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return 0.0 if not ordered else ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def _figure(name: str, phase: Phase, trivial: Phase, target: str, ok: bool) -> dict[str, Any]:
     # The median of the rounds' ratios: the machine is shared (steal of 5-30% here), and its speed drifts by half
     # within a run; a round and its trivial round, seconds apart, see the same machine, a run's sums do not.
-    ratio = median(round_ratios(phase, trivial))
+    ratio = median(round_ratios(phase, trivial) or [0.0])
     return {
         "figure": name,
         "value": round(phase.rps, 1),
@@ -824,10 +819,11 @@ def bench(args: argparse.Namespace, servers: str, redis_pid: int | None) -> int:
             + f"; everything else on the machine {others / phase.seconds * 100:.0f}% of a core"
         )
     for phase in (p for p in phases.values() if p is not trivial and p.requests):
+        ratios = round_ratios(phase, trivial)
         print(
             f"{phase.name} / trivial view, round by round: "
-            + ", ".join(f"{r:.2f}" for r in round_ratios(phase, trivial))
-            + f" (median {median(round_ratios(phase, trivial)):.3f}; the run's sums {phase.rps / trivial.rps:.3f})"
+            + ", ".join(f"{r:.2f}" for r in ratios)
+            + f" (median {median(ratios):.3f}; the run's sums {phase.rps / trivial.rps:.3f})"
         )
     median_lag = sorted(backlog.lags)[len(backlog.lags) // 2]
     print(
