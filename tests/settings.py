@@ -3,11 +3,15 @@
 import os
 import tempfile
 
+from smsapp.testing.xdist import worker_environ
+
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
 os.environ["SMSAPP_IGNORE_DOTENV"] = "1"
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 # Broker folders, cache and test database of this run, apart from a `make run` on the same checkout.
 os.environ.setdefault("SMSAPP_VAR_DIR", tempfile.mkdtemp(prefix="smsapp-test-"))
+# Under pytest-xdist, broker folders and a Redis database per process (smsapp/testing/xdist.py).
+os.environ.update(worker_environ(os.environ))
 
 from smsapp.settings import *  # noqa: F403
 from smsapp.settings import DATABASES, VAR_DIR

@@ -195,5 +195,4 @@ def test_embedded_defaults_run_a_real_worker_and_beat_with_no_server(client: Cli
         _wait_for_heartbeat(None, timeout=90)
         assert client.get("/healthz").json()["broker"] == "ok"
     finally:
-        beat.stop()
-        worker.stop()
+        procs.stop_all([beat, worker])

@@ -63,8 +63,7 @@ def deployment_processes(request: pytest.FixtureRequest, fake_twilio_process: An
             proc.wait_for_output(" ready.", timeout=90)
         yield started
     finally:
-        for proc in started:
-            proc.stop()
+        procs.stop_all(started)
 
 
 def _wait(predicate: Any, *, timeout: float, what: str, interval: float = 0.1) -> float:
