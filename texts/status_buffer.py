@@ -297,10 +297,13 @@ def _enqueue_flush(*, countdown: float, flag: str = PENDING_KEY) -> bool:
 
 # The flusher
 
-# Append ARGV[1] to the buffer and set the "flush pending" flag unless it is set; 1 when this push set it (and so
-# arms a flush). One command, one reply: the cheapest round trip the callback can make.
+# Append ARGV[2:] to the buffer and set the "flush pending" flag (TTL ARGV[1]) unless it is set; 1 when this push
+# set it (and so arms a flush). One script, one reply: the cheapest round trip the relay can make. RPUSH a thousand
+# at a time: Redis's Lua unpacks at most ~8,000 values into one call (a relay's batch can be bigger).
 _PUSH = """
-redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+for i = 2, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then return 1 end
 return 0
 """

@@ -159,6 +159,32 @@ def test_only_the_first_push_after_a_flush_arms_one(redis_client: Any, enqueued:
 @pytest.mark.django_db
 @pytest.mark.postgres
 @pytest.mark.redis
+def test_a_push_of_more_statuses_than_lua_unpacks_at_once_buffers_them_all(
+    redis_client: Any, enqueued: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A web process's relay pushes what 50 ms of callbacks handed over in one script call; Redis's Lua unpacks at
+    most ~8,000 values into one command. A bigger batch went to the database instead, and Redis was left alone for
+    5 s as if it were down."""
+    applied: list[int] = []
+    monkeypatch.setattr(status_buffer, "outbound_statuses_apply", lambda *, statuses: applied.append(len(statuses)))
+    statuses = [BufferedStatus(f"SM{i:032x}", Status.DELIVERED, received_at=1.0) for i in range(20_000)]
+    assert status_buffer.status_buffer_push(statuses=statuses)
+    assert redis_client.llen(BUFFER_KEY) == 20_000
+    assert [s.message_sid for s in _buffered(redis_client)] == [s.message_sid for s in statuses]  # in order
+    assert time_left_alone(django_settings.REDIS_URL) == 0.0
+    assert applied == []
+    assert len(enqueued) == 1
+
+
+def time_left_alone(url: str) -> float:
+    import time
+
+    return max(0.0, status_buffer._down_until.get(url, 0.0) - time.monotonic())
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_a_status_twilio_may_send_but_the_log_does_not_know_is_not_buffered(
     redis_client: Any, enqueued: list[float]
 ) -> None:
