@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from contacts.models import Contact, Segment
 from contacts.services import dnc_add
+from providers.twilio.testing import worker_env
 from smsapp.models import ApiToken
 from smsapp.testing import procs
-from smsapp.testing.services import free_port
 from texts.models import OutboundMessage, Source, Status, TextMessage
 
 from .conftest import ApiClient
@@ -222,14 +222,8 @@ def test_send_reaches_fake_twilio_through_a_real_worker(fake_twilio_process: Any
     contact = Contact.objects.create(first_name="Zed", mobile="+12125550123", country="US")
     text = TextMessage.objects.create(name="Receipt", body="Thanks {{first_name}}", category="transactional")
     client = ApiClient(ApiToken.issue(user=marketer_user, name="e2e")[1])
-    env = procs.child_env(
-        SMS_PROVIDER="twilio",
-        TWILIO_ACCOUNT_SID=fake.account_sid,
-        TWILIO_AUTH_TOKEN=fake.auth_token,
-        TWILIO_API_BASE_URL=fake.base_url,
-        TWILIO_FROM="+15005550006",
-        TWILIO_MESSAGING_SERVICE_SID="",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{free_port()}",
+    env = worker_env(
+        fake,
     )
     worker = procs.start_worker(queues="sms_priority", concurrency=1, env=env)
     try:

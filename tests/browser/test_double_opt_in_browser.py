@@ -12,9 +12,9 @@ from django.core.cache import cache
 
 from contacts.consent import consent_state
 from contacts.models import ConsentSource, ConsentStatus, Contact
-from providers.twilio.testing import PATH
+from providers.twilio.testing import PATH, worker_env
 from smsapp.testing import procs
-from tests.texts.test_double_opt_in_workers import OURS, sent_to, wait_for, web_settings, worker_env
+from tests.texts.test_double_opt_in_workers import OURS, sent_to, wait_for, web_settings
 from texts.keywords import keyword_seed_defaults
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -30,7 +30,7 @@ def test_the_join_form_then_yes_subscribes_and_the_contact_page_shows_it(
     settings.SMS_DOUBLE_OPT_IN_CONSENT_TEXT = "I agree to Acme's weekly deals by text. Reply STOP to stop."
     keyword_seed_defaults()
     cache.clear()  # the form's limits
-    worker = procs.start_worker(queues="sms_priority,sms_bulk", concurrency=1, env=worker_env(fake))
+    worker = procs.start_worker(queues="sms_priority,sms_bulk", concurrency=1, env=worker_env(fake, sender=OURS))
     try:
         page.goto(f"{live_server.url}/join/")
         assert page.get_by_role("link", name="Contacts").count() == 0  # the public page, no navigation

@@ -18,6 +18,7 @@ from campaigns import services
 from campaigns.models import CampaignEvent
 from contacts.models import Contact, Segment, SegmentMembership
 from providers.twilio import fake_content
+from providers.twilio.testing import worker_env
 from smsapp.testing import procs
 from tests.consent_helpers import give_consent
 from texts.models import OutboundMessage, TextMessage
@@ -30,15 +31,10 @@ WHATSAPP_SENDER = "+15005550007"
 
 def _worker_env(fake: Any, live_server: Any) -> dict[str, str]:
     now = timezone.now()  # quiet hours opened around now: the marketing text goes whatever the hour
-    return procs.child_env(
-        SMS_PROVIDER="twilio",
-        TWILIO_ACCOUNT_SID=fake.account_sid,
-        TWILIO_AUTH_TOKEN=fake.auth_token,
-        TWILIO_API_BASE_URL=fake.base_url,
-        TWILIO_FROM="+15005550006",
+    return worker_env(
+        fake,
+        public_url=live_server.url,
         TWILIO_WHATSAPP_FROM=WHATSAPP_SENDER,
-        TWILIO_MESSAGING_SERVICE_SID="",
-        PUBLIC_BASE_URL=live_server.url,
         SMS_QUIET_HOURS_START=(now - dt.timedelta(hours=2)).strftime("%H:%M"),
         SMS_QUIET_HOURS_END=(now + dt.timedelta(hours=2)).strftime("%H:%M"),
     )

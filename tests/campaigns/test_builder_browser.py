@@ -13,6 +13,7 @@ from django.utils import timezone
 from campaigns import services
 from campaigns.models import Campaign, CampaignEvent, CampaignEventLog, LogStatus
 from contacts.models import Contact, Segment, SegmentMembership
+from providers.twilio.testing import worker_env
 from smsapp.testing import procs
 from tests.consent_helpers import give_consent
 from texts.models import InboundMessage, OutboundMessage, TextMessage
@@ -108,14 +109,9 @@ def _worker_env(fake: Any, live_server: Any) -> dict[str, str]:
     """The worker sends to ``fake_twilio``; quiet hours are opened around now in UTC, so that the marketing message
     goes out whatever the hour the suite runs at (quiet hours have tests of their own in tests/texts)."""
     now = timezone.now()
-    return procs.child_env(
-        SMS_PROVIDER="twilio",
-        TWILIO_ACCOUNT_SID=fake.account_sid,
-        TWILIO_AUTH_TOKEN=fake.auth_token,
-        TWILIO_API_BASE_URL=fake.base_url,
-        TWILIO_FROM="+15005550006",
-        TWILIO_MESSAGING_SERVICE_SID="",
-        PUBLIC_BASE_URL=live_server.url,
+    return worker_env(
+        fake,
+        public_url=live_server.url,
         SMS_QUIET_HOURS_START=(now - dt.timedelta(hours=2)).strftime("%H:%M"),
         SMS_QUIET_HOURS_END=(now + dt.timedelta(hours=2)).strftime("%H:%M"),
     )

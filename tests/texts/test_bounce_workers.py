@@ -12,6 +12,7 @@ import pytest
 
 from contacts.models import AddressFailure, Contact, DoNotContact, Segment, Suppression
 from contacts.services import segment_add_contacts
+from providers.twilio.testing import worker_env
 from smsapp.testing import procs
 from tests.consent_helpers import give_consent
 from tests.waiting import wait_for
@@ -25,14 +26,10 @@ LANDLINE, MOBILE, OURS = "+14155552901", "+14155552902", "+15005550006"
 
 
 def _env(fake: Any, public_url: str) -> dict[str, str]:
-    return procs.child_env(
-        SMS_PROVIDER="twilio",
-        TWILIO_ACCOUNT_SID=fake.account_sid,
-        TWILIO_AUTH_TOKEN=fake.auth_token,
-        TWILIO_API_BASE_URL=fake.base_url,
-        TWILIO_FROM=OURS,
-        TWILIO_MESSAGING_SERVICE_SID="",
-        PUBLIC_BASE_URL=public_url,
+    return worker_env(
+        fake,
+        sender=OURS,
+        public_url=public_url,
         SMS_QUIET_HOURS_START="00:00",  # marketing at any hour: the test does not depend on the clock
         SMS_QUIET_HOURS_END="23:59",
         SMS_BAD_ADDRESS_FAILURES="2",

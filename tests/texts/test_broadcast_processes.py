@@ -24,8 +24,8 @@ from django.db.models import Count
 
 from contacts.models import Contact, DoNotContact, Segment
 from contacts.services import dnc_add, segment_add_contacts
+from providers.twilio.testing import worker_env
 from smsapp.testing import procs
-from smsapp.testing.services import free_port
 from tests.consent_helpers import give_consent
 from texts.models import OutboundMessage, Status, TextMessage
 
@@ -189,14 +189,9 @@ def test_cron_run_then_real_worker_delivers_exactly_one_message_each(fake_twilio
     dnc_add(contact=dnc, reason=DoNotContact.Reason.UNSUBSCRIBED, source=DoNotContact.Source.MARKETER)
     expected = {str(c.mobile) for c in contacts if c.pk != dnc.pk}
 
-    env = procs.child_env(
-        SMS_PROVIDER="twilio",
-        TWILIO_ACCOUNT_SID=fake_twilio.account_sid,
-        TWILIO_AUTH_TOKEN=fake_twilio.auth_token,
-        TWILIO_API_BASE_URL=fake_twilio.base_url,
-        TWILIO_FROM="+1234567,+1234568,+1234569",
-        TWILIO_MESSAGING_SERVICE_SID="",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{free_port()}",  # status callbacks are not what this test is about
+    env = worker_env(
+        fake_twilio,
+        sender="+1234567,+1234568,+1234569",
     )
     worker = procs.start_worker(queues="sms_bulk,sms_priority", env=env)
     beat = procs.start_beat(env=env)  # the pacer: messages parked behind their sender's rate get their slots

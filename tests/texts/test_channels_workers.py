@@ -13,10 +13,9 @@ from django.test import Client
 from django.utils import timezone
 
 from contacts.models import Channel, Contact, DoNotContact, Segment, SegmentMembership, Suppression, TimelineEvent
-from providers.twilio.testing import PATH
+from providers.twilio.testing import PATH, worker_env
 from smsapp.models import ApiToken
 from smsapp.testing import procs
-from smsapp.testing.services import free_port
 from tests.waiting import wait_for
 from texts.keywords import keyword_seed_defaults
 from texts.models import InboundMessage, OutboundMessage, Status, TextMessage
@@ -30,18 +29,14 @@ ANN, BEN, CAT = "+14155552601", "+14155552602", "+14155552603"
 JSON = "application/json"
 
 
-def worker_env(fake: Any, public_url: str = "") -> dict[str, str]:
+def _env(fake: Any, public_url: str = "") -> dict[str, str]:
     """The worker's environment; status callbacks go to ``public_url`` (nowhere when empty)."""
-    return procs.child_env(
-        SMS_PROVIDER="twilio",
-        TWILIO_ACCOUNT_SID=fake.account_sid,
-        TWILIO_AUTH_TOKEN=fake.auth_token,
-        TWILIO_API_BASE_URL=fake.base_url,
-        TWILIO_FROM=OURS,
+    return worker_env(
+        fake,
+        sender=OURS,
+        public_url=public_url,
         TWILIO_WHATSAPP_FROM=WHATSAPP_SENDER,
         TWILIO_MESSENGER_FROM=PAGE_ID,
-        TWILIO_MESSAGING_SERVICE_SID="",
-        PUBLIC_BASE_URL=public_url or f"http://127.0.0.1:{free_port()}",
     )
 
 
@@ -93,7 +88,7 @@ def test_free_form_whatsapp_is_refused_outside_the_window_and_goes_once_the_cont
     assert (queued.channel, queued.to_number) == ("whatsapp", ANN)
 
     worker = procs.start_worker(
-        queues="sms_priority,sms_bulk", concurrency=1, env=worker_env(fake, public_url=live_server.url)
+        queues="sms_priority,sms_bulk", concurrency=1, env=_env(fake, public_url=live_server.url)
     )
     try:
         failed = wait_for(lambda: settled(queued.pk), "the refused WhatsApp message settling")
@@ -153,7 +148,7 @@ def test_whatsapp_stop_opts_out_whatsapp_only_and_sms_still_goes(
     assert outbound_enqueue(text_message=whatsapp, contacts=[ben.pk], source="api") == 0  # opted out there
     assert outbound_enqueue(text_message=sms, contacts=[ben.pk], source="api") == 1
     row = OutboundMessage.objects.get()
-    worker = procs.start_worker(queues="sms_priority,sms_bulk", concurrency=1, env=worker_env(fake))
+    worker = procs.start_worker(queues="sms_priority,sms_bulk", concurrency=1, env=_env(fake))
     try:
         done = wait_for(lambda: settled(row.pk), "the SMS settling")
     finally:
@@ -189,7 +184,7 @@ def test_a_messenger_reply_creates_the_messenger_address_and_lands_on_the_timeli
     )
     assert outbound_enqueue(text_message=text, contacts=[dee.pk], source="api") == 1
     row = OutboundMessage.objects.get()
-    worker = procs.start_worker(queues="sms_priority,sms_bulk", concurrency=1, env=worker_env(fake))
+    worker = procs.start_worker(queues="sms_priority,sms_bulk", concurrency=1, env=_env(fake))
     try:
         done = wait_for(lambda: settled(row.pk), "the Messenger message settling")
     finally:
@@ -221,7 +216,7 @@ def test_a_whatsapp_broadcast_reports_the_contacts_outside_the_window(
     assert "2 outside WhatsApp's 24-hour window" in run.summary()
     (row,) = OutboundMessage.objects.all()
     assert (row.contact_id, row.channel, row.to_number) == (wrote.pk, "whatsapp", ANN)
-    worker = procs.start_worker(queues="sms_priority,sms_bulk", concurrency=1, env=worker_env(fake))
+    worker = procs.start_worker(queues="sms_priority,sms_bulk", concurrency=1, env=_env(fake))
     try:
         done = wait_for(lambda: settled(row.pk), "the broadcast settling")
     finally:
@@ -256,7 +251,7 @@ def test_a_campaign_branches_on_a_quick_reply_button(fake_twilio_process: Any, l
     )
     yes = add("add_to_segment", parent=decision, path="yes", properties={"segment_id": buyers.pk})
 
-    worker = procs.start_worker(env=worker_env(fake, public_url=live_server.url))
+    worker = procs.start_worker(env=_env(fake, public_url=live_server.url))
     try:
         campaign_services.campaigns_process()
         reached = wait_for(lambda: sent_to(fake, f"whatsapp:{ANN}"), "the offer reaching fake_twilio")

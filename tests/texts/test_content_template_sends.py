@@ -15,8 +15,8 @@ from contacts.models import Contact, Segment
 from contacts.services import segment_add_contacts
 from providers.twilio import fake_content
 from providers.twilio.models import ContentTemplate
+from providers.twilio.testing import worker_env
 from smsapp.testing import procs
-from smsapp.testing.services import free_port
 from tests.waiting import wait_for
 from texts import services
 from texts.models import OutboundMessage, Status, TextMessage
@@ -154,14 +154,8 @@ def test_template_broadcast_reaches_fake_twilio_with_each_contacts_values_and_no
         content_variables={"1": "{{first_name|there}}", "2": "{{custom.order|your order}}"},
     )
     text.segments.add(segment)
-    env = procs.child_env(
-        SMS_PROVIDER="twilio",
-        TWILIO_ACCOUNT_SID=fake_twilio.account_sid,
-        TWILIO_AUTH_TOKEN=fake_twilio.auth_token,
-        TWILIO_API_BASE_URL=fake_twilio.base_url,
-        TWILIO_FROM="+15005550006",
-        TWILIO_MESSAGING_SERVICE_SID="",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{free_port()}",
+    env = worker_env(
+        fake_twilio,
     )
     worker = procs.start_worker(queues="sms_priority,sms_bulk", concurrency=1, env=env)
     beat = procs.start_beat(env=env)  # the pacer hands parked bulk messages their sender's slots, as deployed

@@ -13,8 +13,8 @@ import pytest
 from django.db import connection
 
 from contacts.models import Contact
+from providers.twilio.testing import worker_env
 from smsapp.testing import procs
-from smsapp.testing.services import free_port
 from texts import services
 from texts.models import OutboundMessage, Status, TextMessage
 
@@ -42,14 +42,9 @@ def test_send_tasks_survive_a_database_that_refuses_connections(fake_twilio_proc
         Contact(first_name=f"C{i}", mobile=f"+1212300{i:04d}", country="US") for i in range(MESSAGES)
     )
     text = TextMessage.objects.create(name="Outage", body="Hi {{first_name}}", category="transactional")
-    env = procs.child_env(
-        SMS_PROVIDER="twilio",
-        TWILIO_ACCOUNT_SID=fake.account_sid,
-        TWILIO_AUTH_TOKEN=fake.auth_token,
-        TWILIO_API_BASE_URL=fake.base_url,
-        TWILIO_FROM="+1234567",
-        TWILIO_MESSAGING_SERVICE_SID="",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{free_port()}",
+    env = worker_env(
+        fake,
+        sender="+1234567",
     )
     # Queued first (tasks in Redis), then the database closes its doors, then a worker takes the tasks.
     assert services.outbound_enqueue(text_message=text, contacts=Contact.objects.all(), source="broadcast") == MESSAGES

@@ -13,9 +13,8 @@ import pytest
 
 from contacts.consent import consent_state
 from contacts.models import ConsentEvent, ConsentSource, ConsentStatus, Contact
-from providers.twilio.testing import PATH
+from providers.twilio.testing import PATH, worker_env
 from smsapp.testing import procs
-from smsapp.testing.services import free_port
 from texts.keywords import keyword_seed_defaults
 from texts.models import OutboundMessage, Source, Status, TextMessage
 from texts.services.outbound import outbound_enqueue
@@ -23,18 +22,6 @@ from texts.services.outbound import outbound_enqueue
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 NUMBER, OURS = "+14155552323", "+15005550006"
-
-
-def worker_env(fake: Any) -> dict[str, str]:
-    return procs.child_env(
-        SMS_PROVIDER="twilio",
-        TWILIO_ACCOUNT_SID=fake.account_sid,
-        TWILIO_AUTH_TOKEN=fake.auth_token,
-        TWILIO_API_BASE_URL=fake.base_url,
-        TWILIO_FROM=OURS,
-        TWILIO_MESSAGING_SERVICE_SID="",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{free_port()}",
-    )
 
 
 def web_settings(settings: Any, fake: Any, live_server: Any) -> None:
@@ -72,10 +59,10 @@ def test_join_keyword_then_yes_subscribes_through_a_real_worker(
     web_settings(settings, fake, live_server)
     keyword_seed_defaults()  # the flushed database's keywords, JOIN included
     url = live_server.url + PATH
-    worker = procs.start_worker(queues="sms_priority,sms_bulk", concurrency=1, env=worker_env(fake))
+    worker = procs.start_worker(queues="sms_priority,sms_bulk", concurrency=1, env=worker_env(fake, sender=OURS))
     # Beat runs the pacer, which wakes a bulk message parked behind its sender's last one (the confirmation used the
     # long code's slot a moment ago): as deployed.
-    beat = procs.start_beat(env=worker_env(fake))
+    beat = procs.start_beat(env=worker_env(fake, sender=OURS))
     try:
         joined = fake.send_inbound(NUMBER, OURS, "Join", url=url)
         assert joined["status"] == 200

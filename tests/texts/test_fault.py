@@ -16,8 +16,8 @@ import pytest
 from django.db.models import Count
 
 from contacts.models import Contact
+from providers.twilio.testing import worker_env
 from smsapp.testing import procs
-from smsapp.testing.services import free_port
 from texts import services
 from texts.models import OutboundMessage, Status, TextMessage
 
@@ -33,16 +33,10 @@ MESSAGES = 2000
 SENDERS = "+1234567,+1234568,+1234569"
 
 
-def worker_env(fake: Any) -> dict[str, str]:
-    return procs.child_env(
-        SMS_PROVIDER="twilio",
-        TWILIO_ACCOUNT_SID=fake.account_sid,
-        TWILIO_AUTH_TOKEN=fake.auth_token,
-        TWILIO_API_BASE_URL=fake.base_url,
-        TWILIO_FROM=SENDERS,
-        TWILIO_MESSAGING_SERVICE_SID="",
-        # Status callbacks go to a port where nothing listens: this test is about sending.
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{free_port()}",
+def _env(fake: Any) -> dict[str, str]:
+    return worker_env(
+        fake,
+        sender=SENDERS,
         SMS_RETRY_BASE_SECONDS="0.2",
         SMS_RETRY_MAX_SECONDS="2",
         SMS_MAX_ATTEMPTS="12",
@@ -69,7 +63,7 @@ def test_killed_worker_loses_nothing_and_sends_nothing_twice(fake_twilio_process
         for i in range(MESSAGES)
     )
     text = TextMessage.objects.create(name="Fault", body="Code {{custom.token}}", category="transactional")
-    env = worker_env(fake)
+    env = _env(fake)
     # Beat runs the pacer every second: it hands messages parked behind their sender's rate their slots.
     beat = procs.start_beat(env=env)
     victim = procs.start_worker(name="victim", concurrency=2, env=env)

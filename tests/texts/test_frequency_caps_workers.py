@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from contacts.models import Contact, Segment
 from contacts.services import segment_add_contacts
+from providers.twilio.testing import worker_env
 from smsapp.testing import procs
 from tests.consent_helpers import give_consent
 from tests.waiting import wait_for
@@ -26,14 +27,10 @@ CAPPED, FREE, OURS = "+14155553101", "+14155553102", "+15005550006"
 
 
 def _env(fake: Any) -> dict[str, str]:
-    return procs.child_env(
-        SMS_PROVIDER="twilio",
-        TWILIO_ACCOUNT_SID=fake.account_sid,
-        TWILIO_AUTH_TOKEN=fake.auth_token,
-        TWILIO_API_BASE_URL=fake.base_url,
-        TWILIO_FROM=OURS,
-        TWILIO_MESSAGING_SERVICE_SID="",
-        PUBLIC_BASE_URL="http://127.0.0.1:9",
+    return worker_env(
+        fake,
+        sender=OURS,
+        public_url="http://127.0.0.1:9",
         SMS_QUIET_HOURS_START="00:00",
         SMS_QUIET_HOURS_END="23:59",
         SMS_MARKETING_CAP_PER_WEEK="2",

@@ -23,11 +23,11 @@ from django.utils import timezone
 from contacts.importer import contact_import_create, contact_import_queue
 from contacts.models import Contact, ContactImport
 from contacts.tasks import import_contacts
+from providers.twilio.testing import worker_env
 from smsapp.core.tasks import HEARTBEAT_KEY
 from smsapp.models import ApiToken
 from smsapp.testing import procs
 from smsapp.testing.deploy import shipped_workers
-from smsapp.testing.services import free_port
 from tests.consent_helpers import give_consent
 from texts import services
 from texts.models import OutboundMessage, Status, TextMessage
@@ -38,14 +38,9 @@ URGENT = "+12025550999"
 
 
 def _env(fake: Any) -> dict[str, str]:
-    return procs.child_env(
-        SMS_PROVIDER="twilio",
-        TWILIO_ACCOUNT_SID=fake.account_sid,
-        TWILIO_AUTH_TOKEN=fake.auth_token,
-        TWILIO_API_BASE_URL=fake.base_url,
-        TWILIO_FROM=LONG_CODE,
-        TWILIO_MESSAGING_SERVICE_SID="",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{free_port()}",  # status callbacks: not what this test is about
+    return worker_env(
+        fake,
+        sender=LONG_CODE,
         SMS_QUIET_HOURS_START="00:00",
         SMS_QUIET_HOURS_END="23:59",
     )

@@ -13,9 +13,9 @@ from django.test import Client
 
 from contacts.models import Contact
 from contacts.services import dnc_add
+from providers.twilio.testing import worker_env
 from smsapp.models import ApiToken
 from smsapp.testing import procs
-from smsapp.testing.services import free_port
 from texts.models import OutboundMessage, Status, TextMessage
 from texts.services.outbound import outbound_enqueue
 
@@ -26,14 +26,8 @@ JSON = "application/json"
 
 
 def _worker_env(fake: Any) -> dict[str, str]:
-    return procs.child_env(
-        SMS_PROVIDER="twilio",
-        TWILIO_ACCOUNT_SID=fake.account_sid,
-        TWILIO_AUTH_TOKEN=fake.auth_token,
-        TWILIO_API_BASE_URL=fake.base_url,
-        TWILIO_FROM="+15005550006",
-        TWILIO_MESSAGING_SERVICE_SID="",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{free_port()}",
+    return worker_env(
+        fake,
     )
 
 
