@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from contacts.models import Contact, Segment
 from contacts.services import dnc_add
-from providers.twilio.testing import worker_env
 from smsapp.models import ApiToken
 from smsapp.testing import procs
+from tests.real_workers import worker_env
 from texts.models import OutboundMessage, Source, Status, TextMessage
 
 from .conftest import ApiClient

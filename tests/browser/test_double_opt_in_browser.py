@@ -12,8 +12,9 @@ from django.core.cache import cache
 
 from contacts.consent import consent_state
 from contacts.models import ConsentSource, ConsentStatus, Contact
-from providers.twilio.testing import PATH, worker_env
+from providers.twilio.testing import PATH
 from smsapp.testing import procs
+from tests.real_workers import worker_env
 from tests.texts.test_double_opt_in_workers import OURS, sent_to, wait_for, web_settings
 from texts.keywords import keyword_seed_defaults
 

@@ -18,9 +18,9 @@ from campaigns import services
 from campaigns.models import CampaignEvent
 from contacts.models import Contact, Segment, SegmentMembership
 from providers.twilio import fake_content
-from providers.twilio.testing import worker_env
 from smsapp.testing import procs
 from tests.consent_helpers import give_consent
+from tests.real_workers import worker_env
 from texts.models import OutboundMessage, TextMessage
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]

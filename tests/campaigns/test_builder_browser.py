@@ -13,9 +13,9 @@ from django.utils import timezone
 from campaigns import services
 from campaigns.models import Campaign, CampaignEvent, CampaignEventLog, LogStatus
 from contacts.models import Contact, Segment, SegmentMembership
-from providers.twilio.testing import worker_env
 from smsapp.testing import procs
 from tests.consent_helpers import give_consent
+from tests.real_workers import worker_env
 from texts.models import InboundMessage, OutboundMessage, TextMessage
 
 CALLBACK = "/sms/twilio/callback"

@@ -12,9 +12,9 @@ import pytest
 
 from contacts.models import AddressFailure, Contact, DoNotContact, Segment, Suppression
 from contacts.services import segment_add_contacts
-from providers.twilio.testing import worker_env
 from smsapp.testing import procs
 from tests.consent_helpers import give_consent
+from tests.real_workers import worker_env
 from tests.waiting import wait_for
 from texts.models import OutboundMessage, Status, TextMessage
 from texts.services.broadcasts import broadcast_send

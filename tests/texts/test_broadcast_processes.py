@@ -24,9 +24,9 @@ from django.db.models import Count
 
 from contacts.models import Contact, DoNotContact, Segment
 from contacts.services import dnc_add, segment_add_contacts
-from providers.twilio.testing import worker_env
 from smsapp.testing import procs
 from tests.consent_helpers import give_consent
+from tests.real_workers import worker_env
 from texts.models import OutboundMessage, Status, TextMessage
 
 pytestmark = [

@@ -13,9 +13,10 @@ from django.test import Client
 from django.utils import timezone
 
 from contacts.models import Channel, Contact, DoNotContact, Segment, SegmentMembership, Suppression, TimelineEvent
-from providers.twilio.testing import PATH, worker_env
+from providers.twilio.testing import PATH
 from smsapp.models import ApiToken
 from smsapp.testing import procs
+from tests.real_workers import worker_env
 from tests.waiting import wait_for
 from texts.keywords import keyword_seed_defaults
 from texts.models import InboundMessage, OutboundMessage, Status, TextMessage

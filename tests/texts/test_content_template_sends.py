@@ -15,8 +15,8 @@ from contacts.models import Contact, Segment
 from contacts.services import segment_add_contacts
 from providers.twilio import fake_content
 from providers.twilio.models import ContentTemplate
-from providers.twilio.testing import worker_env
 from smsapp.testing import procs
+from tests.real_workers import worker_env
 from tests.waiting import wait_for
 from texts import services
 from texts.models import OutboundMessage, Status, TextMessage

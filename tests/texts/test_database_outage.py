@@ -13,8 +13,8 @@ import pytest
 from django.db import connection
 
 from contacts.models import Contact
-from providers.twilio.testing import worker_env
 from smsapp.testing import procs
+from tests.real_workers import worker_env
 from texts import services
 from texts.models import OutboundMessage, Status, TextMessage
 

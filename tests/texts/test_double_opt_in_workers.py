@@ -13,8 +13,9 @@ import pytest
 
 from contacts.consent import consent_state
 from contacts.models import ConsentEvent, ConsentSource, ConsentStatus, Contact
-from providers.twilio.testing import PATH, worker_env
+from providers.twilio.testing import PATH
 from smsapp.testing import procs
+from tests.real_workers import worker_env
 from texts.keywords import keyword_seed_defaults
 from texts.models import OutboundMessage, Source, Status, TextMessage
 from texts.services.outbound import outbound_enqueue

@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from contacts.models import Contact, Segment
 from contacts.services import segment_add_contacts
-from providers.twilio.testing import worker_env
 from smsapp.testing import procs
 from tests.consent_helpers import give_consent
+from tests.real_workers import worker_env
 from tests.waiting import wait_for
 from texts.models import OutboundMessage, Source, Status, TextMessage
 from texts.reports import report_for

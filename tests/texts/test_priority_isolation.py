@@ -23,12 +23,12 @@ from django.utils import timezone
 from contacts.importer import contact_import_create, contact_import_queue
 from contacts.models import Contact, ContactImport
 from contacts.tasks import import_contacts
-from providers.twilio.testing import worker_env
 from smsapp.core.tasks import HEARTBEAT_KEY
 from smsapp.models import ApiToken
 from smsapp.testing import procs
 from smsapp.testing.deploy import shipped_workers
 from tests.consent_helpers import give_consent
+from tests.real_workers import worker_env
 from texts import services
 from texts.models import OutboundMessage, Status, TextMessage
 

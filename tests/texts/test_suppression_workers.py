@@ -13,9 +13,9 @@ from django.test import Client
 
 from contacts.models import Contact
 from contacts.services import dnc_add
-from providers.twilio.testing import worker_env
 from smsapp.models import ApiToken
 from smsapp.testing import procs
+from tests.real_workers import worker_env
 from texts.models import OutboundMessage, Status, TextMessage
 from texts.services.outbound import outbound_enqueue
 
