@@ -70,6 +70,24 @@ def _wait(predicate: Any, *, timeout: float, what: str, interval: float = 0.1) -
     return time.monotonic() - started
 
 
+def _where_it_stalled(processes: list[procs.Proc]) -> str:
+    """For a failure: what every session of this database waits on, and the end of each process's log (a run under
+    load once saw the bulk sender's two batches make no progress for 60 s; this is what would tell why)."""
+    from django.db import connection
+
+    lines = []
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid, state, wait_event_type, wait_event, now() - xact_start, left(query, 160) "
+                "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            lines += [" | ".join(str(v) for v in row) for row in cursor.fetchall()]
+    for proc in processes:
+        lines.append(f"--- {proc.name}:\n{proc.output()[-1500:]}")
+    return "\n".join(lines)
+
+
 def _nothing_waits_behind_a_broadcast(fake: Any, processes: list[procs.Proc]) -> None:
     Contact.objects.bulk_create(
         Contact(mobile=f"+1212{200 + i // 10000:03d}{i % 10000:04d}", country="US", timezone="America/New_York")
@@ -87,7 +105,10 @@ def _nothing_waits_behind_a_broadcast(fake: Any, processes: list[procs.Proc]) ->
         == BACKLOG
     )
     # The backlog is in place: the first broadcast messages went, the rest wait in the long code's line.
-    _wait(lambda: len(fake.messages()) >= 2, timeout=60, what="the broadcast starting")
+    try:
+        _wait(lambda: len(fake.messages()) >= 2, timeout=60, what="the broadcast starting")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_where_it_stalled(processes)}") from None
     _wait(
         lambda: OutboundMessage.objects.filter(status=Status.QUEUED, schedule="parked").count() >= BACKLOG // 2,
         timeout=60,
