@@ -191,3 +191,61 @@ def test_peek_tells_the_slots_without_reserving_them(limiter: Limiter) -> None:
     (first,) = limiter.reserve(sender_key=key, rate_per_second=10, asks=[Ask(1)], horizon=1.0)
     assert first.reserved
     assert first.at == pytest.approx(planned[0].at, abs=0.05)
+
+
+@pytest.fixture
+def silent_redis() -> Any:
+    """A TCP server that accepts Redis connections and never answers (a Redis stopped with SIGSTOP, a network that
+    drops packets): what a client without a read timeout waits on for ever."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    stop.set()
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_redis_that_never_answers_fails_a_reservation_within_seconds(silent_redis: str, settings: Any) -> None:
+    """The limiter's calls run on the event loop that carries every call in flight: one that waited for ever would
+    stall the whole batch with no error. It must fail (the caller retries later: nothing was sent). redis-py 8 reads
+    with a 5 s timeout by default; this holds the limiter to it should that default or the client's options change."""
+    import threading
+
+    import redis
+
+    settings.REDIS_URL = silent_redis
+    outcome: dict[str, BaseException | None] = {}
+
+    def reserve() -> None:
+        try:
+            RedisLimiter().reserve(sender_key="k", rate_per_second=1.0, asks=[Ask(1)], horizon=0.5)
+            outcome["error"] = None
+        except BaseException as exc:  # what the limiter raised
+            outcome["error"] = exc
+
+    started = time.monotonic()
+    thread = threading.Thread(target=reserve, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert "error" in outcome, "the reservation still waits on a Redis that never answers after 30 s"
+    assert isinstance(outcome["error"], redis.exceptions.TimeoutError)
+    assert time.monotonic() - started < 15
