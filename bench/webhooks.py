@@ -19,7 +19,8 @@ and Redis's count in the webhooks' cost; after each round the bench waits until 
 (the time that takes after the last answer is reported), so no round's work falls into the next. The same status
 callbacks applied in the request (``SMS_STATUS_BUFFER=false``, a second gunicorn of the same line) run beside them,
 and so does a floor view (bench/webhooks_urls.py): a signature check and one Redis round trip, the least any design
-that stores a status before answering can do.
+that stores a status before answering can do, and a signature view: the provider's signature check alone, the
+least any status callback can do at all (a bound on every design's ratio on the machine it runs on).
 
 Target (DESIGN.md): status callbacks at least 0.8x the trivial view's requests per second, nothing lost; the mix with
 replies (always applied in the request) is reported. Last line: ``RESULT {json}``.
@@ -57,6 +58,7 @@ OUR_NUMBER = "+15005550006"
 PATH = "/sms/twilio/callback"
 TRIVIAL_PATH = "/sms/bench-trivial"
 FLOOR_PATH = "/sms/bench-floor"
+SIGNATURE_PATH = "/sms/bench-signature"
 TARGET = 0.8
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -410,7 +412,9 @@ def main() -> int:
         "--status-alone", type=int, default=8000, help="status callbacks in a phase of their own (0: none)"
     )
     parser.add_argument("--concurrency", type=int, default=8, help="connections, the same for both views")
-    parser.add_argument("--rounds", type=int, default=8, help="rounds of trivial, status alone, trivial, floor, mix")
+    parser.add_argument(
+        "--rounds", type=int, default=8, help="rounds of trivial, status alone, trivial, signature, floor, mix"
+    )
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument(
         "--database",
@@ -735,8 +739,9 @@ def bench(args: argparse.Namespace, servers: str, redis_pid: int | None) -> int:
     signed, status, inbound = _payloads(base)
     sync_signed, _, _ = _payloads(sync_base)
 
-    # Per round: the trivial view, status callbacks alone (buffered), the trivial view again, the floor view, the mix
-    # of status callbacks and replies, and the same callbacks applied in the request by the second gunicorn. The
+    # Per round: the trivial view, status callbacks alone (buffered), the trivial view again, the signature view, the
+    # floor view, the mix of status callbacks and replies, and the same callbacks applied in the request by the second
+    # gunicorn. The
     # trivial view replays the status callbacks' bodies (same sizes, same signatures) to its own URL, just before and
     # just after them: each round's ratios are over the mean of the two, which cancels a drift of the machine's speed.
     plan: list[list[tuple[str, list[Job]]]] = []
@@ -752,7 +757,9 @@ def bench(args: argparse.Namespace, servers: str, redis_pid: int | None) -> int:
             steps.append(("status alone", alone_jobs))
         steps.append(("trivial view", trivial))
         if alone_jobs:
-            # The same bodies and signatures to the floor view: a signature check and one Redis round trip.
+            # The same bodies and signatures to the signature view (the check alone) and the floor view (the check
+            # and one Redis round trip).
+            steps.append(("signature only", [(SIGNATURE_PATH, d, h) for _, d, h in alone_jobs]))
             steps.append(("floor view", [(FLOOR_PATH, d, h) for _, d, h in alone_jobs]))
         steps.append(("webhooks (mix)", mix))
         if per_sync:
@@ -761,6 +768,7 @@ def bench(args: argparse.Namespace, servers: str, redis_pid: int | None) -> int:
     warm_jobs = [(TRIVIAL_PATH, d, h) for _, d, h in plan[0][0][1][:400]]
     warm_jobs += [signed(PATH, status(sid, "delivered", to)) for sid, to in warm_messages]
     warm_jobs += [(FLOOR_PATH, d, h) for _, d, h in warm_jobs[-warm:]]
+    warm_jobs += [(SIGNATURE_PATH, d, h) for _, d, h in warm_jobs[-warm:]]
     warm_jobs += [signed(PATH, inbound(reply_no + i)) for i in range(warm)]
     sync_warm = [sync_signed(PATH, status(sid, "delivered", to)) for sid, to in sync_warm_messages]
     warm_replies = warm
@@ -808,6 +816,7 @@ def bench(args: argparse.Namespace, servers: str, redis_pid: int | None) -> int:
     alone = phases.get("status alone")
     in_request = phases.get("status in request")
     floor = phases.get("floor view")
+    signature_only = phases.get("signature only")
 
     parts = ["generator", "gunicorn", "flusher", "redis", "postgres"]
     for phase in phases.values():
@@ -897,6 +906,16 @@ def bench(args: argparse.Namespace, servers: str, redis_pid: int | None) -> int:
             _figure(
                 "the least a status callback can do: signature check and one Redis round trip (bench-only view)",
                 floor,
+                trivial,
+                "reported",
+                True,
+            )
+        )
+    if signature_only is not None and signature_only.requests:
+        figures.append(
+            _figure(
+                "the least any status callback can do: the provider's signature check alone (bench-only view)",
+                signature_only,
                 trivial,
                 "reported",
                 True,

@@ -6,6 +6,9 @@ uses this URLconf).
 - ``/sms/bench-floor``: the least any status callback that stores what it was told before answering can do: check
   the signature (one HMAC with the twilio package, as the provider does) and make one Redis round trip (``RPUSH`` to
   a key of its own). It shows what the buffer's design could reach at best on this machine.
+- ``/sms/bench-signature``: the least any status callback can do at all: check the signature exactly as the Twilio
+  provider does (``verify_signature``, the twilio package's ``RequestValidator``) and answer. A callback must do this
+  much before it may store anything, so its ratio to the trivial view bounds every design's on this machine.
 """
 
 import functools
@@ -54,4 +57,26 @@ def floor(request: HttpRequest) -> HttpResponse:
     return HttpResponse(TWIML, content_type="application/xml")
 
 
-urlpatterns = [path("sms/bench-trivial", trivial), path("sms/bench-floor", floor), *app_urlpatterns]
+@csrf_exempt
+@require_POST
+def signature(request: HttpRequest) -> HttpResponse:
+    from providers.base import WebhookRejected
+    from providers.twilio.provider import twilio_provider
+    from providers.twilio.views import _signature_headers
+
+    params = request.POST.dict()
+    try:
+        twilio_provider().verify_signature(
+            url=settings.PUBLIC_BASE_URL + "/sms/twilio/callback", params=params, headers=_signature_headers(request)
+        )
+    except WebhookRejected as exc:
+        return HttpResponse(exc.reason, status=exc.status, content_type="text/plain")
+    return HttpResponse(TWIML, content_type="application/xml")
+
+
+urlpatterns = [
+    path("sms/bench-trivial", trivial),
+    path("sms/bench-floor", floor),
+    path("sms/bench-signature", signature),
+    *app_urlpatterns,
+]
