@@ -84,6 +84,26 @@ class Proc:
     def stop(self) -> None:
         stop_all([self])
 
+    def stacks(self) -> str:
+        """Every thread's Python stack in this process and its children (a prefork worker's pool), from ``py-spy
+        dump``: what a process that stopped making progress is waiting on. For a failure message; "" if py-spy is
+        not installed (it is a dev dependency)."""
+        spy = Path(sys.executable).parent / "py-spy"
+        if not spy.exists() or self.popen.poll() is not None:
+            return ""
+        pids = [self.popen.pid]
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{self.popen.pid}/task/{self.popen.pid}/children").read_text().split()
+            pids += [int(pid) for pid in children]
+        dumps = []
+        for pid in pids:
+            try:
+                done = subprocess.run([str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30)
+                dumps.append(done.stdout or done.stderr)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                dumps.append(f"py-spy dump --pid {pid}: {exc}")
+        return "\n".join(dumps)
+
 
 def stop_all(procs: list[Proc], *, timeout: float = 20.0) -> None:
     """Stop them all at once: SIGTERM to every process group, then wait for each (SIGKILL after ``timeout``).

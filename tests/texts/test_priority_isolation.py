@@ -71,8 +71,9 @@ def _wait(predicate: Any, *, timeout: float, what: str, interval: float = 0.1) -
 
 
 def _where_it_stalled(processes: list[procs.Proc]) -> str:
-    """For a failure: what every session of this database waits on, and the end of each process's log (a run under
-    load once saw the bulk sender's two batches make no progress for 60 s; this is what would tell why)."""
+    """For a failure: what every session of this database waits on, the end of each process's log and every thread's
+    stack in each (a run under load once saw the bulk sender's two batches make no progress for 60 s, with no error
+    in any log; this is what would tell why)."""
     from django.db import connection
 
     lines = []
@@ -84,7 +85,7 @@ def _where_it_stalled(processes: list[procs.Proc]) -> str:
             )
             lines += [" | ".join(str(v) for v in row) for row in cursor.fetchall()]
     for proc in processes:
-        lines.append(f"--- {proc.name}:\n{proc.output()[-1500:]}")
+        lines.append(f"--- {proc.name}:\n{proc.output()[-1500:]}\n--- {proc.name}'s threads:\n{proc.stacks()}")
     return "\n".join(lines)
 
 
