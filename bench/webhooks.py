@@ -904,7 +904,8 @@ def bench(args: argparse.Namespace, servers: str, redis_pid: int | None) -> int:
     if floor is not None and floor.requests:
         figures.append(
             _figure(
-                "the least a callback that stores the status before it answers can do: signature check and one Redis round trip (bench-only view)",
+                "the least a callback that stores the status before it answers can do: signature check and one Redis "
+                "round trip (bench-only view)",
                 floor,
                 trivial,
                 "reported",
