@@ -574,11 +574,16 @@ async def _call(
 class _Stamper:
     """The process's writer of "provider called" stamps: a thread with its own database connection, which stamps every
     call that asked since its last statement in one UPDATE (one per claim token) and answers each whether the row was
-    still this worker's. Calls ask it from the event loop the moment they may start."""
+    still this worker's. Calls ask it from the event loop the moment they may start.
+
+    Every call of the process waits on this thread, so nothing may stop it: a caller that gave up (its future
+    cancelled) is not answered, anything unforeseen is answered to the round's callers as their error (their rows are
+    not sent), and a thread that died all the same is replaced on the next ask (``_stamper``)."""
 
     def __init__(self) -> None:
         self.requests: queue.SimpleQueue[tuple[int, Any, str, concurrent.futures.Future[bool]]] = queue.SimpleQueue()
-        threading.Thread(target=self._run, name="smsapp-stamper", daemon=True).start()
+        self.thread = threading.Thread(target=self._run, name="smsapp-stamper", daemon=True)
+        self.thread.start()
 
     def submit(self, pk: int, token: Any, provider: str = "") -> Callable[[], Any]:
         """A coroutine function for ``_call``: awaiting it stamps this row (True) or finds it taken (False)."""
@@ -591,8 +596,6 @@ class _Stamper:
         return stamp
 
     def _run(self) -> None:
-        from django.db import close_old_connections
-
         while True:
             batch = [self.requests.get()]
             while len(batch) < 500:
@@ -600,20 +603,45 @@ class _Stamper:
                     batch.append(self.requests.get_nowait())
                 except queue.Empty:
                     break
-            by_token: dict[tuple[Any, str], list[tuple[int, concurrent.futures.Future[bool]]]] = defaultdict(list)
-            for pk, token, provider, future in batch:
-                by_token[(token, provider)].append((pk, future))
-            for (token, provider), group in by_token.items():
-                try:
-                    stamped = _stamp_ids([pk for pk, _ in group], token, provider)
-                except Exception as exc:
-                    close_old_connections()
-                    connection.close()  # this thread's connection: the next statement opens a new one
-                    for _, future in group:
-                        future.set_exception(exc)
-                    continue
-                for pk, future in group:
-                    future.set_result(pk in stamped)
+            try:
+                self._stamp_round(batch)
+            except Exception as exc:
+                logger.exception("provider-called stamps: a round failed; its %d calls are not sent", len(batch))
+                for request in batch:
+                    if isinstance(request, tuple) and len(request) == 4:
+                        _answer(request[3], error=exc)
+
+    @staticmethod
+    def _stamp_round(batch: list[tuple[int, Any, str, concurrent.futures.Future[bool]]]) -> None:
+        from django.db import close_old_connections
+
+        by_token: dict[tuple[Any, str], list[tuple[int, concurrent.futures.Future[bool]]]] = defaultdict(list)
+        for pk, token, provider, future in batch:
+            by_token[(token, provider)].append((pk, future))
+        for (token, provider), group in by_token.items():
+            try:
+                stamped = _stamp_ids([pk for pk, _ in group], token, provider)
+            except Exception as exc:
+                close_old_connections()
+                connection.close()  # this thread's connection: the next statement opens a new one
+                for _, future in group:
+                    _answer(future, error=exc)
+                continue
+            for pk, future in group:
+                _answer(future, result=pk in stamped)
+
+
+def _answer(
+    future: concurrent.futures.Future[bool], *, result: bool = False, error: BaseException | None = None
+) -> None:
+    """Answer a stamp's caller, unless it gave up (a cancelled future cannot take an answer)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        pass
 
 
 _stamper_of: tuple[int, _Stamper] | None = None
@@ -623,7 +651,9 @@ _stamper_lock = threading.Lock()
 def _stamper() -> _Stamper:
     global _stamper_of
     with _stamper_lock:
-        if _stamper_of is None or _stamper_of[0] != os.getpid():
+        if _stamper_of is None or _stamper_of[0] != os.getpid() or not _stamper_of[1].thread.is_alive():
+            if _stamper_of is not None and _stamper_of[0] == os.getpid():
+                logger.error("provider-called stamps: the stamper thread had died; starting another")
             _stamper_of = (os.getpid(), _Stamper())
         return _stamper_of[1]
 
