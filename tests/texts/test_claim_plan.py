@@ -4,8 +4,9 @@ A broadcast's fan-out inserts its queued rows in one go, and until the table is 
 statistics do not know them: ``status = 'queued'`` then looks like one row, and a claim that filtered on it locked
 its 32 ids by scanning the ``outbound_due`` index through every queued row, once per chunk (or, with the join the
 other way round, once per queued row: a priority-isolation run saw two claims of 32 rows run for a minute on 10,000).
-The claim now locks the chunk's ids by primary key alone and checks what it locked in Python; these tests read the
-plans of its statements with the statistics of a freshly filled table and with none at all."""
+The claim now locks the chunk's ids by primary key alone and checks what it locked in Python, and the pacer marks
+the line it locked by primary key; these tests read the plans of their statements with the statistics of a freshly
+filled table and with none at all."""
 
 from __future__ import annotations
 
@@ -93,3 +94,35 @@ def test_a_claim_takes_only_the_due_queued_unparked_rows_of_its_chunk() -> None:
     assert [row.pk for row in rows] == ids[3:10]
     statuses = dict(OutboundMessage.objects.filter(pk__in=ids[:3]).values_list("pk", "status"))
     assert statuses == {parked: Status.QUEUED, sent: Status.SENT, later: Status.QUEUED}
+
+
+def test_the_pacer_hands_out_its_line_by_primary_key() -> None:
+    """The pacer locks its sender's line (oldest parked first, the outbound_parked index) and marks what it handed
+    out; that second statement must not walk the parked rows again when the statistics do not know them."""
+    import uuid
+
+    from providers.base import Sender
+    from providers.ratelimit import get_limiter
+    from texts.services.pacing import _pace_sender
+
+    from .conftest import StubSenderConfig
+
+    # A sender of its own, so the shared limiter's state of another test cannot leak in.
+    sender_config = StubSenderConfig(Sender("number", f"+1415555{uuid.uuid4().int % 10000:04d}"), 1.0)
+    ids = _queued(20_000)
+    OutboundMessage.objects.update(
+        schedule="parked", sender=sender_config.sender.value, next_attempt_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    _forget_statistics()
+    with CaptureQueriesContext(connection) as queries:
+        handed = _pace_sender(sender_config, limiter=get_limiter())
+    assert handed >= 1
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith(f'UPDATE "{TABLE}"')]
+    assert updates
+    plans = []
+    for sql in updates:
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN " + sql)
+            plans.append(sql[:120] + "\n" + "\n".join(row[0] for row in cursor.fetchall()))
+    _assert_by_primary_key(plans)
+    assert OutboundMessage.objects.filter(pk__in=ids, schedule="paced").count() == handed

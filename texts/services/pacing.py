@@ -107,9 +107,11 @@ def _pace_sender(sender_config: Any, *, limiter: Any) -> int:
         if not chosen:
             return 0
         ids = [pk for pk, _, _ in chosen]
-        OutboundMessage.objects.filter(pk__in=ids, status=Status.QUEUED, schedule=Schedule.PARKED).update(
-            schedule=Schedule.PACED, updated_at=now
-        )
+        # PostgreSQL: the rows are this transaction's (FOR UPDATE above), so by primary key alone; a status or
+        # schedule in the WHERE made it walk outbound_parked through the whole line when the statistics did not know
+        # the parked rows (right after a fan-out; tests/texts/test_claim_plan.py). SQLite takes no row locks.
+        still = {} if lock else {"status": Status.QUEUED, "schedule": Schedule.PARKED}
+        OutboundMessage.objects.filter(pk__in=ids, **still).update(schedule=Schedule.PACED, updated_at=now)
         _enqueue_timed(chosen, start=handout.start)
     return len(chosen)
 
