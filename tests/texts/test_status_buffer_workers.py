@@ -129,10 +129,14 @@ def test_a_flusher_killed_in_the_middle_of_a_batch_loses_nothing(buffered: Any) 
     # claimed from the buffer and not yet applied when the worker is killed.
     with psycopg.connect(database_url(), autocommit=False) as blocker:
         blocker.execute("SELECT id FROM texts_outboundmessage WHERE id = %s FOR UPDATE", [messages[7].pk])
+        # All of them in the buffer before a flusher runs, so that it claims them in one batch: with the worker up
+        # first, posts slower than the flush delay (a loaded machine) split them, and the second batch waited for ever
+        # behind the first, which waits on the lock.
+        for m in messages:
+            assert _post(status_params(str(m.provider_sid), "delivered", to=m.to_number)) == 200
+        _wait_for(lambda: buffered.llen(BUFFER_KEY) == len(messages), timeout=10, what="every status buffered")
         victim = _worker(SMS_STATUS_FLUSH_STALE_SECONDS="2")
         try:
-            for m in messages:
-                assert _post(status_params(str(m.provider_sid), "delivered", to=m.to_number)) == 200
             _wait_for(
                 lambda: buffered.zcard(CLAIMS_KEY) == 1 and buffered.llen(BUFFER_KEY) == 0,
                 timeout=30,
