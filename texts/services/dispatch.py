@@ -149,9 +149,10 @@ def _lock_claimable(message_ids: list[int], *, soon: dt.datetime) -> list[int]:
 
 def _claim_rows(ids: list[int], *, token: uuid.UUID, now: dt.datetime) -> None:
     """``queued -> sending`` under this claim's token, for rows this transaction holds locked and found claimable (so
-    by primary key alone, like the lock)."""
+    by primary key alone, like the lock). SQLite takes no row locks: there the status is checked again."""
     if ids:
-        OutboundMessage.objects.filter(pk__in=ids).update(
+        still = {} if connection.features.has_select_for_update_skip_locked else {"status": Status.QUEUED}
+        OutboundMessage.objects.filter(pk__in=ids, **still).update(
             status=Status.SENDING, sending_at=now, updated_at=now, claim=token, provider_called_at=None
         )
 
