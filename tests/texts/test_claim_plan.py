@@ -47,18 +47,25 @@ def _forget_statistics() -> None:
         cursor.execute("DELETE FROM pg_statistic WHERE starelid = %s::regclass", [TABLE])
 
 
-def _plans_of_claim(ids: list[int]) -> tuple[list[str], Any]:
-    with CaptureQueriesContext(connection) as queries:
-        _, rows = outbound_claim(message_ids=ids)
+def _plans(statements: list[str]) -> list[str]:
+    """Each statement's beginning and its plan, as PostgreSQL would run it now."""
     plans = []
-    for query in queries.captured_queries:
-        sql = query["sql"]
-        if TABLE not in sql or not sql.lstrip().upper().startswith(("SELECT", "UPDATE")):
-            continue
+    for sql in statements:
         with connection.cursor() as cursor:
             cursor.execute("EXPLAIN " + sql)
             plans.append(sql[:120] + "\n" + "\n".join(row[0] for row in cursor.fetchall()))
-    return plans, rows
+    return plans
+
+
+def _plans_of_claim(ids: list[int]) -> tuple[list[str], Any]:
+    with CaptureQueriesContext(connection) as queries:
+        _, rows = outbound_claim(message_ids=ids)
+    statements = [
+        q["sql"]
+        for q in queries.captured_queries
+        if TABLE in q["sql"] and q["sql"].lstrip().upper().startswith(("SELECT", "UPDATE"))
+    ]
+    return _plans(statements), rows
 
 
 def _assert_by_primary_key(plans: list[str]) -> None:
@@ -124,10 +131,5 @@ def test_the_pacer_hands_out_its_line_by_primary_key() -> None:
     assert handed >= 1
     updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith(f'UPDATE "{TABLE}"')]
     assert updates
-    plans = []
-    for sql in updates:
-        with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN " + sql)
-            plans.append(sql[:120] + "\n" + "\n".join(row[0] for row in cursor.fetchall()))
-    _assert_by_primary_key(plans)
+    _assert_by_primary_key(_plans(updates))
     assert OutboundMessage.objects.filter(pk__in=ids, schedule="paced").count() == handed
