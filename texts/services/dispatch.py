@@ -12,12 +12,14 @@ One task (``outbound_send_batch``) runs ``outbound_process_batch`` over its ids:
    Nothing waits in a worker.
 4. **Send** with many calls in flight (``SMS_SEND_CONCURRENCY`` per process) on the process's event loop
    (``providers.aio``) with the provider's asynchronous client. Rows are handed to the loop a few more than the calls
-   allowed at once, and wait for a free call there; a call reserves its slot the moment it may start (so the
-   sender's rate holds at the provider however long the message waited), then the process's stamper thread commits
-   its ``provider_called_at`` (one statement for every call that asked meanwhile, guarded by the claim token), then
-   the request leaves. A call whose slot was taken meanwhile does not start and is planned again. So a worker killed
-   with calls in flight leaves ``unknown`` exactly the calls that may have left; the sweeper and reconciliation take
-   it from there, and such a message is never sent again automatically.
+   allowed at once, and wait for a free call there. A call that may start first has the process's stamper thread
+   commit its ``provider_called_at`` (one statement for every call that asked meanwhile, guarded by the claim
+   token), then reserves its slot (so the sender's rate holds at the provider however long the message waited, and
+   only the wait for the slot stands between the reservation and the request), then the request leaves at the
+   slot. A call whose slot was taken meanwhile does not start: its stamp is taken back and it is planned again. So a
+   worker killed with calls in flight leaves ``unknown`` only the calls that may have left (or were at most
+   ``LATE_TOLERANCE_SECONDS`` from leaving); the sweeper and reconciliation take it from there, and such a message is
+   never sent again automatically.
 5. **Write outcomes** in batches as calls complete: one statement per kind of outcome for everything that finished
    together (sent with SID, price and segments; failed with the provider's code; retry with backoff; unknown).
 """
@@ -443,14 +445,21 @@ class _Engine:
 
     def _wait_done(self, done: set[concurrent.futures.Future[Any]]) -> None:
         not_yet: list[tuple[OutboundMessage, _NotYet]] = []
+        unsent: list[tuple[OutboundMessage, Any]] = []
         for future in done:
             if not future.done():
                 continue
             row = self.inflight.pop(future)
             error = future.exception()
             result = error if error is not None else future.result()
+            if isinstance(result, _NotYet | _Unsent) and result.stamped:
+                row.provider_called_at = timezone.now()  # what the stamper committed, taken back below
+                row.attempts += 1
             if isinstance(result, _NotYet):
                 not_yet.append((row, result))
+                continue
+            if isinstance(result, _Unsent):
+                unsent.append((row, result.error))
                 continue
             if result is _SKIPPED:  # swept and claimed again by another worker meanwhile: not ours to send
                 self.outcome.skipped.append(row.pk)
@@ -465,6 +474,8 @@ class _Engine:
             self.finished.append((row, result))
         if not_yet:
             self._not_yet(not_yet)
+        if unsent:
+            self._unsent(unsent)
 
     def _not_yet(self, rows: list[tuple[OutboundMessage, _NotYet]]) -> None:
         """Calls that did not start: the sender had no slot at that moment (another worker or a priority send took
@@ -488,6 +499,19 @@ class _Engine:
                 park.append(row)
         self._hand_back(park=park, hold=hold)
 
+    def _unsent(self, rows: list[tuple[OutboundMessage, Any]]) -> None:
+        """Calls stamped that sent nothing (the limiter was unreachable): the stamp is taken back, so the attempt does
+        not count and the row is never ``unknown``, and the error is written as the outcome (a retry)."""
+        stamped = [row for row, _ in rows if row.provider_called_at is not None]
+        back = {r.pk for r in _unmark_provider_called(stamped)} | {row.pk for row, _ in rows if row not in stamped}
+        for row, error in rows:
+            if row.pk not in back:  # swept and claimed again meanwhile: not ours any more
+                self.outcome.skipped.append(row.pk)
+                continue
+            if not self.finished:
+                self.first_finished_at = time.time()
+            self.finished.append((row, error))
+
     # 5: outcomes
 
     def _write(self, *, force: bool) -> None:
@@ -508,6 +532,13 @@ async def _gate(size: int) -> asyncio.Semaphore:
 class _NotYet:
     at: float  # the sender's next slot for this message
     reserved: bool  # a priority message: that slot is its own
+    stamped: bool = False  # the stamper committed "provider called" for this attempt: the batch takes it back
+
+
+@dataclass(frozen=True)
+class _Unsent:
+    stamped: bool  # as for _NotYet
+    error: Any  # why nothing was sent (a transient ProviderError: the message is retried)
 
 
 @dataclass(frozen=True)
@@ -530,13 +561,32 @@ async def _call(
     tolerance: float,
     stamp: Callable[[], Any] | None = None,
 ) -> Any:
-    """One provider call, on the loop. Its slot is reserved here, at the moment the call may start, so a message that
-    waited (for a free call, or for this thread) never goes early or in a burst: the sender's rate holds at the
-    provider, not only on paper. A slot further than ``tolerance`` away is not waited for: ``_NotYet``. Then the
-    stamp (``stamp``, when the batch's thread did not write it already) is committed before the request leaves."""
+    """One provider call, on the loop, in three steps once it has a free call (``gate``):
+
+    1. the stamp (``stamp``, when the batch's thread did not write it already): "provider called" committed;
+    2. the slot, reserved now, at the moment the call may start, so a message that waited (for a free call, for this
+       thread, for its stamp) never goes early or in a burst. A slot further than ``tolerance`` away is not waited
+       for: ``_NotYet``, and the batch takes the stamp back;
+    3. the request, at that slot.
+
+    In this order only the wait for the slot stands between the reservation and the request: the requests leave at
+    their slots' spacing, and the sender's rate holds at the provider, not only on paper. (Stamped after the
+    reservation, the stamp round's varying delay bunched them: 106 in a second on a 100/s short code.)"""
     from providers.base import ErrorKind, ProviderError
 
     async with gate:
+        stamped = False
+        if stamp is not None:
+            try:
+                if not await stamp():
+                    return _SKIPPED
+            except Exception as exc:  # the database went away: nothing was sent
+                logger.warning("provider-called stamp not written: %s", type(exc).__name__)
+                error = ProviderError(
+                    ErrorKind.TRANSIENT, "database", "The database could not be reached; nothing was sent."
+                )
+                return _Done(False, error)
+            stamped = True
         if limiter is not None:
             try:
                 (slot,) = limiter.reserve(
@@ -550,26 +600,16 @@ async def _call(
                 error = ProviderError(
                     ErrorKind.TRANSIENT, "rate_limiter", "The rate limiter could not be reached; nothing was sent."
                 )
-                return _Done(False, error)
+                return _Unsent(stamped, error)
             wait = slot.at - time.time()
             if not slot.reserved or wait > tolerance:
-                return _NotYet(slot.at, slot.reserved)
+                return _NotYet(slot.at, slot.reserved, stamped)
             if wait > 0:
                 await asyncio.sleep(wait)
-        if stamp is not None:
-            try:
-                if not await stamp():
-                    return _SKIPPED
-            except Exception as exc:  # the database went away: nothing was sent
-                logger.warning("provider-called stamp not written: %s", type(exc).__name__)
-                error = ProviderError(
-                    ErrorKind.TRANSIENT, "database", "The database could not be reached; nothing was sent."
-                )
-                return _Done(False, error)
         try:
-            return _Done(stamp is not None, await provider.send_async(request))
+            return _Done(stamped, await provider.send_async(request))
         except Exception as exc:
-            return _Done(stamp is not None, exc)
+            return _Done(stamped, exc)
 
 
 class _Stamper:
