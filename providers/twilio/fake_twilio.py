@@ -579,7 +579,12 @@ class FakeTwilio:
 
     # The REST API (app -> Twilio)
 
-    def handle_create(self, account: str, form: Mapping[str, list[str]]) -> tuple[int, dict[str, Any]]:
+    def handle_create(
+        self, account: str, form: Mapping[str, list[str]], *, arrived: float | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """A message created; ``arrived`` is when its request reached the server (before the simulated latency)."""
+        arrived = time.time() if arrived is None else arrived
+
         def one(name: str) -> str:
             values = form.get(name) or [""]
             return values[0]
@@ -618,7 +623,7 @@ class FakeTwilio:
             error = (400, 21617, "The concatenated message body exceeds the 1600 character limit.")
         elif service and not re.fullmatch(r"MG[0-9a-f]{32}", service):
             error = (400, 21701, "The Messaging Service Sid is invalid.")
-        self._log_request(to, body, 201 if error is None else error[0])
+        self._log_request(to, body, 201 if error is None else error[0], at=arrived)
         if error is not None:
             return error[0], error_body(*error)
         now = _now_rfc2822()
@@ -642,7 +647,7 @@ class FakeTwilio:
             "num_segments": str(segment_count(shown)),
             "date_created": now,
             "date_updated": now,
-            "received_at": time.time(),
+            "received_at": arrived,
             "channel": channel,
             # Twilio accepts a free-form WhatsApp message outside the session window, then fails it with 63016.
             "outside_window": channel == "whatsapp"
@@ -822,9 +827,9 @@ class FakeTwilio:
             return 500, error_body(500, 20500, "An internal server error has occurred")
         return None
 
-    def _log_request(self, to: str, body: str, status: int) -> None:
+    def _log_request(self, to: str, body: str, status: int, *, at: float | None = None) -> None:
         with self._lock:
-            self._requests.append({"to": to, "body": body, "status": status, "at": time.time()})
+            self._requests.append({"to": to, "body": body, "status": status, "at": time.time() if at is None else at})
 
 
 def error_body(status: int, code: int, message: str) -> dict[str, Any]:
@@ -913,13 +918,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._api("POST", path, urllib.parse.parse_qs(raw.decode(), keep_blank_values=True))
 
     def _api(self, method: str, path: str, form: Mapping[str, list[str]]) -> None:
+        # When the request reached the API, which is what a sender's rate counts: the simulated latency that follows
+        # stands for the network and Twilio's own work, and a busy server's sleeping threads wake with jitter.
+        arrived = time.time()
         self.fake._request_started()
         try:
-            self._api_answer(method, path, form)
+            self._api_answer(method, path, form, arrived)
         finally:
             self.fake._request_ended()
 
-    def _api_answer(self, method: str, path: str, form: Mapping[str, list[str]]) -> None:
+    def _api_answer(self, method: str, path: str, form: Mapping[str, list[str]], arrived: float) -> None:
         fake = self.fake
         failure = fake.injected_failure()
         lookup = _LOOKUP_PATH.match(path)
@@ -947,7 +955,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(*failure)
             return
         if method == "POST" and _MESSAGES_PATH.match(path):
-            self._json(*fake.handle_create(account, form))
+            self._json(*fake.handle_create(account, form, arrived=arrived))
         elif method == "GET" and _MESSAGES_PATH.match(path):
             self._json(*fake.handle_list_messages(account, form))
         elif method == "GET" and (m := _MESSAGE_PATH.match(path)):

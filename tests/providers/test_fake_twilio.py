@@ -252,3 +252,21 @@ def test_stats_count_the_requests_served_at_once(fake_twilio: Any) -> None:
     assert fake_twilio.stats() == {"in_flight": 0, "peak_in_flight": 6}
     assert fake_twilio.stats(reset=True)["peak_in_flight"] == 6
     assert fake_twilio.stats()["peak_in_flight"] == 0
+
+
+def test_a_message_is_stamped_when_its_request_arrived_not_when_the_simulated_latency_ended(fake_twilio: Any) -> None:
+    """The latency stands for the network and Twilio's own work; a sender's rate counts requests as they reach the
+    API. Stamped after the simulated wait, a message's time carried the wake-up jitter of a busy server's sleeping
+    threads, and benchmarks counted bursts the sender never made."""
+    fake_twilio.control(latency_ms=400)
+    before = time.time()
+    status, _ = _api(
+        fake_twilio, _messages_path(fake_twilio), {"To": "+14155550123", "From": "+14155550100", "Body": "x"}
+    )
+    answered = time.time()
+    assert status == 201
+    assert answered - before >= 0.4
+    (message,) = fake_twilio.messages()
+    assert before <= message["received_at"] < before + 0.2
+    (logged,) = [r for r in fake_twilio.requests() if r["to"] == "+14155550123"]
+    assert before <= logged["at"] < before + 0.2
