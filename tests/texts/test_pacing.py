@@ -25,6 +25,13 @@ pytestmark = pytest.mark.django_db
 NUMBER = "+14155550009"
 
 
+@pytest.fixture(autouse=True)
+def _exact_spacing(settings: Any) -> None:
+    """The pacer's counts at the sender's exact rate; the allowance for late requests (which spaces every slot a
+    little wider, the pacer's hand-outs included) is tests/providers/test_ratelimit.py's."""
+    settings.SMS_SEND_JITTER_SECONDS = 0.0
+
+
 @pytest.fixture
 def one_per_second(settings: Any) -> StubConfig:
     import uuid
