@@ -297,7 +297,7 @@ SMS_STATUS_FLUSH_STALE_SECONDS = env.float("SMS_STATUS_FLUSH_STALE_SECONDS", def
 # is at most SMS_SCHEDULE_HORIZON_SECONDS away, and parks (bulk) or holds (priority) the rest instead of waiting. A
 # message due again later than SMS_WAKE_HORIZON_SECONDS is parked rather than given a countdown task. The pacer runs
 # every SMS_PACE_INTERVAL_SECONDS and hands out each sender's capacity SMS_PACE_WINDOW_SECONDS ahead.
-SMS_SEND_CONCURRENCY = env.int("SMS_SEND_CONCURRENCY", default=16)
+SMS_SEND_CONCURRENCY = env.int("SMS_SEND_CONCURRENCY", default=32)
 # A request leaves a little after its slot (the event loop wakes late while another thread holds the GIL): slots are
 # spaced (1 + SMS_SEND_JITTER_SECONDS) / rate, so that requests up to this late never put more than rate + 1 into any
 # second at the provider (providers.ratelimit). 0.05 costs a sender 4.8% of its rate.
