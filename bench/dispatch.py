@@ -13,8 +13,9 @@ the benchmark would measure the server.
 
 The workers are docker-compose.yml's worker lines (housekeeping, bulk sender, priority + pacer) and beat, started as
 ``docker compose up`` would start them. Reported: the rate from the first to the last message fake_twilio received,
-the peak per sender in any one-second window (never above its rate, +1 at a window edge), every recipient exactly
-once, the most requests fake_twilio served at once, and the peak memory of each worker process.
+the peak per sender in any one-second window, by the moment each request reached fake_twilio (never above its
+rate, +1 at a window edge), every recipient exactly once, the most requests fake_twilio served at once, and the
+peak memory of each worker process.
 Target (issue 14): >= 0.8x the physical limit. The last line is ``RESULT {json}``.
 """
 
