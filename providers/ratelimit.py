@@ -87,7 +87,7 @@ class Limiter(Protocol):
         ...
 
 
-def _spaced(rate_per_second: float) -> float:
+def spaced_rate(rate_per_second: float) -> float:
     """The rate the slots are spaced at: the sender's, less the allowance for requests that leave a little late."""
     if rate_per_second <= 0:
         raise ValueError("rate_per_second must be positive")
@@ -185,7 +185,7 @@ class RedisLimiter:
     def reserve(
         self, *, sender_key: str, rate_per_second: float, asks: Sequence[Ask], horizon: float, peek: bool = False
     ) -> list[Slot]:
-        rate_per_second = _spaced(rate_per_second)
+        rate_per_second = spaced_rate(rate_per_second)
         flat: list[object] = []
         for ask in asks:
             flat += [max(1, ask.cost), int(ask.lane)]
@@ -198,12 +198,12 @@ class RedisLimiter:
         return slots
 
     def pace(self, *, sender_key: str, rate_per_second: float, window: float, limit: int) -> Handout:
-        rate_per_second = _spaced(rate_per_second)
+        rate_per_second = spaced_rate(rate_per_second)
         answer = self._call(sender_key, "pace", float(rate_per_second), float(window), int(limit))
         return Handout(int(float(answer[1])), float(answer[2]))
 
     def give_back(self, *, sender_key: str, rate_per_second: float, count: int) -> None:
-        rate_per_second = _spaced(rate_per_second)
+        rate_per_second = spaced_rate(rate_per_second)
         if count > 0:
             self._call(sender_key, "give_back", float(rate_per_second), int(count))
 
@@ -235,7 +235,7 @@ class FileLimiter:
     def reserve(
         self, *, sender_key: str, rate_per_second: float, asks: Sequence[Ask], horizon: float, peek: bool = False
     ) -> list[Slot]:
-        rate_per_second = _spaced(rate_per_second)
+        rate_per_second = spaced_rate(rate_per_second)
         fd = self._open(sender_key)
         try:
             now, t, u = self._load(fd)
@@ -247,7 +247,7 @@ class FileLimiter:
             os.close(fd)  # closing releases the lock
 
     def pace(self, *, sender_key: str, rate_per_second: float, window: float, limit: int) -> Handout:
-        rate_per_second = _spaced(rate_per_second)
+        rate_per_second = spaced_rate(rate_per_second)
         fd = self._open(sender_key)
         try:
             now, t, u = self._load(fd)
@@ -258,7 +258,7 @@ class FileLimiter:
             os.close(fd)
 
     def give_back(self, *, sender_key: str, rate_per_second: float, count: int) -> None:
-        rate_per_second = _spaced(rate_per_second)
+        rate_per_second = spaced_rate(rate_per_second)
         if count <= 0:
             return
         fd = self._open(sender_key)

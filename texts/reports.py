@@ -9,6 +9,8 @@ from typing import Any
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Abs, Coalesce
 
+from providers.ratelimit import spaced_rate
+
 from .models import InboundMessage, KeywordKind, OutboundMessage, Status, TextMessage
 from .services.caps import CAP_CODE
 
@@ -192,7 +194,8 @@ def sending_progress(text_message: TextMessage, *, get_config: Any = None) -> Se
                     sender=_sender_label(sender_config.sender.value, sender_config.sender.kind),
                     rate=float(sender_config.rate_per_second),
                     waiting=round(n),
-                    seconds_left=segments / float(sender_config.rate_per_second),
+                    # At the rate its slots are spaced: the sender's less the allowance for late requests.
+                    seconds_left=segments / spaced_rate(float(sender_config.rate_per_second)),
                 )
             )
     sent = sum(counts.get(s, 0) for s in (Status.SENT, Status.DELIVERED, Status.UNDELIVERED))
