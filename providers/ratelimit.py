@@ -5,13 +5,13 @@ Each sender has two clocks, both in seconds since the epoch:
 - ``t``, the theoretical arrival time of GCRA (no burst): reserving ``cost`` segments starts at ``max(now, t)`` and
   moves ``t`` on by ``cost / rate``. Every message that reaches the provider reserved its slot here first, so the
   sender never exceeds its rate over any window, however many processes and machines share it.
+- ``u``, how far ahead the pacer has handed out the sender's capacity to parked bulk messages (``pace``).
 
 ``rate`` is the sender's less an allowance for lateness: a request leaves a little after its slot (the event loop
 wakes late while another thread holds the GIL; 39 ms at p99 measured on a busy 2-core VM), and with slots exactly
 ``1 / rate`` apart a few such delays put 103-107 requests into one second on a 100/s short code. Spaced
 ``(1 + SMS_SEND_JITTER_SECONDS) / rate`` apart, requests up to that late never put more than ``rate + 1`` into any
 second at the provider (tests/providers/test_ratelimit.py checks the worst case).
-- ``u``, how far ahead the pacer has handed out the sender's capacity to parked bulk messages (``pace``).
 
 ``reserve`` answers, for each message, the slot it gets (``peek``: would get, reserving nothing). A slot within
 ``horizon`` is reserved and the caller sends at that moment; a slot further away is not reserved, and the caller

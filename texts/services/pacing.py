@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from providers.base import every_sender
+from providers.ratelimit import spaced_rate
 from smsapp.core.locks import job_lock
 
 from ..models import OutboundMessage, Schedule, Status
@@ -100,7 +101,7 @@ def _pace_sender(sender_config: Any, *, limiter: Any) -> int:
             cost = max(1, int(cost))
             if used + cost > handout.count:
                 break
-            chosen.append((int(pk), bool(priority), used / rate))
+            chosen.append((int(pk), bool(priority), used / spaced_rate(rate)))  # the limiter's spacing
             used += cost
         if handout.count > used:
             limiter.give_back(sender_key=sender_config.key, rate_per_second=rate, count=handout.count - used)
