@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,20 @@ def test_the_webhook_benchmark_flushes_with_the_shipped_priority_worker_and_a_du
     assert shipped_worker("priority")[3:] == shlex.split(compose["services"]["priority"]["command"])[1:]
     assert "sms_priority" in shipped_worker("priority")
     assert compose["services"]["redis"]["command"] == "redis-server --appendonly yes"
+
+
+def test_the_wsgi_application_loads_the_urls_when_a_worker_boots() -> None:
+    """A gunicorn worker imports the URLconf when it starts, not on its first request: a URLconf that cannot be
+    imported stops the worker at boot (and a deploy's health check) instead of answering 500 to every request while
+    retrying the import each time, and no webhook pays for the import."""
+    code = (
+        "import smsapp.wsgi; from django.urls import get_resolver; "
+        "print('loaded' if 'url_patterns' in get_resolver().__dict__ else 'not loaded')"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "smsapp.settings", "SMSAPP_IGNORE_DOTENV": "1", "SECRET_KEY": "x"}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "loaded"
