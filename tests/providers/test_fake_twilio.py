@@ -249,9 +249,32 @@ def test_stats_count_the_requests_served_at_once(fake_twilio: Any) -> None:
             pool.map(lambda _: _api(fake_twilio, f"/2010-04-01/Accounts/{fake_twilio.account_sid}.json")[0], range(6))
         )
     assert codes == [200] * 6
-    assert fake_twilio.stats() == {"in_flight": 0, "peak_in_flight": 6}
+    stats = fake_twilio.stats()
+    assert (stats["in_flight"], stats["peak_in_flight"]) == (0, 6)
     assert fake_twilio.stats(reset=True)["peak_in_flight"] == 6
     assert fake_twilio.stats()["peak_in_flight"] == 0
+
+
+def test_stats_say_how_many_status_callbacks_are_still_to_post(fake_twilio: Any, sink: str) -> None:
+    """A benchmark waits until fake_twilio has posted every status callback by asking for two numbers, not by
+    fetching the whole list of callbacks again and again (hundreds of thousands of records in a big run)."""
+    fake_twilio.control(callback_delay_ms=200)
+    for n in range(3):
+        status, _ = _api(
+            fake_twilio,
+            _messages_path(fake_twilio),
+            {"To": TO, "From": "+15005550006", "Body": f"x{n}", "StatusCallback": f"{sink}/cb"},
+        )
+        assert status == 201
+    stats = fake_twilio.stats()
+    assert stats["callbacks_waiting"] > 0  # three messages, three callbacks each, 200 ms apart
+    assert stats["callbacks_posted"] + stats["callbacks_waiting"] == 9
+    deadline = time.monotonic() + 20
+    while fake_twilio.stats()["callbacks_waiting"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stats = fake_twilio.stats()
+    assert (stats["callbacks_waiting"], stats["callbacks_posted"]) == (0, 9)
+    assert len(fake_twilio.status_callbacks_sent()) == 9
 
 
 def test_a_message_is_stamped_when_its_request_arrived_not_when_the_simulated_latency_ended(fake_twilio: Any) -> None:
