@@ -13,8 +13,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from django.db import transaction
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Path, Query, Router, Schema, Status
@@ -135,7 +135,12 @@ class OutboundOut(Schema):
     sender: str
     source: str
     status: str
-    body: str = Field(description="As rendered for the contact (empty until a worker claims the message).")
+    body: str = Field(
+        description="As rendered for the contact (empty until a worker claims the message, and for a template)."
+    )
+    content_sid: str | None = Field(
+        None, description="The provider's message template it was sent as (a WhatsApp one outside the 24-hour window)."
+    )
     segments: int | None
     encoding: str
     provider_sid: str | None
@@ -340,7 +345,9 @@ def text_message_send(request: HttpRequest, text_message_id: Path[Id], payload: 
             # The contact opted out or lost the number between the checks and the insert.
             label = CHANNEL_LABEL.get(text.channel, text.channel)
             raise _refusal(f"Contact {contact.pk} cannot receive {label} now (Do Not Contact or no address).")
-        message = OutboundMessage.objects.filter(contact=contact, text_message=text, source=Source.API).latest("pk")
+        message = _for_the_log(
+            OutboundMessage.objects.filter(contact=contact, text_message=text, source=Source.API)
+        ).latest("pk")
     return Status(202, OutboundOut.model_validate(message, from_attributes=True))
 
 
@@ -365,7 +372,7 @@ def outbound_list(request: HttpRequest, query: Query[OutboundQuery]) -> Outbound
         condition &= Q(queued_at__gte=query.since)
     if query.until is not None:
         condition &= Q(queued_at__lt=query.until)
-    rows, next_cursor = keyset_page(_with_clicks(OutboundMessage.objects.filter(condition)), query)
+    rows, next_cursor = keyset_page(_for_the_log(OutboundMessage.objects.filter(condition)), query)
     return OutboundPage(
         items=[OutboundOut.model_validate(row, from_attributes=True) for row in rows], next_cursor=next_cursor
     )
@@ -378,14 +385,18 @@ def outbound_list(request: HttpRequest, query: Query[OutboundQuery]) -> Outbound
     summary="One outbound message",
 )
 def outbound_read(request: HttpRequest, message_id: Path[Id]) -> OutboundOut:
-    message = get_object_or_404(_with_clicks(OutboundMessage.objects.all()), pk=message_id)
+    message = get_object_or_404(_for_the_log(OutboundMessage.objects.all()), pk=message_id)
     return OutboundOut.model_validate(message, from_attributes=True)
 
 
-def _with_clicks(rows: QuerySet[OutboundMessage]) -> QuerySet[OutboundMessage]:
-    """Each row's clicks in one correlated subquery (no GROUP BY over the page)."""
+def _for_the_log(rows: QuerySet[OutboundMessage]) -> QuerySet[OutboundMessage]:
+    """Each row's clicks in one correlated subquery (no GROUP BY over the page), and the template its text message
+    sends it as (the row keeps the template's text as its body)."""
     total = ShortLink.objects.filter(outbound_id=OuterRef("pk")).values("outbound_id").annotate(n=Sum("clicks"))
-    return rows.annotate(clicks=Coalesce(Subquery(total.values("n")), 0))
+    return rows.annotate(
+        clicks=Coalesce(Subquery(total.values("n")), 0),
+        content_sid=NullIf(F("text_message__content_sid"), Value("")),
+    )
 
 
 # Inbound messages

@@ -131,3 +131,21 @@ def test_media_urls_with_tokens_are_accepted_and_unknown_tokens_refused(api: Api
     assert ok.status_code == 201, ok.content
     errors = _errors(_create(api, body="Card", media_urls=["https://example.com/{{shoe_size}}.jpg"]))
     assert "Unknown personalisation token" in errors["media_urls"][0]
+
+
+def test_the_outbound_log_names_the_template_a_message_was_sent_with(api: ApiClient) -> None:
+    """A WhatsApp message outside the 24-hour window goes as a template: its log entry says which (the body is empty),
+    and a plain text message's says none."""
+    from texts.models import OutboundMessage
+
+    shipped = TextMessage.objects.create(name="Shipped", channel="whatsapp", content_sid=SHIPPED)
+    templated = OutboundMessage.objects.create(
+        to_number="whatsapp:+14155550100", channel="whatsapp", source="api", status="sent", text_message=shipped
+    )
+    hello = TextMessage.objects.create(name="Hello", body="Hi")
+    plain = OutboundMessage.objects.create(
+        to_number="+14155550101", source="api", status="sent", body="Hi", text_message=hello
+    )
+    items = {item["id"]: item for item in api.get("/api/v1/outbound-messages").json()["items"]}
+    assert (items[templated.pk]["content_sid"], items[plain.pk]["content_sid"]) == (SHIPPED, None)
+    assert api.get(f"/api/v1/outbound-messages/{templated.pk}").json()["content_sid"] == SHIPPED
