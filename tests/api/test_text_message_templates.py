@@ -134,8 +134,8 @@ def test_media_urls_with_tokens_are_accepted_and_unknown_tokens_refused(api: Api
 
 
 def test_the_outbound_log_names_the_template_a_message_was_sent_with(api: ApiClient) -> None:
-    """A WhatsApp message outside the 24-hour window goes as a template: its log entry says which (the body is empty),
-    and a plain text message's says none."""
+    """A WhatsApp message outside the 24-hour window goes as a template: its log entry says which (the body only shows
+    the template's text), and a plain text message's says none."""
     from texts.models import OutboundMessage
 
     shipped = TextMessage.objects.create(name="Shipped", channel="whatsapp", content_sid=SHIPPED)
