@@ -136,7 +136,7 @@ class OutboundOut(Schema):
     source: str
     status: str
     body: str = Field(
-        description="As rendered for the contact (empty until a worker claims the message, and for a template)."
+        description="As rendered for the contact (empty until a worker claims the message; for a template, its text)."
     )
     content_sid: str | None = Field(
         None, description="The provider's message template it was sent as (a WhatsApp one outside the 24-hour window)."
