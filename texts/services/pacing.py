@@ -97,11 +97,12 @@ def _pace_sender(sender_config: Any, *, limiter: Any) -> int:
         )
         chosen: list[tuple[int, bool, float]] = []  # id, priority, seconds after the hand-out's start
         used = 0
+        slot_rate = spaced_rate(rate)  # the rate the limiter spaces its slots at
         for pk, priority, cost in line:
             cost = max(1, int(cost))
             if used + cost > handout.count:
                 break
-            chosen.append((int(pk), bool(priority), used / spaced_rate(rate)))  # the limiter's spacing
+            chosen.append((int(pk), bool(priority), used / slot_rate))
             used += cost
         if handout.count > used:
             limiter.give_back(sender_key=sender_config.key, rate_per_second=rate, count=handout.count - used)
