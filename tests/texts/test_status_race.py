@@ -88,11 +88,11 @@ def _callbacks_before_the_write(event_for: Callable[[str], StatusEvent]) -> Iter
     provider's answer and the worker's write of the outcome: the race a fast callback wins."""
     real = dispatch._write_outcomes
 
-    def callback_first(finished: list[tuple[OutboundMessage, Any]], outcome: Any) -> None:
+    def callback_first(finished: list[tuple[OutboundMessage, Any]], outcome: Any, **kwargs: Any) -> None:
         for row, result in finished:
             if isinstance(result, SendResult):
                 assert outbound_status_apply(event=event_for(result.sid), outbound_id=row.pk)
-        real(finished, outcome)
+        real(finished, outcome, **kwargs)
 
     with mock.patch.object(dispatch, "_write_outcomes", callback_first):
         yield

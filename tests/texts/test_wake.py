@@ -5,11 +5,19 @@ text, held for its long code's next slot 0.64 s away, was woken 0.6 s later and 
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from contacts.models import Contact
+from texts import services
+from texts.models import OutboundMessage, TextMessage
 from texts.services import dispatch
+
+from .conftest import Pipeline, transient
 
 
 @pytest.mark.parametrize("due_in", [0.01, 0.64, 0.65, 1.0, 7.349])
@@ -32,3 +40,52 @@ def test_rows_due_within_the_same_tenth_share_one_task(monkeypatch: pytest.Monke
     dispatch._wake([1, 2, 3], {1: 0.61, 2: 0.69, 3: 0.71}, priority={1: False, 2: False, 3: False})
 
     assert sorted((ids, round(kw["countdown"], 1)) for ids, kw in queued) == [([1, 2], 0.7), ([3], 0.8)]
+
+
+@pytest.mark.django_db
+def test_a_batchs_retries_share_one_task_per_second_across_its_outcome_writes(
+    pipeline: Pipeline,
+    transactional_text: TextMessage,
+    make_contact: Callable[..., Contact],
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A fifth of the calls refused with 429, as bench/faults.py has fake_twilio do: each outcome write holds the few
+    # calls that finished together, and woken one write at a time its one or two retries got tasks of their own,
+    # which crowded the bulk queue ahead of whole batches.
+    settings.SMS_SEND_CONCURRENCY = 4
+    settings.SMS_RETRY_BASE_SECONDS = 10  # due 5 to 10 seconds later
+    contacts = [make_contact() for _ in range(60)]
+    for contact in contacts[::5]:
+        pipeline.provider.errors[str(contact.mobile)] = [transient()]
+    services.outbound_enqueue(text_message=transactional_text, contacts=[c.pk for c in contacts], source="broadcast")
+    ids = sorted(OutboundMessage.objects.values_list("pk", flat=True))
+    writes: list[int] = []
+    real_write = dispatch._write_outcomes
+
+    def counted(finished: list[tuple[OutboundMessage, Any]], outcome: Any, **kwargs: Any) -> None:
+        writes.append(len(finished))
+        real_write(finished, outcome, **kwargs)
+
+    queued: list[tuple[list[int], dict[str, Any], float]] = []
+    monkeypatch.setattr(dispatch, "_write_outcomes", counted)
+    monkeypatch.setattr(
+        dispatch, "enqueue_after_commit", lambda ids, **kwargs: queued.append((ids, kwargs, time.time()))
+    )
+
+    outcome = services.outbound_process_batch(message_ids=ids, **pipeline.kwargs())
+
+    retried = sorted(outcome.retried)
+    assert len(retried) == 12
+    assert len([n for n in writes if n]) > 3  # the retries came back in several writes
+    woken = sorted(pk for ids_, _, _ in queued for pk in ids_)
+    assert woken == retried  # every retry woken, once
+    due = {
+        pk: at.timestamp()
+        for pk, at in OutboundMessage.objects.filter(pk__in=retried).values_list("pk", "next_attempt_at")
+    }
+    seconds = {math.ceil(at) for at in due.values()}
+    assert len(queued) <= len(seconds)  # one task per second of due time, not one per write
+    for ids_, kwargs, when in queued:
+        assert kwargs["priority"] is False
+        assert when + kwargs["countdown"] >= max(due[pk] for pk in ids_) - 1e-3  # never before its rows are due

@@ -83,6 +83,9 @@ logger = logging.getLogger(__name__)
 WRITE_DELAY_SECONDS = 0.05
 # A call waits at most this long for the slot it reserves; further away, the message is planned again.
 LATE_TOLERANCE_SECONDS = 0.1
+# Retries due this close are woken when their outcome is written; later ones wait in the batch's ``_RetryWakes`` to
+# share a task with the rest of the batch's retries due in the same second.
+RETRY_WAKE_SOON_SECONDS = 5.0
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -248,6 +251,7 @@ class _Engine:
         self.seq = itertools.count()
         self.provider: Any = None
         self.callback: str | None = None
+        self.wakes = _RetryWakes()
 
     def run(self, message_ids: list[int]) -> None:
         pending = list(message_ids)
@@ -265,6 +269,7 @@ class _Engine:
                 self._wait()
                 self._write(force=False)
             self._write(force=True)
+            self.wakes.flush(everything=True)
         except BaseException:
             self._abandon()
             raise
@@ -285,6 +290,10 @@ class _Engine:
             logger.warning(
                 "outcomes of %d finished calls not written; the sweeper will see to them", len(self.finished)
             )
+        try:
+            self.wakes.flush(everything=True)
+        except Exception:
+            logger.warning("retries not woken (the broker went away): the sweeper will queue them when due")
 
     # 1-3: claim, check, prepare, schedule
 
@@ -521,7 +530,8 @@ class _Engine:
         if not (force or crowd or time.time() - self.first_finished_at >= WRITE_DELAY_SECONDS):
             return
         finished, self.finished = self.finished, []
-        _write_outcomes(finished, self.outcome)
+        _write_outcomes(finished, self.outcome, wakes=self.wakes)
+        self.wakes.flush(everything=False)
 
 
 async def _gate(size: int) -> asyncio.Semaphore:
@@ -1185,8 +1195,40 @@ def _retry_delay(attempts: int) -> float:
     return delay * (0.5 + random.random() / 2)
 
 
-def _write_outcomes(finished: list[tuple[OutboundMessage, Any]], outcome: BatchOutcome) -> None:
-    """Outcomes that finished together: one statement per kind (sent, failed, retried, unknown)."""
+class _RetryWakes:
+    """The tasks of a batch's retries, one per priority and second they are due in, across all its outcome writes.
+
+    A retry is due seconds to minutes later (``_retry_delay``). Woken one write at a time (a write holds the few calls
+    that finished together), a burst of 429s gave each write its own tasks of one to three rows: in a 10,000-message
+    broadcast against a fifth of requests refused, hundreds of such tasks crowded the workers' queue ahead of the
+    1,000-row batches, and the broadcast sent a tenth of its rate for its first minute (bench/faults.py). Here a
+    retry waits in memory until it is due within ``RETRY_WAKE_SOON_SECONDS`` or the batch ends, then shares one task
+    per second of due time. A worker that dies first loses only the tasks: the rows are ``queued`` with their due
+    time, and the sweeper queues them again."""
+
+    def __init__(self) -> None:
+        self.due: dict[tuple[bool, int], list[int]] = defaultdict(list)
+
+    def add(self, ids: Iterable[int], *, at: dict[int, float], priority: dict[int, bool]) -> None:
+        for pk in ids:
+            if pk in at:
+                # Rounded up to the second: the claim takes a row only once it is due (``_wake``).
+                self.due[(priority[pk], math.ceil(round(at[pk], 6)))].append(pk)
+
+    def flush(self, *, everything: bool) -> None:
+        now = time.time()
+        for key in sorted(self.due):
+            is_priority, second = key
+            if everything or second - now <= RETRY_WAKE_SOON_SECONDS:
+                ids = self.due.pop(key)
+                enqueue_after_commit(sorted(ids), priority=is_priority, countdown=max(0.0, second - now))
+
+
+def _write_outcomes(
+    finished: list[tuple[OutboundMessage, Any]], outcome: BatchOutcome, *, wakes: _RetryWakes | None = None
+) -> None:
+    """Outcomes that finished together: one statement per kind (sent, failed, retried, unknown). Retries are woken
+    through ``wakes`` when given (the batch's, which groups them), else at once."""
     from providers.base import ErrorKind, ProviderError, SendResult
 
     sent: list[tuple[OutboundMessage, SendResult]] = []
@@ -1245,7 +1287,7 @@ def _write_outcomes(finished: list[tuple[OutboundMessage, Any]], outcome: BatchO
             )
         )
     if retry:
-        outcome.retried.extend(_write_retries(retry))
+        outcome.retried.extend(_write_retries(retry, wakes=wakes))
     for row, error in opted_out:
         if row.contact is not None:
             dnc_add(
@@ -1295,16 +1337,18 @@ def _write_sent(sent: list[tuple[OutboundMessage, Any]]) -> list[int]:
     return sorted(moved)
 
 
-def _write_retries(retry: list[tuple[OutboundMessage, str, str, float]]) -> list[int]:
+def _write_retries(
+    retry: list[tuple[OutboundMessage, str, str, float]], *, wakes: _RetryWakes | None = None
+) -> list[int]:
     """Back to the queue with backoff: soon ones with a task due then, later ones parked for the pacer to wake."""
     wake_horizon = float(_setting("SMS_WAKE_HORIZON_SECONDS", 120))
     now = time.time()
     rows = []
-    countdowns: dict[int, float] = {}
+    due_at: dict[int, float] = {}  # Unix time
     for row, code, message, delay in retry:
         schedule = Schedule.NONE if delay <= wake_horizon else Schedule.PARKED
         if schedule == Schedule.NONE:
-            countdowns[row.pk] = delay
+            due_at[row.pk] = now + delay
         next_at = dt.datetime.fromtimestamp(now + delay, tz=dt.UTC)
         rows.append((row.pk, row.claim, [code, message, _stamp(next_at), schedule]))
     moved = _update_each(
@@ -1319,7 +1363,11 @@ def _write_retries(retry: list[tuple[OutboundMessage, str, str, float]]) -> list
         ],
         fixed={"claim": None},
     )
-    _wake(moved, countdowns, priority={r.pk: r.priority for r, *_ in retry})
+    own = wakes is None
+    wakes = wakes or _RetryWakes()
+    wakes.add(moved, at=due_at, priority={r.pk: r.priority for r, *_ in retry})
+    if own:
+        wakes.flush(everything=True)
     return moved
 
 
