@@ -43,7 +43,9 @@ def test_rows_due_within_the_same_tenth_share_one_task(monkeypatch: pytest.Monke
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("base", [2, 10])  # bench/faults.py's and a deployment's order of delay
 def test_a_batchs_retries_share_one_task_per_second_across_its_outcome_writes(
+    base: int,
     pipeline: Pipeline,
     transactional_text: TextMessage,
     make_contact: Callable[..., Contact],
@@ -54,7 +56,7 @@ def test_a_batchs_retries_share_one_task_per_second_across_its_outcome_writes(
     # calls that finished together, and woken one write at a time its one or two retries got tasks of their own,
     # which crowded the bulk queue ahead of whole batches.
     settings.SMS_SEND_CONCURRENCY = 4
-    settings.SMS_RETRY_BASE_SECONDS = 10  # due 5 to 10 seconds later
+    settings.SMS_RETRY_BASE_SECONDS = base  # due base/2 to base seconds later
     contacts = [make_contact() for _ in range(60)]
     for contact in contacts[::5]:
         pipeline.provider.errors[str(contact.mobile)] = [transient()]
@@ -89,3 +91,23 @@ def test_a_batchs_retries_share_one_task_per_second_across_its_outcome_writes(
     for ids_, kwargs, when in queued:
         assert kwargs["priority"] is False
         assert when + kwargs["countdown"] >= max(due[pk] for pk in ids_) - 1e-3  # never before its rows are due
+
+
+def test_retries_wait_for_company_until_their_second_is_near(monkeypatch: pytest.MonkeyPatch) -> None:
+    queued: list[tuple[list[int], dict[str, Any]]] = []
+    monkeypatch.setattr(dispatch, "enqueue_after_commit", lambda ids, **kwargs: queued.append((ids, kwargs)))
+    now = 1_000_000.25
+    monkeypatch.setattr(dispatch.time, "time", lambda: now)
+    wakes = dispatch._RetryWakes()
+    wakes.add([1, 2, 3], at={1: now + 0.5, 2: now + 0.7, 3: now + 4.0}, priority={1: True, 2: False, 3: False})
+
+    wakes.flush(everything=False)  # 1 and 2 are due in the next second: woken now, each with its own priority
+    assert sorted((ids, kw["priority"], kw["countdown"]) for ids, kw in queued) == [
+        ([1], True, 0.75),
+        ([2], False, 0.75),
+    ]
+    wakes.add([4], at={4: now + 3.9}, priority={4: False})  # a later write: joins 3, due in the same second
+    wakes.flush(everything=False)
+    assert len(queued) == 2
+    wakes.flush(everything=True)  # the batch ends
+    assert queued[2] == ([3, 4], {"priority": False, "countdown": 4.75})

@@ -83,9 +83,9 @@ logger = logging.getLogger(__name__)
 WRITE_DELAY_SECONDS = 0.05
 # A call waits at most this long for the slot it reserves; further away, the message is planned again.
 LATE_TOLERANCE_SECONDS = 0.1
-# Retries due this close are woken when their outcome is written; later ones wait in the batch's ``_RetryWakes`` to
-# share a task with the rest of the batch's retries due in the same second.
-RETRY_WAKE_SOON_SECONDS = 5.0
+# A batch's retries wait in its ``_RetryWakes`` to share a task with the rest of its retries due in the same second,
+# until that second is this close (or the batch ends). More than a write's interval, less than a retry's delay.
+RETRY_WAKE_SOON_SECONDS = 1.0
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -1202,8 +1202,8 @@ class _RetryWakes:
     that finished together), a burst of 429s gave each write its own tasks of one to three rows: in a 10,000-message
     broadcast against a fifth of requests refused, hundreds of such tasks crowded the workers' queue ahead of the
     1,000-row batches, and the broadcast sent a tenth of its rate for its first minute (bench/faults.py). Here a
-    retry waits in memory until it is due within ``RETRY_WAKE_SOON_SECONDS`` or the batch ends, then shares one task
-    per second of due time. A worker that dies first loses only the tasks: the rows are ``queued`` with their due
+    retry waits in memory until its second is ``RETRY_WAKE_SOON_SECONDS`` away or the batch ends, then shares one task
+    per second of due time with every retry of the batch due in that second. A worker that dies first loses only the tasks: the rows are ``queued`` with their due
     time, and the sweeper queues them again."""
 
     def __init__(self) -> None:
