@@ -1203,8 +1203,8 @@ class _RetryWakes:
     broadcast against a fifth of requests refused, hundreds of such tasks crowded the workers' queue ahead of the
     1,000-row batches, and the broadcast sent a tenth of its rate for its first minute (bench/faults.py). Here a
     retry waits in memory until its second is ``RETRY_WAKE_SOON_SECONDS`` away or the batch ends, then shares one task
-    per second of due time with every retry of the batch due in that second. A worker that dies first loses only the tasks: the rows are ``queued`` with their due
-    time, and the sweeper queues them again."""
+    per second of due time with every retry of the batch due in that second. A worker that dies first loses only the
+    tasks: the rows are ``queued`` with their due time, and the sweeper queues them again."""
 
     def __init__(self) -> None:
         self.due: dict[tuple[bool, int], list[int]] = defaultdict(list)
