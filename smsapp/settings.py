@@ -186,6 +186,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes every database connection before and after each task unless this is set (then it does
+# so every this many tasks). The tasks here are many and small (pacer hand-outs, status flushes, 429 retries), and a
+# PostgreSQL backend started and authenticated for each cost more than most of their queries: smsapp.core.celery
+# applies Django's own rules around each task instead (close_old_connections: broken, or older than CONN_MAX_AGE).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 
 # SMS (Twilio)
 # Environment values win over the plugin page; the page says which ones come from here.

@@ -196,3 +196,50 @@ def test_embedded_defaults_run_a_real_worker_and_beat_with_no_server(client: Cli
         assert client.get("/healthz").json()["broker"] == "ok"
     finally:
         procs.stop_all([beat, worker])
+
+
+def _sessions_opened() -> int:
+    """Sessions PostgreSQL has started on this database so far (its cumulative statistics, read afresh)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_its_database_connection_from_task_to_task(celery_worker: procs.Proc) -> None:
+    # Celery's Django fixup closed every connection before and after each task: each of the many small tasks (pacer
+    # hand-outs, status flushes, sweeps) started and authenticated a PostgreSQL backend of its own. Django's rules
+    # apply instead (smsapp.core.celery): a connection lives CONN_MAX_AGE, and is replaced once it is broken.
+    from texts.tasks import outbound_sweep_task
+
+    def sweeps(count: int) -> None:
+        for _ in range(count):
+            outbound_sweep_task.delay()
+        deadline = time.monotonic() + 60
+        while celery_worker.output().count("texts.outbound_sweep[") < 2 * ran[0] + 2 * count:  # received, succeeded
+            assert time.monotonic() < deadline, celery_worker.output()[-2000:]
+            time.sleep(0.1)
+        ran[0] += count
+        time.sleep(1.5)  # a backend reports the session it counts within a second, and at its exit
+
+    ran = [0]
+    sweeps(2)  # the worker's pool processes connect once each
+    before = _sessions_opened()
+    sweeps(20)
+    assert _sessions_opened() - before <= 2  # was 20 or more: one per task
+
+    # A connection that broke (PostgreSQL restarted, an administrator ended it) is replaced, not kept.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    sweeps(4)
+    assert "Traceback" not in celery_worker.output()

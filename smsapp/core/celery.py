@@ -11,8 +11,10 @@ django-celery-beat's database scheduler, so an operator can change an interval i
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery, Task
+from celery.signals import task_postrun, task_prerun
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smsapp.settings")
@@ -21,6 +23,22 @@ app = Celery("smsapp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in ("sms_priority", "sms_bulk", "default")]
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _database_connections_checked(**kwargs: Any) -> None:
+    """Around each task, what Django does around each request: a connection that is broken (PostgreSQL restarted)
+    or older than CONN_MAX_AGE is closed, and the next query opens a new one; a healthy one is kept (CONN_HEALTH_CHECKS
+    checks it at the task's first query). Celery's own closing of every connection is held off by
+    ``CELERY_DB_REUSE_MAX`` (settings). Not for a task run eagerly: it runs inside its caller's transaction (a
+    test's), which a connection that is not in autocommit would have closed under it."""
+    from django.db import close_old_connections
+
+    task = kwargs.get("sender")
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        return
+    close_old_connections()
 
 
 def schedule_periodic(name: str, task: str, seconds: float, *, queue: str = "default") -> None:
