@@ -94,6 +94,13 @@ def spaced_rate(rate_per_second: float) -> float:
     return float(rate_per_second) / (1.0 + max(0.0, float(getattr(settings, "SMS_SEND_JITTER_SECONDS", 0.0))))
 
 
+def late_wake_allowance() -> float:
+    """How late after its slot a call may still leave, in seconds: half the allowance the slots' spacing leaves for
+    lateness (``SMS_SEND_JITTER_SECONDS``), the other half for the client's own work and the way to the provider. A
+    call woken later takes a new slot rather than crowding the next ones into one second."""
+    return max(0.0, float(getattr(settings, "SMS_SEND_JITTER_SECONDS", 0.0))) / 2
+
+
 def _reserve(
     now: float, t: float, u: float, *, rate: float, asks: Sequence[Ask], horizon: float
 ) -> tuple[float, list[Slot]]:

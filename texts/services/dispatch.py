@@ -61,7 +61,7 @@ from contacts.selectors import (
 from contacts.services import dnc_add, timeline_record_many
 from providers import registry
 from providers.base import MessageTemplate, callback_url_for, senders_for
-from providers.ratelimit import Ask, Lane, Limiter
+from providers.ratelimit import Ask, Lane, Limiter, late_wake_allowance
 from providers.segments import MAX_BODY_CHARACTERS, count_segments
 from providers.senders import NoSender, SenderRules, choose_sender, sender_rules
 
@@ -558,6 +558,8 @@ class _Done:
 
 
 _SKIPPED = object()
+# A call woken too late for its slot reserves another at most this many times, then goes back to its batch.
+LATE_WAKE_RESERVES = 3
 
 
 async def _call(
@@ -598,24 +600,35 @@ async def _call(
                 return _Done(False, error)
             stamped = True
         if limiter is not None:
-            try:
-                (slot,) = limiter.reserve(
-                    sender_key=sender_config.key,
-                    rate_per_second=sender_config.rate_per_second,
-                    asks=[ask],
-                    horizon=tolerance,
-                )
-            except Exception as exc:  # Redis gone: no slot, and nothing was sent (a retry with backoff, not unknown)
-                logger.warning("rate limiter unavailable: %s", type(exc).__name__)
-                error = ProviderError(
-                    ErrorKind.TRANSIENT, "rate_limiter", "The rate limiter could not be reached; nothing was sent."
-                )
-                return _Unsent(stamped, error)
-            wait = slot.at - time.time()
-            if not slot.reserved or wait > tolerance:
-                return _NotYet(slot.at, slot.reserved, stamped)
-            if wait > 0:
+            for attempt in range(LATE_WAKE_RESERVES + 1):
+                try:
+                    (slot,) = limiter.reserve(
+                        sender_key=sender_config.key,
+                        rate_per_second=sender_config.rate_per_second,
+                        asks=[ask],
+                        horizon=tolerance,
+                    )
+                except (
+                    Exception
+                ) as exc:  # Redis gone: no slot, and nothing was sent (a retry with backoff, not unknown)
+                    logger.warning("rate limiter unavailable: %s", type(exc).__name__)
+                    error = ProviderError(
+                        ErrorKind.TRANSIENT, "rate_limiter", "The rate limiter could not be reached; nothing was sent."
+                    )
+                    return _Unsent(stamped, error)
+                wait = slot.at - time.time()
+                if not slot.reserved or wait > tolerance:
+                    return _NotYet(slot.at, slot.reserved, stamped)
+                if wait <= 0:
+                    break
                 await asyncio.sleep(wait)
+                # Woken later than the limiter's allowance for lateness (a busy loop, the GIL, a descheduled process):
+                # sent now, this request would crowd the ones of the slots after it into one second at the provider.
+                # The missed slot is left unused and the call takes the next free one.
+                if time.time() - slot.at <= late_wake_allowance():
+                    break
+                if attempt == LATE_WAKE_RESERVES:
+                    return _NotYet(time.time(), False, stamped)  # the batch plans it again
         try:
             return _Done(stamped, await provider.send_async(request))
         except Exception as exc:
