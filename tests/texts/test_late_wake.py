@@ -68,7 +68,8 @@ def _run(limiter: _Limiter, provider: _Provider, oversleep: list[float], monkeyp
 def test_a_call_woken_on_time_goes_at_its_slot(monkeypatch: pytest.MonkeyPatch) -> None:
     limiter, provider = _Limiter([0.05]), _Provider()
     outcome = _run(limiter, provider, [], monkeypatch)
-    assert isinstance(outcome, dispatch._Done) and outcome.value == "ok"
+    assert isinstance(outcome, dispatch._Done)
+    assert outcome.value == "ok"
     assert len(limiter.reserved) == 1
     assert 0 <= provider.sent_at[0] - limiter.reserved[0] <= late_wake_allowance()
 
@@ -77,7 +78,8 @@ def test_a_call_woken_later_than_the_allowance_takes_the_next_free_slot(monkeypa
     late = late_wake_allowance() + 0.1
     limiter, provider = _Limiter([0.02, 0.03]), _Provider()
     outcome = _run(limiter, provider, [late], monkeypatch)
-    assert isinstance(outcome, dispatch._Done) and outcome.value == "ok"
+    assert isinstance(outcome, dispatch._Done)
+    assert outcome.value == "ok"
     assert len(limiter.reserved) == 2  # the missed slot, then a fresh one
     assert len(provider.sent_at) == 1
     assert provider.sent_at[0] - limiter.reserved[0] > late  # the first slot stayed unused
@@ -89,6 +91,7 @@ def test_a_call_that_keeps_waking_late_goes_back_to_its_batch_unsent(monkeypatch
     tries = dispatch.LATE_WAKE_RESERVES + 1
     limiter, provider = _Limiter([0.01] * tries), _Provider()
     outcome = _run(limiter, provider, [late] * tries, monkeypatch)
-    assert isinstance(outcome, dispatch._NotYet) and not outcome.reserved
+    assert isinstance(outcome, dispatch._NotYet)
+    assert not outcome.reserved
     assert len(limiter.reserved) == tries
     assert provider.sent_at == []
